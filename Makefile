@@ -1,0 +1,37 @@
+# The two commands: `make run` (install deps, build Release, 4-rank benchmark of every collective
+# with checks, topology summary) and `make test` (install deps, build, run the whole suite).
+BUILD ?= build
+JOBS ?= $(shell nproc)
+CMAKE_FLAGS ?=
+RANKS ?= 4
+
+.PHONY: all deps build run test test-asan test-tsan install clean
+
+all: build
+
+deps:
+	bash scripts/deps.sh
+
+$(BUILD)/build.ninja:
+	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS)
+
+build: deps $(BUILD)/build.ninja
+	cmake --build $(BUILD) -j $(JOBS)
+
+run: build
+	bash scripts/run.sh $(BUILD) $(RANKS)
+
+test: build
+	bash scripts/test.sh $(BUILD)
+
+test-asan:
+	$(MAKE) test BUILD=build-asan CMAKE_FLAGS="-DTRELLIS_SANITIZE=address -DCMAKE_BUILD_TYPE=RelWithDebInfo"
+
+test-tsan:
+	$(MAKE) test BUILD=build-tsan CMAKE_FLAGS="-DTRELLIS_SANITIZE=thread -DCMAKE_BUILD_TYPE=RelWithDebInfo"
+
+install: build
+	cmake --install $(BUILD) --prefix $(or $(PREFIX),/usr/local)
+
+clean:
+	rm -rf $(BUILD) build-asan build-tsan
