@@ -1,0 +1,438 @@
+#include "transport/tcp/tcp_transport.h"
+
+#include <errno.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <deque>
+
+#include "core/log.h"
+#include "core/params.h"
+
+namespace trellis::transport {
+
+static Param<int64_t> kSocketsPerPeer("TRELLIS_SOCKETS_PER_PEER", 2,
+                                      "TCP sockets per peer; large messages are striped over them");
+static Param<int64_t> kChunkBytes("TRELLIS_TCP_CHUNK_BYTES", 512 * 1024,
+                                  "bytes per TCP chunk when a message is striped over sockets");
+
+TcpOptions tcpOptionsFromParams() {
+  TcpOptions o;
+  int64_t n = kSocketsPerPeer.get();
+  o.socketsPerPeer = static_cast<int>(n < 1 ? 1 : n > 16 ? 16 : n);
+  int64_t c = kChunkBytes.get();
+  o.chunkBytes = static_cast<size_t>(c < 4096 ? 4096 : c > (64 << 20) ? (64 << 20) : c);
+  return o;
+}
+
+namespace {
+constexpr uint32_t kHelloMagic = 0x7e11c0de;
+constexpr uint32_t kChunkMagic = 0x7e11da7a;
+
+struct Hello {
+  uint32_t magic;
+  int32_t from;
+  int32_t socketIndex;
+  int32_t reserved;
+  uint8_t secret[16];
+};
+
+struct WireHeader {
+  uint32_t magic;
+  uint32_t len;     // payload bytes in this chunk
+  uint64_t seq;     // message sequence number on this (sender, receiver) pair
+  uint64_t offset;  // where the payload goes in the message
+  uint64_t total;   // message size
+};
+static_assert(sizeof(WireHeader) == 32);
+
+struct SendChunk {
+  Request* req;
+  const char* data;
+  WireHeader hdr;
+  size_t sent = 0;  // header + payload bytes written so far
+};
+
+struct RecvSlot {
+  Request* req;
+  char* buf;
+  size_t cap;
+  uint64_t total = UINT64_MAX;
+  size_t got = 0;
+};
+
+struct Sock {
+  int fd = -1;
+  int peer = -1;
+  int index = 0;
+  std::deque<SendChunk> sendq;
+  WireHeader hdr{};
+  size_t hdrGot = 0;
+  size_t payloadGot = 0;
+  bool paused = false;    // a header arrived for a receive not posted yet
+  bool inEpoll = true;
+  uint32_t events = 0;
+};
+
+struct Peer {
+  std::vector<int> socks;  // indices into Impl::socks
+  uint64_t nextSendSeq = 0;
+  uint64_t recvBase = 0;  // sequence number of recvs.front()
+  std::deque<RecvSlot> recvs;
+  bool closed = false;
+  std::string addr;
+};
+}  // namespace
+
+struct TcpTransport::Impl {
+  int rank = -1;
+  int nranks = 0;
+  TcpOptions opt;
+  int epfd = -1;
+  std::vector<Sock> socks;
+  std::vector<Peer> peers;  // indexed by rank; empty socks for ranks not reached
+  Status error;
+
+  ~Impl() {
+    for (auto& s : socks)
+      if (s.fd >= 0) ::close(s.fd);
+    if (epfd >= 0) ::close(epfd);
+  }
+
+  Status fail(Status s) {
+    if (error.isOk()) error = s;
+    return error;
+  }
+
+  void setEvents(Sock& s) {
+    uint32_t ev = (s.paused ? 0u : static_cast<uint32_t>(EPOLLIN)) | (s.sendq.empty() ? 0u : static_cast<uint32_t>(EPOLLOUT));
+    if (!s.inEpoll) {
+      if (ev == 0) return;
+      epoll_event e{ev, {.u32 = static_cast<uint32_t>(&s - socks.data())}};
+      epoll_ctl(epfd, EPOLL_CTL_ADD, s.fd, &e);
+      s.inEpoll = true;
+      s.events = ev;
+      return;
+    }
+    if (ev == s.events) return;
+    epoll_event e{ev, {.u32 = static_cast<uint32_t>(&s - socks.data())}};
+    epoll_ctl(epfd, EPOLL_CTL_MOD, s.fd, &e);
+    s.events = ev;
+  }
+
+  bool peerBusy(const Peer& p) const {
+    if (!p.recvs.empty()) return true;
+    for (int si : p.socks)
+      if (!socks[si].sendq.empty()) return true;
+    return false;
+  }
+
+  Status connectionLost(Sock& s, const char* what, int err) {
+    Peer& p = peers[s.peer];
+    if (!peerBusy(p)) {
+      // The peer finished with us and closed (e.g. it destroyed its communicator first): not an
+      // error unless we try to talk to it again.
+      p.closed = true;
+      if (s.inEpoll) epoll_ctl(epfd, EPOLL_CTL_DEL, s.fd, nullptr);
+      s.inEpoll = false;
+      s.paused = true;
+      return Status::ok();
+    }
+    return fail(remoteError("rank %d: connection to rank %d (tcp %s, socket %d) %s%s%s", rank, s.peer,
+                            p.addr.c_str(), s.index, what, err ? ": " : "", err ? strerror(err) : ""));
+  }
+
+  Status flush(Sock& s, bool* didWork) {
+    while (!s.sendq.empty()) {
+      SendChunk& c = s.sendq.front();
+      iovec iov[2];
+      int n = 0;
+      size_t hdrLeft = c.sent < sizeof c.hdr ? sizeof c.hdr - c.sent : 0;
+      if (hdrLeft) iov[n++] = {reinterpret_cast<char*>(&c.hdr) + c.sent, hdrLeft};
+      size_t payOff = c.sent > sizeof c.hdr ? c.sent - sizeof c.hdr : 0;
+      if (c.hdr.len > payOff) iov[n++] = {const_cast<char*>(c.data) + payOff, c.hdr.len - payOff};
+      msghdr m{};
+      m.msg_iov = iov;
+      m.msg_iovlen = n;
+      ssize_t w = ::sendmsg(s.fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (w < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+        if (errno == EINTR) continue;
+        return connectionLost(s, "failed while sending", errno);
+      }
+      *didWork = true;
+      c.sent += static_cast<size_t>(w);
+      if (c.sent == sizeof c.hdr + c.hdr.len) {
+        Request* r = c.req;
+        r->done += c.hdr.len;
+        if (--r->pendingParts == 0) r->state = ReqState::kDone;
+        s.sendq.pop_front();
+      }
+    }
+    setEvents(s);
+    return Status::ok();
+  }
+
+  // Reads as much as possible from one socket into posted receives.
+  Status drain(Sock& s, bool* didWork) {
+    Peer& p = peers[s.peer];
+    for (;;) {
+      if (s.hdrGot < sizeof s.hdr) {
+        ssize_t r = ::recv(s.fd, reinterpret_cast<char*>(&s.hdr) + s.hdrGot, sizeof s.hdr - s.hdrGot, MSG_DONTWAIT);
+        if (r == 0) return connectionLost(s, "was closed by the peer", 0);
+        if (r < 0) {
+          if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+          if (errno == EINTR) continue;
+          return connectionLost(s, "failed while receiving", errno);
+        }
+        *didWork = true;
+        s.hdrGot += static_cast<size_t>(r);
+        if (s.hdrGot < sizeof s.hdr) continue;
+        const WireHeader& h = s.hdr;
+        if (h.magic != kChunkMagic || h.len > opt.chunkBytes || h.offset > h.total || h.len > h.total - h.offset ||
+            h.seq < p.recvBase)
+          return fail(remoteError("rank %d: malformed chunk header from rank %d (tcp %s): magic 0x%08x len %u "
+                                  "seq %lu offset %lu total %lu", rank, s.peer, p.addr.c_str(), h.magic, h.len,
+                                  static_cast<unsigned long>(h.seq), static_cast<unsigned long>(h.offset),
+                                  static_cast<unsigned long>(h.total)));
+        s.payloadGot = 0;
+      }
+      uint64_t idx = s.hdr.seq - p.recvBase;
+      if (idx >= p.recvs.size()) {  // its receive is not posted yet: leave the data in the kernel
+        s.paused = true;
+        setEvents(s);
+        return Status::ok();
+      }
+      RecvSlot& slot = p.recvs[idx];
+      if (slot.total == UINT64_MAX) {
+        if (s.hdr.total > slot.cap)
+          return fail(invalidUsage("rank %d: rank %d sent a %lu-byte message but the matching receive is %zu bytes",
+                                   rank, s.peer, static_cast<unsigned long>(s.hdr.total), slot.cap));
+        slot.total = s.hdr.total;
+        slot.req->received = slot.total;
+      } else if (slot.total != s.hdr.total) {
+        return fail(remoteError("rank %d: inconsistent chunk from rank %d (total %lu, expected %lu)", rank, s.peer,
+                                static_cast<unsigned long>(s.hdr.total), static_cast<unsigned long>(slot.total)));
+      }
+      while (s.payloadGot < s.hdr.len) {
+        ssize_t r = ::recv(s.fd, slot.buf + s.hdr.offset + s.payloadGot, s.hdr.len - s.payloadGot, MSG_DONTWAIT);
+        if (r == 0) return connectionLost(s, "was closed by the peer in the middle of a message", 0);
+        if (r < 0) {
+          if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            setEvents(s);
+            return Status::ok();
+          }
+          if (errno == EINTR) continue;
+          return connectionLost(s, "failed while receiving", errno);
+        }
+        *didWork = true;
+        s.payloadGot += static_cast<size_t>(r);
+      }
+      slot.got += s.hdr.len;
+      slot.req->done = slot.got;
+      s.hdrGot = 0;
+      if (slot.got == slot.total) {
+        slot.req->state = ReqState::kDone;
+        while (!p.recvs.empty() && p.recvs.front().req->state == ReqState::kDone) {
+          p.recvs.pop_front();
+          ++p.recvBase;
+        }
+      }
+    }
+    setEvents(s);
+    return Status::ok();
+  }
+};
+
+TcpTransport::TcpTransport(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+TcpTransport::~TcpTransport() = default;
+
+Result<std::unique_ptr<TcpTransport>> TcpTransport::create(Bootstrap& bs, const std::vector<int>& peerList,
+                                                           const TcpOptions& opt, const std::atomic<bool>* abort) {
+  auto impl = std::make_unique<Impl>();
+  impl->rank = bs.rank();
+  impl->nranks = bs.nranks();
+  impl->opt = opt;
+  impl->peers.resize(bs.nranks());
+  net::SockAddr want = bs.listenAddr();
+  want.setPort(0);
+  net::SockAddr bound;
+  TRELLIS_ASSIGN_OR_RETURN(net::Socket listen, net::listenOn(want, &bound));
+  std::vector<net::WireAddr> addrs(bs.nranks());
+  addrs[bs.rank()] = net::toWire(bound);
+  TRELLIS_TRY_CTX(bs.allGather(addrs.data(), sizeof(net::WireAddr)), "exchanging TCP listen addresses");
+  std::vector<bool> want_peer(bs.nranks(), false);
+  for (int p : peerList)
+    if (p != bs.rank()) want_peer[p] = true;
+  net::Deadline deadline = net::deadlineIn(opt.timeoutS);
+  int expectAccepts = 0;
+  std::vector<std::vector<int>> slots(bs.nranks(), std::vector<int>(opt.socketsPerPeer, -1));
+  auto addSock = [&](int fd, int peer, int index) {
+    Sock s;
+    s.fd = fd;
+    s.peer = peer;
+    s.index = index;
+    impl->socks.push_back(std::move(s));
+    slots[peer][index] = static_cast<int>(impl->socks.size() - 1);
+  };
+  // Lower ranks connect to higher ones; the kernel completes the handshakes in the listen backlog,
+  // so all connects finish before anyone accepts and there is no ordering deadlock.
+  for (int p = 0; p < bs.nranks(); ++p) {
+    if (!want_peer[p]) continue;
+    TRELLIS_ASSIGN_OR_RETURN(net::SockAddr paddr, net::fromWire(addrs[p]));
+    impl->peers[p].addr = paddr.toString();
+    if (p < bs.rank()) {
+      expectAccepts += opt.socketsPerPeer;
+      continue;
+    }
+    for (int i = 0; i < opt.socketsPerPeer; ++i) {
+      auto sock = net::connectTo(paddr, deadline, abort);
+      if (!sock) return sock.status().withContext(formatString("rank %d: tcp connect to rank %d", bs.rank(), p));
+      Hello h{kHelloMagic, bs.rank(), i, 0, {}};
+      std::memcpy(h.secret, bs.secret(), sizeof h.secret);
+      TRELLIS_TRY_CTX(net::sendAll(sock->fd(), &h, sizeof h, deadline, abort),
+                      formatString("rank %d: tcp hello to rank %d (%s)", bs.rank(), p, paddr.toString().c_str()));
+      addSock(sock->release(), p, i);
+    }
+  }
+  while (expectAccepts > 0) {
+    net::SockAddr from;
+    auto sock = net::acceptOne(listen.fd(), deadline, abort, &from);
+    if (!sock)
+      return sock.status().withContext(formatString("rank %d: waiting for %d tcp connections from lower ranks",
+                                                    bs.rank(), expectAccepts));
+    Hello h;
+    Status s = net::recvAll(sock->fd(), &h, sizeof h, std::min(deadline, net::deadlineIn(5)), abort);
+    if (!s.isOk() || h.magic != kHelloMagic || !net::constantTimeEqual(h.secret, bs.secret(), sizeof h.secret) ||
+        h.from < 0 || h.from >= bs.rank() || !want_peer[h.from] || h.socketIndex < 0 ||
+        h.socketIndex >= opt.socketsPerPeer || slots[h.from][h.socketIndex] >= 0) {
+      TRELLIS_WARN(kNet, "rank %d: dropped a tcp connection from %s without a valid hello", bs.rank(),
+                   from.toString().c_str());
+      continue;
+    }
+    addSock(sock->release(), h.from, h.socketIndex);
+    --expectAccepts;
+  }
+  impl->epfd = epoll_create1(EPOLL_CLOEXEC);
+  if (impl->epfd < 0) return systemError(errno, "epoll_create1");
+  for (int p = 0; p < bs.nranks(); ++p)
+    for (int i = 0; i < (want_peer[p] ? opt.socketsPerPeer : 0); ++i) impl->peers[p].socks.push_back(slots[p][i]);
+  for (size_t i = 0; i < impl->socks.size(); ++i) {
+    Sock& s = impl->socks[i];
+    s.events = EPOLLIN;
+    epoll_event e{EPOLLIN, {.u32 = static_cast<uint32_t>(i)}};
+    if (epoll_ctl(impl->epfd, EPOLL_CTL_ADD, s.fd, &e) != 0) return systemError(errno, "epoll_ctl");
+  }
+  TRELLIS_INFO(kNet, "rank %d: tcp transport up: %zu peers x %d sockets, chunk %zu bytes", bs.rank(),
+               peerList.size(), opt.socketsPerPeer, opt.chunkBytes);
+  return std::unique_ptr<TcpTransport>(new TcpTransport(std::move(impl)));
+}
+
+bool TcpTransport::reaches(int peer) const {
+  return peer >= 0 && peer < impl_->nranks && !impl_->peers[peer].socks.empty();
+}
+
+std::string TcpTransport::describePeer(int peer) const {
+  if (!reaches(peer)) return "tcp (not connected)";
+  return formatString("tcp %s (%zu sockets)", impl_->peers[peer].addr.c_str(), impl_->peers[peer].socks.size());
+}
+
+Status TcpTransport::postSend(int peer, const void* data, size_t bytes, Request* req) {
+  Impl& m = *impl_;
+  if (!m.error.isOk()) return m.error;
+  if (!reaches(peer)) return internalError("rank %d: tcp has no connection to rank %d", m.rank, peer);
+  Peer& p = m.peers[peer];
+  if (p.closed) return m.fail(remoteError("rank %d: rank %d (tcp %s) closed its connections", m.rank, peer, p.addr.c_str()));
+  uint64_t seq = p.nextSendSeq++;
+  size_t nchunks = bytes == 0 ? 1 : (bytes + m.opt.chunkBytes - 1) / m.opt.chunkBytes;
+  *req = Request{};
+  req->state = ReqState::kPending;
+  req->isSend = true;
+  req->peer = peer;
+  req->bytes = bytes;
+  req->pendingParts = static_cast<uint32_t>(nchunks);
+  const char* base = static_cast<const char*>(data);
+  size_t nsock = p.socks.size();
+  bool didWork = false;
+  for (size_t c = 0; c < nchunks; ++c) {
+    size_t off = c * m.opt.chunkBytes;
+    size_t len = bytes == 0 ? 0 : std::min(m.opt.chunkBytes, bytes - off);
+    Sock& s = m.socks[p.socks[(seq + c) % nsock]];
+    SendChunk ch{req, base + off, {kChunkMagic, static_cast<uint32_t>(len), seq, off, bytes}, 0};
+    bool wasEmpty = s.sendq.empty();
+    s.sendq.push_back(ch);
+    if (wasEmpty) TRELLIS_TRY(m.flush(s, &didWork));  // inline write: no progress round-trip for small messages
+  }
+  return Status::ok();
+}
+
+Status TcpTransport::postRecv(int peer, void* data, size_t bytes, Request* req) {
+  Impl& m = *impl_;
+  if (!m.error.isOk()) return m.error;
+  if (!reaches(peer)) return internalError("rank %d: tcp has no connection to rank %d", m.rank, peer);
+  Peer& p = m.peers[peer];
+  *req = Request{};
+  req->state = ReqState::kPending;
+  req->peer = peer;
+  req->bytes = bytes;
+  p.recvs.push_back(RecvSlot{req, static_cast<char*>(data), bytes});
+  if (p.closed) {
+    // Data the peer sent before closing may still be in the kernel buffers: read it.
+    bool didWork = false;
+    for (int si : p.socks) {
+      Sock& s = m.socks[si];
+      s.paused = false;
+      TRELLIS_TRY(m.drain(s, &didWork));
+    }
+    if (req->state != ReqState::kDone)
+      return m.fail(remoteError("rank %d: rank %d (tcp %s) closed its connections before sending the message",
+                                m.rank, peer, p.addr.c_str()));
+    return Status::ok();
+  }
+  uint64_t seq = p.recvBase + p.recvs.size() - 1;
+  bool didWork = false;
+  for (int si : p.socks) {
+    Sock& s = m.socks[si];
+    if (s.paused && s.hdr.seq == seq) {
+      s.paused = false;
+      TRELLIS_TRY(m.drain(s, &didWork));
+    }
+  }
+  return Status::ok();
+}
+
+Status TcpTransport::progress(int timeoutMs, bool* didWork) {
+  Impl& m = *impl_;
+  if (!m.error.isOk()) return m.error;
+  epoll_event evs[64];
+  int n = epoll_wait(m.epfd, evs, 64, 0);
+  if (n == 0 && timeoutMs > 0) n = epoll_wait(m.epfd, evs, 64, timeoutMs);
+  if (n < 0) {
+    if (errno == EINTR) return Status::ok();
+    return m.fail(systemError(errno, "epoll_wait"));
+  }
+  for (int i = 0; i < n; ++i) {
+    Sock& s = m.socks[evs[i].data.u32];
+    if (evs[i].events & EPOLLOUT) TRELLIS_TRY(m.flush(s, didWork));
+    if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+      if (!s.paused) {
+        TRELLIS_TRY(m.drain(s, didWork));
+      } else if (evs[i].events & (EPOLLHUP | EPOLLERR)) {
+        // Paused and hung up: stop polling it; the data left is read when the receive is posted.
+        epoll_ctl(m.epfd, EPOLL_CTL_DEL, s.fd, nullptr);
+        s.inEpoll = false;
+      }
+    }
+  }
+  return Status::ok();
+}
+
+void TcpTransport::cancelAll() {
+  for (auto& s : impl_->socks) s.sendq.clear();
+  for (auto& p : impl_->peers) p.recvs.clear();
+}
+
+}  // namespace trellis::transport

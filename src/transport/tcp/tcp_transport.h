@@ -1,0 +1,50 @@
+// TCP transport: non-blocking sockets (several per peer), epoll-driven progress, messages streamed
+// without a handshake. Each message is cut into chunks of TRELLIS_TCP_CHUNK_BYTES spread round-robin
+// over the peer's sockets; every chunk carries {sequence, offset, total} so the receiver writes it
+// straight into the posted buffer (no staging copy, no per-call allocation). A chunk whose receive is
+// not posted yet is left in the kernel (the socket is paused), so TCP flow control, not memory,
+// absorbs early senders.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "core/bootstrap.h"
+#include "transport/transport.h"
+
+namespace trellis::transport {
+
+struct TcpOptions {
+  int socketsPerPeer = 2;
+  size_t chunkBytes = 512 * 1024;
+  double timeoutS = 60;
+};
+
+/// Reads TRELLIS_SOCKETS_PER_PEER and TRELLIS_TCP_CHUNK_BYTES.
+TcpOptions tcpOptionsFromParams();
+
+class TcpTransport final : public Transport {
+ public:
+  /// Connects to every rank in `peers` (collective over the bootstrap: every rank must call it,
+  /// with symmetric peer sets). Connections present the job secret; others are dropped.
+  static Result<std::unique_ptr<TcpTransport>> create(Bootstrap& bootstrap, const std::vector<int>& peers,
+                                                      const TcpOptions& options,
+                                                      const std::atomic<bool>* abort);
+  ~TcpTransport() override;
+
+  const char* name() const override { return "tcp"; }
+  bool reaches(int peer) const override;
+  Status postSend(int peer, const void* data, size_t bytes, Request* req) override;
+  Status postRecv(int peer, void* data, size_t bytes, Request* req) override;
+  Status progress(int timeoutMs, bool* didWork) override;
+  void cancelAll() override;
+  std::string describePeer(int peer) const override;
+
+  struct Impl;
+
+ private:
+  explicit TcpTransport(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace trellis::transport
