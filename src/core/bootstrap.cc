@@ -165,6 +165,15 @@ Result<UniqueIdData> startBootstrapRoot(uint16_t port, double rootTimeoutS) {
   return id;
 }
 
+Result<UniqueIdData> startBootstrapRootAt(const net::SockAddr& addr, const uint8_t secret[16], double rootTimeoutS) {
+  UniqueIdData id;
+  TRELLIS_ASSIGN_OR_RETURN(net::Socket listen, net::listenOn(addr, &id.root));
+  std::memcpy(id.secret, secret, sizeof id.secret);
+  std::thread(rootThread, std::move(listen), id, rootTimeoutS).detach();
+  TRELLIS_INFO(kBoot, "bootstrap root listening on %s", id.root.toString().c_str());
+  return id;
+}
+
 Bootstrap::~Bootstrap() = default;
 
 Status Bootstrap::init(const UniqueIdData& id, int rank, int nranks, double timeoutS,

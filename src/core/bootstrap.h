@@ -41,6 +41,8 @@ struct UniqueIdData {
 /// the root thread in this process. The root gives up `rootTimeoutS` seconds after it started
 /// if the job has not fully joined by then.
 Result<UniqueIdData> startBootstrapRoot(uint16_t port, double rootTimeoutS);
+/// Starts a root listening on `addr` with the given secret (launchers that agree on both out of band).
+Result<UniqueIdData> startBootstrapRootAt(const net::SockAddr& addr, const uint8_t secret[16], double rootTimeoutS);
 
 class Bootstrap {
  public:

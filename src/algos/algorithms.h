@@ -1,0 +1,19 @@
+// Every algorithm's entry point (one file each under src/algos/<collective>/).
+#pragma once
+
+#include "algos/coll.h"
+
+namespace trellis::algos {
+
+Status allreduceRing(Exec& exec, const CollArgs& args);
+Status allreduceRecursiveDoubling(Exec& exec, const CollArgs& args);
+Status allreduceRabenseifner(Exec& exec, const CollArgs& args);
+Status broadcastBinomial(Exec& exec, const CollArgs& args);
+Status broadcastScatterAllgather(Exec& exec, const CollArgs& args);
+Status reduceBinomial(Exec& exec, const CollArgs& args);
+Status allgatherRing(Exec& exec, const CollArgs& args);
+Status reducescatterRing(Exec& exec, const CollArgs& args);
+Status alltoallPairwise(Exec& exec, const CollArgs& args);
+Status alltoallvPairwise(Exec& exec, const CollArgs& args);
+
+}  // namespace trellis::algos

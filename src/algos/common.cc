@@ -1,0 +1,69 @@
+#include "algos/common.h"
+
+#include <cstring>
+#include <vector>
+
+#include "algos/kernels/reduce.h"
+
+namespace trellis::algos {
+
+void copyIfDistinct(void* dst, const void* src, size_t bytes) {
+  if (dst != src && bytes > 0) std::memmove(dst, src, bytes);
+}
+
+Status sendRecv(Exec& exec, int to, const void* sendPtr, size_t sendBytes, int from, void* recvPtr,
+                size_t recvBytes) {
+  Request reqs[2];
+  Request* list[2];
+  size_t n = 0;
+  if (from >= 0) {
+    TRELLIS_TRY(exec.irecv(from, recvPtr, recvBytes, &reqs[n]));
+    list[n] = &reqs[n];
+    ++n;
+  }
+  if (to >= 0) {
+    TRELLIS_TRY(exec.isend(to, sendPtr, sendBytes, &reqs[n]));
+    list[n] = &reqs[n];
+    ++n;
+  }
+  return exec.waitAll(list, n);
+}
+
+Status sendRecvReduce(Exec& exec, int to, const void* sendPtr, size_t sendCount, int from, void* dst,
+                      const void* a, size_t recvCount, trellisDataType_t dtype, trellisRedOp_t op) {
+  const size_t es = dtypeSize(dtype);
+  const size_t chunkElems = std::max<size_t>(1, exec.chunkBytes() / es);
+  auto chunks = [&](size_t n) { return n == 0 ? size_t{1} : (n + chunkElems - 1) / chunkElems; };
+  const size_t nsend = to >= 0 ? chunks(sendCount) : 0;
+  const size_t nrecv = from >= 0 ? chunks(recvCount) : 0;
+  std::vector<Request> sreqs(nsend);
+  std::vector<Request*> sptrs(nsend);
+  Request rreqs[kPipelineDepth];
+  char* slots = nullptr;
+  if (nrecv > 0)
+    slots = static_cast<char*>(exec.scratch(kScratchPipeline, kPipelineDepth * std::min(chunkElems, std::max<size_t>(recvCount, 1)) * es));
+  const size_t slotElems = std::min(chunkElems, std::max<size_t>(recvCount, 1));
+  auto chunkLen = [&](size_t total, size_t i) { return std::min(chunkElems, total - std::min(total, i * chunkElems)); };
+  auto postRecv = [&](size_t i) {
+    return exec.irecv(from, slots + (i % kPipelineDepth) * slotElems * es, chunkLen(recvCount, i) * es,
+                      &rreqs[i % kPipelineDepth]);
+  };
+  for (size_t i = 0; i < nrecv && i < static_cast<size_t>(kPipelineDepth); ++i) TRELLIS_TRY(postRecv(i));
+  const char* sbase = static_cast<const char*>(sendPtr);
+  for (size_t i = 0; i < nsend; ++i) {
+    TRELLIS_TRY(exec.isend(to, sbase + i * chunkElems * es, chunkLen(sendCount, i) * es, &sreqs[i]));
+    sptrs[i] = &sreqs[i];
+  }
+  char* d = static_cast<char*>(dst);
+  const char* ab = static_cast<const char*>(a);
+  for (size_t i = 0; i < nrecv; ++i) {
+    TRELLIS_TRY(exec.wait(&rreqs[i % kPipelineDepth]));
+    size_t n = chunkLen(recvCount, i);
+    size_t off = i * chunkElems * es;
+    reduce2(d + off, ab + off, slots + (i % kPipelineDepth) * slotElems * es, n, dtype, op);
+    if (i + kPipelineDepth < nrecv) TRELLIS_TRY(postRecv(i + kPipelineDepth));
+  }
+  return exec.waitAll(sptrs.data(), nsend);
+}
+
+}  // namespace trellis::algos

@@ -1,0 +1,40 @@
+// Building blocks shared by the algorithms: block partitioning and pipelined exchange steps.
+#pragma once
+
+#include <cstddef>
+
+#include "algos/exec.h"
+#include "trellis/trellis.h"
+
+namespace trellis::algos {
+
+/// Scratch slots used by the helpers below; algorithms use kScratchAlgo and up.
+constexpr int kScratchPipeline = 0;
+constexpr int kScratchAlgo = 2;
+/// Receive buffers in flight per pipelined step.
+constexpr int kPipelineDepth = 4;
+
+/// Block i of `count` elements split into `parts` blocks whose sizes differ by at most one.
+inline size_t blockOffset(size_t count, int parts, int i) {
+  size_t q = count / parts, r = count % parts;
+  return q * i + (static_cast<size_t>(i) < r ? i : r);
+}
+inline size_t blockCount(size_t count, int parts, int i) {
+  return count / parts + (static_cast<size_t>(i) < count % parts ? 1 : 0);
+}
+
+/// Concurrently sends `sendCount` elements at `sendPtr` to `to` and receives `recvCount` elements
+/// from `from`, writing dst[i] = a[i] op in[i] as each chunk arrives (dst may alias a). Both sides
+/// cut messages into exec.chunkBytes() pieces, so reductions overlap with the transfer. `to`/`from`
+/// may be -1 to skip that direction.
+Status sendRecvReduce(Exec& exec, int to, const void* sendPtr, size_t sendCount, int from, void* dst,
+                      const void* a, size_t recvCount, trellisDataType_t dtype, trellisRedOp_t op);
+
+/// Concurrently sends `sendBytes` to `to` and receives `recvBytes` from `from` (-1 skips).
+Status sendRecv(Exec& exec, int to, const void* sendPtr, size_t sendBytes, int from, void* recvPtr,
+                size_t recvBytes);
+
+/// Copies when the pointers differ (memcpy of `bytes`).
+void copyIfDistinct(void* dst, const void* src, size_t bytes);
+
+}  // namespace trellis::algos

@@ -1,0 +1,86 @@
+#include <strings.h>
+
+#include <cstring>
+
+#include "algos/algorithms.h"
+#include "algos/kernels/reduce.h"
+
+namespace trellis::algos {
+
+const char* collName(Coll c) {
+  switch (c) {
+    case Coll::kAllReduce: return "allreduce";
+    case Coll::kBroadcast: return "broadcast";
+    case Coll::kReduce: return "reduce";
+    case Coll::kAllGather: return "allgather";
+    case Coll::kReduceScatter: return "reducescatter";
+    case Coll::kAlltoAll: return "alltoall";
+    case Coll::kAlltoAllv: return "alltoallv";
+    case Coll::kCount: break;
+  }
+  return "?";
+}
+
+bool parseColl(std::string_view name, Coll* out) {
+  for (int i = 0; i < static_cast<int>(Coll::kCount); ++i) {
+    const char* n = collName(static_cast<Coll>(i));
+    if (name.size() == std::strlen(n) && strncasecmp(name.data(), n, name.size()) == 0) {
+      *out = static_cast<Coll>(i);
+      return true;
+    }
+  }
+  return false;
+}
+
+size_t CollArgs::bytes() const { return count * dtypeSize(dtype); }
+
+const std::vector<Algorithm>& allAlgorithms() {
+  static const std::vector<Algorithm> kAll = {
+      {Coll::kAllReduce, "ring", "reduce-scatter + all-gather around a ring, chunked and pipelined; "
+                                 "2(n-1)/n of the data per rank on the wire; best for large messages",
+       allreduceRing},
+      {Coll::kAllReduce, "rd", "recursive doubling: log2(n) full-size exchanges; best latency for "
+                               "small messages", allreduceRecursiveDoubling},
+      {Coll::kAllReduce, "rabenseifner", "recursive halving reduce-scatter + doubling all-gather; "
+                                         "2 log2(n) steps, ring's bandwidth; medium messages",
+       allreduceRabenseifner},
+      {Coll::kBroadcast, "binomial", "binomial tree, chunked and pipelined; log2(n) hops",
+       broadcastBinomial},
+      {Coll::kBroadcast, "scatter_allgather", "binomial scatter then ring all-gather (van de Geijn); "
+                                              "~2x the bandwidth of a tree for large messages",
+       broadcastScatterAllgather},
+      {Coll::kReduce, "binomial", "binomial tree reduction, chunked and pipelined", reduceBinomial},
+      {Coll::kAllGather, "ring", "ring, n-1 steps straight into the output", allgatherRing},
+      {Coll::kReduceScatter, "ring", "ring, n-1 steps with pipelined reductions", reducescatterRing},
+      {Coll::kAlltoAll, "pairwise", "pairwise exchange with a window of concurrent peers",
+       alltoallPairwise},
+      {Coll::kAlltoAllv, "pairwise", "pairwise exchange with per-peer counts", alltoallvPairwise},
+  };
+  return kAll;
+}
+
+const Algorithm* findAlgorithm(Coll coll, std::string_view name) {
+  for (const auto& a : allAlgorithms())
+    if (a.coll == coll && name.size() == std::strlen(a.name) && strncasecmp(name.data(), a.name, name.size()) == 0)
+      return &a;
+  return nullptr;
+}
+
+Status runAlgorithm(Exec& exec, const Algorithm& algo, const CollArgs& args) {
+  TRELLIS_TRY(algo.run(exec, args));
+  if (args.op != trellisAvg || exec.nranks() == 1) return Status::ok();
+  switch (args.coll) {
+    case Coll::kAllReduce:
+    case Coll::kReduceScatter:
+      divideInPlace(args.recv, args.count, args.dtype, exec.nranks());
+      break;
+    case Coll::kReduce:
+      if (exec.rank() == args.root) divideInPlace(args.recv, args.count, args.dtype, exec.nranks());
+      break;
+    default:
+      break;
+  }
+  return Status::ok();
+}
+
+}  // namespace trellis::algos

@@ -1,0 +1,29 @@
+// Shared by the C API files: error reporting and the per-thread group state.
+#pragma once
+
+#include <string>
+
+#include "api/comm.h"
+#include "core/status.h"
+
+namespace trellis {
+
+/// Records a failed Status as the thread's (and comm's) last error and returns its C code.
+trellisResult_t report(trellisComm* comm, const Status& s);
+Status checkComm(const trellisComm* comm, const char* api);
+
+/// Group calls (group.cc).
+bool groupActive();
+/// Remembers an error raised inside a group so trellisGroupEnd returns it too; returns `r`.
+trellisResult_t groupError(trellisResult_t r);
+trellisResult_t groupEnqueueCollective(trellisComm* comm, const algos::CollArgs& args, const char* api);
+trellisResult_t groupEnqueueP2p(trellisComm* comm, const trellisComm::P2pOp& op, const char* api);
+
+}  // namespace trellis
+
+/// Returns the C error code of a failed Status from a C API function (recording the message).
+#define TRELLIS_TRY_C(expr)                                                  \
+  do {                                                                       \
+    ::trellis::Status trellis_c_status_ = (expr);                            \
+    if (!trellis_c_status_.isOk()) return ::trellis::report(nullptr, trellis_c_status_); \
+  } while (0)

@@ -1,0 +1,351 @@
+#include "api/comm.h"
+
+#include <sys/mman.h>
+
+#include <algorithm>
+#include <cstring>
+#include <set>
+
+#include "algos/kernels/reduce.h"
+#include "core/log.h"
+#include "core/params.h"
+#include "transport/tcp/tcp_transport.h"
+
+using namespace trellis;  // NOLINT: this file implements the global-namespace trellisComm
+using trellis::transport::Request;
+
+namespace trellis {
+
+static Param<double> kTimeoutS("TRELLIS_TIMEOUT_S", 600,
+                               "seconds a collective may wait for a peer before failing with timeout");
+static Param<double> kBootstrapTimeoutS("TRELLIS_BOOTSTRAP_TIMEOUT_S", 120,
+                                        "seconds communicator creation may wait for all ranks to join");
+static Param<int64_t> kChunk("TRELLIS_CHUNK_BYTES", 256 * 1024,
+                             "pipeline chunk of the ring, tree and reduce steps");
+static Param<int64_t> kSpin("TRELLIS_SPIN_ITERS", 2000,
+                            "polls of the transports before a waiting rank blocks in the kernel");
+
+Result<CommOptions> commOptions(const trellisConfig_t* config) {
+  CommOptions o;
+  o.timeoutS = kTimeoutS.get();
+  o.bootstrapTimeoutS = kBootstrapTimeoutS.get();
+  if (o.timeoutS <= 0) return invalidArgument("TRELLIS_TIMEOUT_S=%g must be positive", o.timeoutS);
+  if (o.bootstrapTimeoutS <= 0)
+    return invalidArgument("TRELLIS_BOOTSTRAP_TIMEOUT_S=%g must be positive", o.bootstrapTimeoutS);
+  if (config == nullptr) return o;
+  if (config->magic != TRELLIS_CONFIG_MAGIC || config->size < offsetof(trellisConfig_t, reservedInt))
+    return invalidArgument("trellisConfig_t is not initialised (magic 0x%x, size %zu): use TRELLIS_CONFIG_INITIALIZER",
+                           config->magic, config->size);
+  if (config->version < 1 || config->version > TRELLIS_CONFIG_VERSION)
+    return invalidArgument("trellisConfig_t version %u is not supported (1..%d)", config->version,
+                           TRELLIS_CONFIG_VERSION);
+  if (config->blocking == 0)
+    return invalidArgument("trellisConfig_t.blocking=0 (non-blocking init) is not supported yet");
+  if (config->timeoutSeconds > 0) o.timeoutS = o.bootstrapTimeoutS = config->timeoutSeconds;
+  else if (config->timeoutSeconds != -1 && config->timeoutSeconds != 0)
+    return invalidArgument("trellisConfig_t.timeoutSeconds=%d must be positive or -1", config->timeoutSeconds);
+  if (config->numSockets > 16) return invalidArgument("trellisConfig_t.numSockets=%d exceeds 16", config->numSockets);
+  o.socketsPerPeer = config->numSockets;
+  if (config->commName != nullptr) o.name = config->commName;
+  return o;
+}
+
+namespace {
+std::mutex& liveMu() {
+  static std::mutex* m = new std::mutex();
+  return *m;
+}
+std::set<const trellisComm*>& live() {
+  static auto* s = new std::set<const trellisComm*>();
+  return *s;
+}
+
+// A growable buffer backed by anonymous memory with transparent huge pages requested, so large
+// scratch is faulted in 2 MiB at a time and reused across calls.
+struct ScratchBuf {
+  void* p = nullptr;
+  size_t cap = 0;
+  ~ScratchBuf() {
+    if (p != nullptr) munmap(p, cap);
+  }
+  void* get(size_t bytes) {
+    if (bytes <= cap && p != nullptr) return p;
+    constexpr size_t kHuge = 2u << 20;
+    size_t want = std::max(bytes, size_t{4096});
+    want = want >= kHuge ? (want + kHuge - 1) / kHuge * kHuge : (want + 4095) / 4096 * 4096;
+    void* q = mmap(nullptr, want, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (q == MAP_FAILED) {
+      TRELLIS_WARN(kColl, "cannot map %zu bytes of scratch memory: out of memory", want);
+      std::abort();
+    }
+    if (want >= kHuge) madvise(q, want, MADV_HUGEPAGE);
+    if (p != nullptr) munmap(p, cap);
+    p = q;
+    cap = want;
+    return p;
+  }
+};
+}  // namespace
+
+void registerComm(trellisComm* c) {
+  std::lock_guard<std::mutex> l(liveMu());
+  live().insert(c);
+}
+void unregisterComm(trellisComm* c) {
+  std::lock_guard<std::mutex> l(liveMu());
+  live().erase(c);
+}
+bool isLiveComm(const trellisComm* c) {
+  std::lock_guard<std::mutex> l(liveMu());
+  return live().count(c) != 0;
+}
+
+}  // namespace trellis
+
+// The algorithms' view of the communicator.
+class trellisComm::CommExec final : public algos::Exec {
+ public:
+  explicit CommExec(trellisComm& c) : c_(c), chunk_(static_cast<size_t>(std::max<int64_t>(kChunk.get(), 4096))),
+                                      spin_(std::max<int64_t>(kSpin.get(), 0)) {}
+  int rank() const override { return c_.rank_; }
+  int nranks() const override { return c_.nranks_; }
+  size_t chunkBytes() const override { return chunk_; }
+  void* scratch(int slot, size_t bytes) override { return scratch_[slot & 7].get(bytes); }
+
+  Status isend(int peer, const void* data, size_t bytes, Request* req) override {
+    if (peer == c_.rank_) return selfPost(true, const_cast<void*>(data), bytes, req);
+    return c_.peerTransport_[peer]->postSend(peer, data, bytes, req);
+  }
+  Status irecv(int peer, void* data, size_t bytes, Request* req) override {
+    if (peer == c_.rank_) return selfPost(false, data, bytes, req);
+    return c_.peerTransport_[peer]->postRecv(peer, data, bytes, req);
+  }
+
+  Status waitAll(Request* const* reqs, size_t n) override {
+    size_t next = 0;  // requests before `next` are known to be done
+    auto deadline = net::deadlineIn(c_.options_.timeoutS);
+    int64_t idle = 0;
+    for (;;) {
+      while (next < n && reqs[next]->state == transport::ReqState::kDone) ++next;
+      if (next == n) return Status::ok();
+      if (c_.aborted_.load(std::memory_order_relaxed))
+        return remoteError("rank %d: communicator aborted while waiting for rank %d", c_.rank_, reqs[next]->peer);
+      bool did = false;
+      const bool block = idle >= spin_;
+      for (auto& t : c_.transports_)
+        TRELLIS_TRY(t->progress(block && c_.transports_.size() == 1 ? 100 : 0, &did));
+      if (did) {
+        idle = 0;
+        continue;
+      }
+      ++idle;
+      if ((block || (idle & 1023) == 0) && net::Clock::now() >= deadline) {
+        const Request& r = *reqs[next];
+        std::string where = r.peer == c_.rank_ ? std::string("self") : c_.peerTransport_[r.peer]->describePeer(r.peer);
+        return timeoutError("rank %d: %s rank %d timed out after %g s (%s); %zu of %zu bytes still outstanding",
+                            c_.rank_, r.isSend ? "send to" : "receive from", r.peer, c_.options_.timeoutS,
+                            where.c_str(), r.bytes - r.done, r.bytes);
+      }
+    }
+  }
+
+  void cancelAll() {
+    selfSends_.clear();
+    selfRecvs_.clear();
+  }
+
+ private:
+  struct SelfOp {
+    void* buf;
+    size_t bytes;
+    Request* req;
+  };
+  Status selfPost(bool isSend, void* buf, size_t bytes, Request* req) {
+    *req = Request{};
+    req->state = transport::ReqState::kPending;
+    req->isSend = isSend;
+    req->peer = c_.rank_;
+    req->bytes = bytes;
+    (isSend ? selfSends_ : selfRecvs_).push_back({buf, bytes, req});
+    while (!selfSends_.empty() && !selfRecvs_.empty()) {
+      SelfOp s = selfSends_.front(), r = selfRecvs_.front();
+      selfSends_.pop_front();
+      selfRecvs_.pop_front();
+      if (s.bytes > r.bytes)
+        return invalidUsage("rank %d: send to self of %zu bytes is larger than the matching receive of %zu bytes",
+                            c_.rank_, s.bytes, r.bytes);
+      if (s.bytes > 0 && s.buf != r.buf) std::memmove(r.buf, s.buf, s.bytes);
+      s.req->done = r.req->done = r.req->received = s.bytes;
+      s.req->state = r.req->state = transport::ReqState::kDone;
+    }
+    return Status::ok();
+  }
+
+  trellisComm& c_;
+  size_t chunk_;
+  int64_t spin_;
+  ScratchBuf scratch_[8];
+  std::deque<SelfOp> selfSends_, selfRecvs_;
+};
+
+Result<trellisComm*> trellisComm::create(const UniqueIdData& id, int nranks, int rank, const CommOptions& options) {
+  std::unique_ptr<trellisComm> c(new trellisComm());
+  c->rank_ = rank;
+  c->nranks_ = nranks;
+  c->options_ = options;
+  setLogRank(rank);
+  TRELLIS_TRY(c->bootstrap_.init(id, rank, nranks, options.bootstrapTimeoutS, &c->aborted_));
+  TRELLIS_ASSIGN_OR_RETURN(tuner::Tuner t, tuner::Tuner::fromParams());
+  c->tuner_ = std::make_unique<tuner::Tuner>(t);
+  c->peerTransport_.assign(nranks, nullptr);
+  if (nranks > 1) {
+    std::vector<int> peers;
+    for (int p = 0; p < nranks; ++p)
+      if (p != rank) peers.push_back(p);
+    transport::TcpOptions topt = transport::tcpOptionsFromParams();
+    if (options.socketsPerPeer > 0) topt.socketsPerPeer = options.socketsPerPeer;
+    topt.timeoutS = options.bootstrapTimeoutS;
+    TRELLIS_ASSIGN_OR_RETURN(auto tcp, transport::TcpTransport::create(c->bootstrap_, peers, topt, &c->aborted_));
+    for (int p : peers) c->peerTransport_[p] = tcp.get();
+    c->transports_.push_back(std::move(tcp));
+  }
+  c->exec_ = std::make_unique<CommExec>(*c);
+  c->progress_ = std::thread([p = c.get()] { p->progressLoop(); });
+  TRELLIS_INFO(kInit, "comm %p rank %d/%d ready%s%s", static_cast<void*>(c.get()), rank, nranks,
+               options.name.empty() ? "" : " name ", options.name.c_str());
+  registerComm(c.get());
+  return c.release();
+}
+
+trellisComm::~trellisComm() {
+  unregisterComm(this);
+  {
+    std::lock_guard<std::mutex> l(taskMu_);
+    stopping_ = true;
+  }
+  taskCv_.notify_all();
+  if (progress_.joinable()) progress_.join();
+  magic_ = 0;
+}
+
+void trellisComm::progressLoop() {
+  setLogRank(rank_);
+  for (;;) {
+    std::function<void()> task;
+    {
+      std::unique_lock<std::mutex> l(taskMu_);
+      taskCv_.wait(l, [&] { return stopping_ || !tasks_.empty(); });
+      if (tasks_.empty()) return;
+      task = std::move(tasks_.front());
+      tasks_.pop_front();
+    }
+    task();
+  }
+}
+
+void trellisComm::post(std::function<void()> task) {
+  {
+    std::lock_guard<std::mutex> l(taskMu_);
+    tasks_.push_back(std::move(task));
+  }
+  taskCv_.notify_one();
+}
+
+void trellisComm::abort() {
+  aborted_ = true;
+  int expected = trellisSuccess;
+  asyncError_.compare_exchange_strong(expected, trellisRemoteError);
+  setLastError(formatString("rank %d: communicator aborted by trellisCommAbort", rank_));
+}
+
+void trellisComm::setLastError(const std::string& msg) {
+  std::lock_guard<std::mutex> l(errMu_);
+  lastError_ = msg;
+}
+
+std::string trellisComm::lastError() {
+  std::lock_guard<std::mutex> l(errMu_);
+  return lastError_;
+}
+
+// A failed transfer leaves the connections mid-message: the communicator is unusable from here on.
+Status trellisComm::fail(const Status& s) {
+  for (auto& t : transports_) t->cancelAll();
+  exec_->cancelAll();
+  int expected = trellisSuccess;
+  asyncError_.compare_exchange_strong(expected, s.toC());
+  std::lock_guard<std::mutex> l(errMu_);
+  if (firstError_.empty()) firstError_ = s.message();
+  return s;
+}
+
+Status trellisComm::runCollective(const algos::CollArgs& args, const char* apiName) {
+  std::lock_guard<std::mutex> lock(execMu_);
+  setLogRank(rank_);
+  if (asyncError_.load() != trellisSuccess)
+    return Status(static_cast<Code>(asyncError_.load()),
+                  formatString("%s: rank %d: the communicator failed earlier (%s); destroy or abort it", apiName,
+                               rank_, firstError_.c_str()));
+  const algos::Algorithm* algo = tuner_->select(args, nranks_);
+  if (algo == nullptr) return internalError("%s: no algorithm for %s", apiName, algos::collName(args.coll));
+  TRELLIS_DEBUG(kColl, "%s count %zu %s %s root %d: %s", apiName, args.count, algos::dtypeName(args.dtype),
+                algos::opName(args.op), args.root, algo->name);
+  Status s = algos::runAlgorithm(*exec_, *algo, args);
+  if (!s.isOk()) return fail(s.withContext(formatString("%s (%s, %zu elements of %s)", apiName, algo->name,
+                                                        args.count, algos::dtypeName(args.dtype))));
+  return Status::ok();
+}
+
+Status trellisComm::runP2p(const std::vector<P2pOp>& ops, const char* apiName) {
+  std::lock_guard<std::mutex> lock(execMu_);
+  setLogRank(rank_);
+  if (asyncError_.load() != trellisSuccess)
+    return Status(static_cast<Code>(asyncError_.load()),
+                  formatString("%s: rank %d: the communicator failed earlier (%s)", apiName, rank_, firstError_.c_str()));
+  std::vector<Request> reqs(ops.size());
+  std::vector<Request*> ptrs(ops.size());
+  // Receives first so that a peer's eager data always has a place to land.
+  size_t k = 0;
+  for (int pass = 0; pass < 2; ++pass) {
+    for (size_t i = 0; i < ops.size(); ++i) {
+      const P2pOp& op = ops[i];
+      if (op.isSend != (pass == 1)) continue;
+      Status s = op.isSend ? exec_->isend(op.peer, op.buf, op.bytes, &reqs[i]) : exec_->irecv(op.peer, op.buf, op.bytes, &reqs[i]);
+      if (!s.isOk()) return fail(s.withContext(apiName));
+      ptrs[k++] = &reqs[i];
+    }
+  }
+  Status s = exec_->waitAll(ptrs.data(), k);
+  if (!s.isOk()) return fail(s.withContext(apiName));
+  return Status::ok();
+}
+
+Result<trellisComm*> trellisComm::split(int color, int key, const CommOptions& options) {
+  std::lock_guard<std::mutex> lock(execMu_);
+  struct Entry {
+    int32_t color, key, rank;
+  };
+  std::vector<Entry> all(nranks_);
+  all[rank_] = {color, key, rank_};
+  TRELLIS_TRY_CTX(bootstrap_.allGather(all.data(), sizeof(Entry)), "trellisCommSplit: exchanging colors");
+  uint32_t tag = bootstrap_.nextTag();
+  if (color == TRELLIS_SPLIT_NOCOLOR) return static_cast<trellisComm*>(nullptr);
+  std::vector<Entry> members;
+  for (const Entry& e : all)
+    if (e.color == color) members.push_back(e);
+  std::stable_sort(members.begin(), members.end(),
+                   [](const Entry& a, const Entry& b) { return a.key != b.key ? a.key < b.key : a.rank < b.rank; });
+  int newRank = 0;
+  for (size_t i = 0; i < members.size(); ++i)
+    if (members[i].rank == rank_) newRank = static_cast<int>(i);
+  trellisUniqueId id;
+  if (newRank == 0) {
+    TRELLIS_ASSIGN_OR_RETURN(UniqueIdData root, startBootstrapRoot(0, options.bootstrapTimeoutS));
+    root.encode(&id);
+    for (size_t i = 1; i < members.size(); ++i) TRELLIS_TRY(bootstrap_.send(members[i].rank, tag, &id, sizeof id));
+  } else {
+    TRELLIS_TRY(bootstrap_.recv(members[0].rank, tag, &id, sizeof id));
+  }
+  TRELLIS_ASSIGN_OR_RETURN(UniqueIdData data, UniqueIdData::decode(id));
+  return trellisComm::create(data, static_cast<int>(members.size()), newRank, options);
+}

@@ -1,0 +1,107 @@
+// The communicator: what a trellisComm_t points to. It owns the bootstrap, one transport per kind
+// (each reaching a set of peers), the tuner, pooled scratch memory and a progress thread that runs
+// work handed to it (grouped operations spanning several communicators of one thread). Host
+// collectives run on the caller's thread, which drives the transports itself: no hand-off on the
+// latency path.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "algos/coll.h"
+#include "core/bootstrap.h"
+#include "transport/transport.h"
+#include "tuner/select.h"
+
+namespace trellis {
+
+struct CommOptions {
+  double timeoutS = 600;
+  double bootstrapTimeoutS = 120;
+  int socketsPerPeer = -1;
+  std::string name;
+};
+
+/// Reads TRELLIS_TIMEOUT_S, TRELLIS_BOOTSTRAP_TIMEOUT_S and applies a trellisConfig_t (may be null).
+Result<CommOptions> commOptions(const trellisConfig_t* config);
+
+}  // namespace trellis
+
+struct trellisComm {
+ public:
+  static constexpr uint64_t kMagic = 0x7e1115c033u;
+  ~trellisComm();
+
+  /// Joins the job and connects the transports. Collective over all ranks.
+  static trellis::Result<trellisComm*> create(const trellis::UniqueIdData& id, int nranks, int rank,
+                                              const trellis::CommOptions& options);
+
+  int rank() const { return rank_; }
+  int nranks() const { return nranks_; }
+  const std::string& name() const { return options_.name; }
+
+  /// Runs one collective on the calling thread (blocking, host buffers).
+  trellis::Status runCollective(const trellis::algos::CollArgs& args, const char* apiName);
+  /// Point-to-point operations of a group, posted together (no ordering deadlock) then awaited.
+  struct P2pOp {
+    bool isSend;
+    int peer;
+    void* buf;
+    size_t bytes;
+  };
+  trellis::Status runP2p(const std::vector<P2pOp>& ops, const char* apiName);
+  trellis::Result<trellisComm*> split(int color, int key, const trellis::CommOptions& options);
+
+  /// Hands `task` to the progress thread.
+  void post(std::function<void()> task);
+  void abort();
+  bool aborted() const { return aborted_.load(); }
+  trellisResult_t asyncError() const { return static_cast<trellisResult_t>(asyncError_.load()); }
+  void setLastError(const std::string& msg);
+  std::string lastError();
+  bool valid() const { return magic_ == kMagic; }
+
+  class CommExec;
+
+ private:
+  trellisComm() = default;
+  trellis::Status fail(const trellis::Status& s);
+  void progressLoop();
+
+  uint64_t magic_ = kMagic;
+  int rank_ = -1;
+  int nranks_ = 0;
+  trellis::CommOptions options_;
+  trellis::Bootstrap bootstrap_;
+  std::vector<std::unique_ptr<trellis::transport::Transport>> transports_;
+  std::vector<trellis::transport::Transport*> peerTransport_;  // per rank; null for self
+  std::unique_ptr<trellis::tuner::Tuner> tuner_;
+  std::unique_ptr<CommExec> exec_;
+  std::mutex execMu_;  // one operation at a time per communicator
+  std::atomic<bool> aborted_{false};
+  std::atomic<int> asyncError_{trellisSuccess};
+  std::mutex errMu_;
+  std::string lastError_;
+  std::string firstError_;
+  // Progress thread.
+  std::thread progress_;
+  std::mutex taskMu_;
+  std::condition_variable taskCv_;
+  std::deque<std::function<void()>> tasks_;
+  bool stopping_ = false;
+};
+
+namespace trellis {
+/// Registry of live communicators, so a stale or foreign handle is reported instead of used.
+void registerComm(trellisComm* c);
+void unregisterComm(trellisComm* c);
+bool isLiveComm(const trellisComm* c);
+}  // namespace trellis

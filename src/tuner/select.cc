@@ -1,0 +1,80 @@
+#include "tuner/select.h"
+
+#include "core/log.h"
+#include "core/params.h"
+
+namespace trellis::tuner {
+
+static Param<std::string> kAlgo("TRELLIS_ALGO", "",
+                                "force algorithms: <collective>:<algo>,... e.g. allreduce:ring,broadcast:binomial "
+                                "(trellis-info algos lists them)");
+static Param<int64_t> kRdMax("TRELLIS_ALLREDUCE_RD_MAX_BYTES", 16 * 1024,
+                             "largest AllReduce that uses recursive doubling");
+static Param<int64_t> kRabMax("TRELLIS_ALLREDUCE_RABENSEIFNER_MAX_BYTES", 1 << 20,
+                              "largest AllReduce that uses Rabenseifner (above: ring)");
+static Param<int64_t> kBcastTreeMax("TRELLIS_BROADCAST_TREE_MAX_BYTES", 512 * 1024,
+                                    "largest Broadcast that uses the binomial tree on more than 3 ranks");
+
+Result<AlgoOverrides> parseAlgoOverrides(const std::string& spec) {
+  AlgoOverrides out{};
+  size_t pos = 0;
+  while (pos < spec.size()) {
+    size_t comma = spec.find(',', pos);
+    if (comma == std::string::npos) comma = spec.size();
+    std::string tok = spec.substr(pos, comma - pos);
+    pos = comma + 1;
+    if (tok.empty()) continue;
+    size_t colon = tok.find(':');
+    if (colon == std::string::npos)
+      return invalidArgument("TRELLIS_ALGO token '%s' is not <collective>:<algorithm>", tok.c_str());
+    algos::Coll coll;
+    std::string cname = tok.substr(0, colon), aname = tok.substr(colon + 1);
+    if (!algos::parseColl(cname, &coll))
+      return invalidArgument("TRELLIS_ALGO token '%s': unknown collective '%s' (allreduce, broadcast, reduce, "
+                             "allgather, reducescatter, alltoall, alltoallv)", tok.c_str(), cname.c_str());
+    const algos::Algorithm* a = algos::findAlgorithm(coll, aname);
+    if (a == nullptr) {
+      std::string valid;
+      for (const auto& x : algos::allAlgorithms())
+        if (x.coll == coll) valid += (valid.empty() ? "" : ", ") + std::string(x.name);
+      return invalidArgument("TRELLIS_ALGO token '%s': %s has no algorithm '%s' (valid: %s)", tok.c_str(),
+                             cname.c_str(), aname.c_str(), valid.c_str());
+    }
+    out[static_cast<size_t>(coll)] = a;
+  }
+  return out;
+}
+
+Result<Tuner> Tuner::fromParams() {
+  TRELLIS_ASSIGN_OR_RETURN(AlgoOverrides o, parseAlgoOverrides(kAlgo.get()));
+  return Tuner(o);
+}
+
+const algos::Algorithm* Tuner::select(const algos::CollArgs& args, int nranks) const {
+  using algos::Coll;
+  if (const algos::Algorithm* forced = overrides_[static_cast<size_t>(args.coll)]) return forced;
+  const size_t bytes = args.bytes();
+  const char* name = nullptr;
+  switch (args.coll) {
+    case Coll::kAllReduce:
+      if (bytes <= static_cast<size_t>(kRdMax.get())) name = "rd";
+      else if (bytes <= static_cast<size_t>(kRabMax.get()) && nranks > 2) name = "rabenseifner";
+      else name = "ring";
+      break;
+    case Coll::kBroadcast:
+      name = (nranks <= 3 || bytes <= static_cast<size_t>(kBcastTreeMax.get())) ? "binomial" : "scatter_allgather";
+      break;
+    case Coll::kReduce: name = "binomial"; break;
+    case Coll::kAllGather: name = "ring"; break;
+    case Coll::kReduceScatter: name = "ring"; break;
+    case Coll::kAlltoAll:
+    case Coll::kAlltoAllv: name = "pairwise"; break;
+    case Coll::kCount: break;
+  }
+  const algos::Algorithm* a = algos::findAlgorithm(args.coll, name ? name : "");
+  TRELLIS_DEBUG(kTuner, "%s %zu bytes on %d ranks -> %s", algos::collName(args.coll), bytes, nranks,
+                a ? a->name : "(none)");
+  return a;
+}
+
+}  // namespace trellis::tuner

@@ -1,0 +1,31 @@
+// Algorithm selection. Today: size thresholds per collective (the topology-aware cost model is its
+// own piece of work), overridable per collective with TRELLIS_ALGO=<collective>:<algo>,...
+#pragma once
+
+#include <array>
+#include <string>
+
+#include "algos/coll.h"
+
+namespace trellis::tuner {
+
+/// Forced algorithm per collective (nullptr: automatic).
+using AlgoOverrides = std::array<const algos::Algorithm*, static_cast<size_t>(algos::Coll::kCount)>;
+
+/// Parses "allreduce:ring,broadcast:binomial". Errors name the offending token and list the
+/// valid choices.
+Result<AlgoOverrides> parseAlgoOverrides(const std::string& spec);
+
+class Tuner {
+ public:
+  /// Reads TRELLIS_ALGO.
+  static Result<Tuner> fromParams();
+  explicit Tuner(AlgoOverrides overrides) : overrides_(overrides) {}
+  /// The algorithm for this call on `nranks` ranks.
+  const algos::Algorithm* select(const algos::CollArgs& args, int nranks) const;
+
+ private:
+  AlgoOverrides overrides_{};
+};
+
+}  // namespace trellis::tuner
