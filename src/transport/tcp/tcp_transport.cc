@@ -73,6 +73,7 @@ struct Sock {
   size_t hdrGot = 0;
   size_t payloadGot = 0;
   bool paused = false;    // a header arrived for a receive not posted yet
+  bool eof = false;       // the peer closed this socket (all its data has been read)
   bool inEpoll = true;
   uint32_t events = 0;
 };
@@ -82,7 +83,6 @@ struct Peer {
   uint64_t nextSendSeq = 0;
   uint64_t recvBase = 0;  // sequence number of recvs.front()
   std::deque<RecvSlot> recvs;
-  bool closed = false;
   std::string addr;
 };
 }  // namespace
@@ -108,6 +108,7 @@ struct TcpTransport::Impl {
   }
 
   void setEvents(Sock& s) {
+    if (s.eof) return;
     uint32_t ev = (s.paused ? 0u : static_cast<uint32_t>(EPOLLIN)) | (s.sendq.empty() ? 0u : static_cast<uint32_t>(EPOLLOUT));
     if (!s.inEpoll) {
       if (ev == 0) return;
@@ -123,26 +124,35 @@ struct TcpTransport::Impl {
     s.events = ev;
   }
 
-  bool peerBusy(const Peer& p) const {
-    if (!p.recvs.empty()) return true;
+  // A peer closes all its sockets together (destroy, exit or death). Data it sent before closing
+  // is read before the end of stream, so a peer is gone for us only when every socket has ended
+  // and a receive from it is still incomplete.
+  bool peerGone(const Peer& p) const {
     for (int si : p.socks)
-      if (!socks[si].sendq.empty()) return true;
-    return false;
+      if (!socks[si].eof) return false;
+    return !p.socks.empty();
   }
-
+  Status checkPeer(int peer) {
+    Peer& p = peers[peer];
+    if (peerGone(p) && !p.recvs.empty())
+      return fail(remoteError("rank %d: rank %d (tcp %s) closed its connections with %zu receive(s) from it "
+                              "incomplete (%zu of %zu bytes of the first arrived): it exited, crashed or destroyed "
+                              "its communicator", rank, peer, p.addr.c_str(), p.recvs.size(), p.recvs.front().got,
+                              p.recvs.front().cap));
+    return Status::ok();
+  }
+  Status endOfStream(Sock& s) {
+    s.eof = true;
+    if (s.inEpoll) epoll_ctl(epfd, EPOLL_CTL_DEL, s.fd, nullptr);
+    s.inEpoll = false;
+    if (s.hdrGot != 0)
+      return fail(remoteError("rank %d: rank %d (tcp %s, socket %d) closed the connection in the middle of a "
+                              "message", rank, s.peer, peers[s.peer].addr.c_str(), s.index));
+    return checkPeer(s.peer);
+  }
   Status connectionLost(Sock& s, const char* what, int err) {
-    Peer& p = peers[s.peer];
-    if (!peerBusy(p)) {
-      // The peer finished with us and closed (e.g. it destroyed its communicator first): not an
-      // error unless we try to talk to it again.
-      p.closed = true;
-      if (s.inEpoll) epoll_ctl(epfd, EPOLL_CTL_DEL, s.fd, nullptr);
-      s.inEpoll = false;
-      s.paused = true;
-      return Status::ok();
-    }
     return fail(remoteError("rank %d: connection to rank %d (tcp %s, socket %d) %s%s%s", rank, s.peer,
-                            p.addr.c_str(), s.index, what, err ? ": " : "", err ? strerror(err) : ""));
+                            peers[s.peer].addr.c_str(), s.index, what, err ? ": " : "", err ? strerror(err) : ""));
   }
 
   Status flush(Sock& s, bool* didWork) {
@@ -182,10 +192,11 @@ struct TcpTransport::Impl {
     for (;;) {
       if (s.hdrGot < sizeof s.hdr) {
         ssize_t r = ::recv(s.fd, reinterpret_cast<char*>(&s.hdr) + s.hdrGot, sizeof s.hdr - s.hdrGot, MSG_DONTWAIT);
-        if (r == 0) return connectionLost(s, "was closed by the peer", 0);
+        if (r == 0) return endOfStream(s);
         if (r < 0) {
           if (errno == EAGAIN || errno == EWOULDBLOCK) break;
           if (errno == EINTR) continue;
+          if (errno == ECONNRESET) return endOfStream(s);
           return connectionLost(s, "failed while receiving", errno);
         }
         *didWork = true;
@@ -219,7 +230,7 @@ struct TcpTransport::Impl {
       }
       while (s.payloadGot < s.hdr.len) {
         ssize_t r = ::recv(s.fd, slot.buf + s.hdr.offset + s.payloadGot, s.hdr.len - s.payloadGot, MSG_DONTWAIT);
-        if (r == 0) return connectionLost(s, "was closed by the peer in the middle of a message", 0);
+        if (r == 0) return endOfStream(s);
         if (r < 0) {
           if (errno == EAGAIN || errno == EWOULDBLOCK) {
             setEvents(s);
@@ -345,7 +356,9 @@ Status TcpTransport::postSend(int peer, const void* data, size_t bytes, Request*
   if (!m.error.isOk()) return m.error;
   if (!reaches(peer)) return internalError("rank %d: tcp has no connection to rank %d", m.rank, peer);
   Peer& p = m.peers[peer];
-  if (p.closed) return m.fail(remoteError("rank %d: rank %d (tcp %s) closed its connections", m.rank, peer, p.addr.c_str()));
+  if (m.peerGone(p))
+    return m.fail(remoteError("rank %d: cannot send to rank %d (tcp %s): it closed its connections", m.rank, peer,
+                              p.addr.c_str()));
   uint64_t seq = p.nextSendSeq++;
   size_t nchunks = bytes == 0 ? 1 : (bytes + m.opt.chunkBytes - 1) / m.opt.chunkBytes;
   *req = Request{};
@@ -379,19 +392,6 @@ Status TcpTransport::postRecv(int peer, void* data, size_t bytes, Request* req) 
   req->peer = peer;
   req->bytes = bytes;
   p.recvs.push_back(RecvSlot{req, static_cast<char*>(data), bytes});
-  if (p.closed) {
-    // Data the peer sent before closing may still be in the kernel buffers: read it.
-    bool didWork = false;
-    for (int si : p.socks) {
-      Sock& s = m.socks[si];
-      s.paused = false;
-      TRELLIS_TRY(m.drain(s, &didWork));
-    }
-    if (req->state != ReqState::kDone)
-      return m.fail(remoteError("rank %d: rank %d (tcp %s) closed its connections before sending the message",
-                                m.rank, peer, p.addr.c_str()));
-    return Status::ok();
-  }
   uint64_t seq = p.recvBase + p.recvs.size() - 1;
   bool didWork = false;
   for (int si : p.socks) {
@@ -401,7 +401,7 @@ Status TcpTransport::postRecv(int peer, void* data, size_t bytes, Request* req) 
       TRELLIS_TRY(m.drain(s, &didWork));
     }
   }
-  return Status::ok();
+  return m.checkPeer(peer);
 }
 
 Status TcpTransport::progress(int timeoutMs, bool* didWork) {

@@ -1,0 +1,293 @@
+// C API behaviour: invalid arguments are rejected with a message naming the values, bootstrap
+// rejects strangers and does not hang, split/multi-communicator/group semantics.
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <thread>
+#include <vector>
+
+#include "../support/harness.h"
+#include "core/bootstrap.h"
+#include "core/params.h"
+#include "trellis/trellis.h"
+
+namespace trellis::test {
+namespace {
+
+const int kEnvInit = (setenv("TRELLIS_TIMEOUT_S", "30", 0), setenv("TRELLIS_BOOTSTRAP_TIMEOUT_S", "20", 0), 0);
+
+TEST(Api, VersionAndErrorStrings) {
+  int v = 0;
+  ASSERT_EQ(trellisGetVersion(&v), trellisSuccess);
+  EXPECT_EQ(v, TRELLIS_VERSION_CODE);
+  EXPECT_STREQ(trellisGetErrorString(trellisInvalidArgument), "invalid argument");
+  EXPECT_STREQ(trellisGetErrorString(trellisTimeout), "timeout");
+  EXPECT_STREQ(trellisGetErrorString(static_cast<trellisResult_t>(99)), "unknown result code");
+  EXPECT_EQ(trellisGetVersion(nullptr), trellisInvalidArgument);
+}
+
+TEST(Api, InvalidArgumentsNameTheValues) {
+  std::string err = runRanks(2, RankMode::kThreads, [](trellisComm_t comm, int rank, int n) -> std::string {
+    float buf[16] = {};
+    auto expect = [&](trellisResult_t got, trellisResult_t want, const char* needle) -> std::string {
+      std::string msg = trellisGetLastError(comm);
+      if (got != want) return std::string("got ") + trellisGetErrorString(got) + " for " + needle + ": " + msg;
+      if (msg.find(needle) == std::string::npos) return "message '" + msg + "' lacks '" + needle + "'";
+      return "";
+    };
+    std::string e;
+    if (!(e = expect(trellisAllReduce(nullptr, buf, 4, trellisFloat32, trellisSum, comm, nullptr),
+                     trellisInvalidArgument, "sendbuff is NULL with count 4")).empty()) return e;
+    if (!(e = expect(trellisAllReduce(buf, nullptr, 4, trellisFloat32, trellisSum, comm, nullptr),
+                     trellisInvalidArgument, "recvbuff is NULL")).empty()) return e;
+    if (!(e = expect(trellisAllReduce(buf, buf, 4, static_cast<trellisDataType_t>(42), trellisSum, comm, nullptr),
+                     trellisInvalidArgument, "datatype 42")).empty()) return e;
+    if (!(e = expect(trellisAllReduce(buf, buf, 4, trellisFloat32, static_cast<trellisRedOp_t>(-3), comm, nullptr),
+                     trellisInvalidArgument, "op -3")).empty()) return e;
+    if (!(e = expect(trellisBroadcast(buf, buf, 4, trellisFloat32, 7, comm, nullptr), trellisInvalidArgument,
+                     "root 7 out of range [0, 2)")).empty()) return e;
+    if (!(e = expect(trellisReduce(buf, buf, 4, trellisFloat32, trellisSum, -1, comm, nullptr),
+                     trellisInvalidArgument, "root -1")).empty()) return e;
+    if (!(e = expect(trellisSend(buf, 4, trellisFloat32, 5, comm, nullptr), trellisInvalidArgument,
+                     "peer 5 out of range")).empty()) return e;
+    if (!(e = expect(trellisAlltoAll(buf, buf, 4, trellisFloat32, comm, nullptr), trellisInvalidArgument,
+                     "in-place")).empty()) return e;
+    // A pointer that is not a communicator, and a NULL one.
+    trellisComm_t bogus = reinterpret_cast<trellisComm_t>(buf);
+    if (trellisAllReduce(buf, buf, 4, trellisFloat32, trellisSum, bogus, nullptr) != trellisInvalidArgument)
+      return "bogus comm accepted";
+    if (std::string(trellisGetLastError(nullptr)).find("not a live Trellis communicator") == std::string::npos)
+      return std::string("bogus comm message: ") + trellisGetLastError(nullptr);
+    if (trellisAllReduce(buf, buf, 4, trellisFloat32, trellisSum, nullptr, nullptr) != trellisInvalidArgument)
+      return "NULL comm accepted";
+    // count 0 with NULL buffers is fine, and the communicator still works after rejected calls.
+    if (trellisAllReduce(nullptr, nullptr, 0, trellisFloat32, trellisSum, comm, nullptr) != trellisSuccess)
+      return std::string("count 0 rejected: ") + trellisGetLastError(comm);
+    float x = static_cast<float>(rank + 1), y = 0;
+    if (trellisAllReduce(&x, &y, 1, trellisFloat32, trellisSum, comm, nullptr) != trellisSuccess || y != 3.0f)
+      return "allreduce after errors failed";
+    int count = 0, me = -1;
+    if (trellisCommCount(comm, &count) != trellisSuccess || count != n) return "count";
+    if (trellisCommUserRank(comm, &me) != trellisSuccess || me != rank) return "rank";
+    trellisResult_t async = trellisInternalError;
+    if (trellisCommGetAsyncError(comm, &async) != trellisSuccess || async != trellisSuccess) return "async error set";
+    return "";
+  });
+  EXPECT_EQ(err, "");
+}
+
+TEST(Api, InitRejectsBadArguments) {
+  trellisUniqueId id;
+  std::memset(&id, 0, sizeof id);
+  trellisComm_t comm;
+  EXPECT_EQ(trellisCommInitRank(&comm, 2, id, 0), trellisInvalidArgument);  // zero id: bad magic
+  EXPECT_NE(std::string(trellisGetLastError(nullptr)).find("magic"), std::string::npos);
+  ASSERT_EQ(trellisGetUniqueId(&id), trellisSuccess);
+  EXPECT_EQ(trellisCommInitRank(&comm, 2, id, 2), trellisInvalidArgument);
+  EXPECT_NE(std::string(trellisGetLastError(nullptr)).find("rank 2 out of range [0, 2)"), std::string::npos);
+  EXPECT_EQ(trellisCommInitRank(&comm, 0, id, 0), trellisInvalidArgument);
+  trellisConfig_t cfg;
+  std::memset(&cfg, 0, sizeof cfg);
+  EXPECT_EQ(trellisCommInitRankConfig(&comm, 1, id, 0, &cfg), trellisInvalidArgument);
+  EXPECT_NE(std::string(trellisGetLastError(nullptr)).find("TRELLIS_CONFIG_INITIALIZER"), std::string::npos);
+}
+
+TEST(Api, SingleRankWithConfig) {
+  trellisUniqueId id;
+  ASSERT_EQ(trellisGetUniqueId(&id), trellisSuccess);
+  trellisConfig_t cfg = TRELLIS_CONFIG_INITIALIZER;
+  cfg.commName = "solo";
+  cfg.timeoutSeconds = 5;
+  trellisComm_t comm = nullptr;
+  ASSERT_EQ(trellisCommInitRankConfig(&comm, 1, id, 0, &cfg), trellisSuccess) << trellisGetLastError(nullptr);
+  double in[3] = {1, 2, 3}, out[3] = {};
+  ASSERT_EQ(trellisAllReduce(in, out, 3, trellisFloat64, trellisAvg, comm, nullptr), trellisSuccess);
+  EXPECT_EQ(out[2], 3.0);
+  EXPECT_EQ(trellisCommDestroy(comm), trellisSuccess);
+  // The handle is gone: using it again is reported, not a crash.
+  EXPECT_EQ(trellisCommDestroy(comm), trellisInvalidArgument);
+}
+
+// A stranger that connects to the bootstrap root without the secret is dropped; the job completes.
+TEST(Bootstrap, WrongSecretRejectedAndJobCompletes) {
+  trellisUniqueId id;
+  ASSERT_EQ(trellisGetUniqueId(&id), trellisSuccess);
+  auto data = UniqueIdData::decode(id);
+  ASSERT_TRUE(data.isOk());
+  // Stranger: a join request with a wrong secret, then garbage.
+  std::thread stranger([&] {
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      auto s = net::connectTo(data->root, net::deadlineIn(5), nullptr);
+      if (!s) return;
+      char junk[120];
+      std::memset(junk, attempt ? 0x41 : 0, sizeof junk);
+      (void)net::sendAll(s->fd(), junk, sizeof junk, net::deadlineIn(2), nullptr);
+    }
+  });
+  stranger.join();
+  std::vector<std::string> errs(2);
+  std::vector<std::thread> ranks;
+  for (int r = 0; r < 2; ++r)
+    ranks.emplace_back([&, r] {
+      trellisComm_t c = nullptr;
+      if (trellisCommInitRank(&c, 2, id, r) != trellisSuccess) { errs[r] = trellisGetLastError(nullptr); return; }
+      int x = 1, y = 0;
+      if (trellisAllReduce(&x, &y, 1, trellisInt32, trellisSum, c, nullptr) != trellisSuccess || y != 2) errs[r] = "allreduce";
+      trellisCommDestroy(c);
+    });
+  for (auto& t : ranks) t.join();
+  EXPECT_EQ(errs[0], "");
+  EXPECT_EQ(errs[1], "");
+}
+
+// A rank with a forged id (right address, wrong secret) cannot join: it times out with a message.
+TEST(Bootstrap, ForgedSecretCannotJoin) {
+  trellisUniqueId id;
+  ASSERT_EQ(trellisGetUniqueId(&id), trellisSuccess);
+  trellisUniqueId forged = id;
+  forged.internal[30] ^= 0x5a;
+  trellisConfig_t cfg = TRELLIS_CONFIG_INITIALIZER;
+  cfg.timeoutSeconds = 2;
+  trellisComm_t c = nullptr;
+  auto t0 = std::chrono::steady_clock::now();
+  trellisResult_t r = trellisCommInitRankConfig(&c, 2, forged, 0, &cfg);
+  double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_NE(r, trellisSuccess);
+  EXPECT_LT(s, 10.0);
+  EXPECT_NE(std::string(trellisGetLastError(nullptr)).find("rank 0 of 2"), std::string::npos) << trellisGetLastError(nullptr);
+}
+
+// Root unreachable: a clear error within the timeout, not a hang.
+TEST(Bootstrap, RootUnreachableTimesOut) {
+  // An id pointing at a port nobody listens on.
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  socklen_t len = sizeof a;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  close(fd);  // port now closed
+  UniqueIdData d;
+  d.root.len = sizeof a;
+  std::memcpy(&d.root.storage, &a, sizeof a);
+  trellisUniqueId id;
+  d.encode(&id);
+  trellisConfig_t cfg = TRELLIS_CONFIG_INITIALIZER;
+  cfg.timeoutSeconds = 2;
+  trellisComm_t c = nullptr;
+  auto t0 = std::chrono::steady_clock::now();
+  trellisResult_t r = trellisCommInitRankConfig(&c, 2, id, 1, &cfg);
+  double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_EQ(r, trellisTimeout);
+  EXPECT_LT(s, 6.0);
+  std::string msg = trellisGetLastError(nullptr);
+  EXPECT_NE(msg.find("cannot reach the bootstrap root"), std::string::npos) << msg;
+  EXPECT_NE(msg.find(d.root.toString()), std::string::npos) << msg;
+}
+
+TEST(Api, SplitByParity) {
+  std::string err = runRanks(5, RankMode::kThreads, [](trellisComm_t comm, int rank, int) -> std::string {
+    trellisComm_t sub = nullptr;
+    int color = rank == 4 ? TRELLIS_SPLIT_NOCOLOR : rank % 2;
+    if (trellisCommSplit(comm, color, -rank, &sub, nullptr) != trellisSuccess)
+      return std::string("split: ") + trellisGetLastError(comm);
+    if (rank == 4) return sub == nullptr ? "" : "NOCOLOR got a communicator";
+    int n = 0, me = -1;
+    trellisCommCount(sub, &n);
+    trellisCommUserRank(sub, &me);
+    // Keys are -rank: higher old ranks come first.
+    int expectN = 2, expectMe = rank < 2 ? 1 : 0;
+    if (n != expectN || me != expectMe) return "rank " + std::to_string(rank) + ": sub rank/size " + std::to_string(me) + "/" + std::to_string(n);
+    int x = rank, y = 0;
+    if (trellisAllReduce(&x, &y, 1, trellisInt32, trellisSum, sub, nullptr) != trellisSuccess) return "sub allreduce";
+    int want = rank % 2 == 0 ? 0 + 2 : 1 + 3;
+    trellisCommDestroy(sub);
+    return y == want ? "" : "sub allreduce result " + std::to_string(y);
+  });
+  EXPECT_EQ(err, "");
+}
+
+// One thread drives two ranks of the same job through a group: must not deadlock.
+TEST(Api, OneThreadTwoRanksInAGroup) {
+  trellisUniqueId id;
+  ASSERT_EQ(trellisGetUniqueId(&id), trellisSuccess);
+  trellisComm_t comms[2] = {nullptr, nullptr};
+  ASSERT_EQ(trellisGroupStart(), trellisSuccess);
+  std::thread other([&] { ASSERT_EQ(trellisCommInitRank(&comms[1], 2, id, 1), trellisSuccess); });
+  ASSERT_EQ(trellisCommInitRank(&comms[0], 2, id, 0), trellisSuccess);
+  other.join();
+  ASSERT_EQ(trellisGroupEnd(), trellisSuccess);
+  std::vector<float> in0(100000, 1.0f), in1(100000, 2.0f), out0(100000), out1(100000);
+  ASSERT_EQ(trellisGroupStart(), trellisSuccess);
+  ASSERT_EQ(trellisAllReduce(in0.data(), out0.data(), in0.size(), trellisFloat32, trellisSum, comms[0], nullptr), trellisSuccess);
+  ASSERT_EQ(trellisAllReduce(in1.data(), out1.data(), in1.size(), trellisFloat32, trellisSum, comms[1], nullptr), trellisSuccess);
+  ASSERT_EQ(trellisGroupEnd(), trellisSuccess) << trellisGetLastError(nullptr);
+  EXPECT_EQ(out0[99999], 3.0f);
+  EXPECT_EQ(out1[0], 3.0f);
+  trellisCommDestroy(comms[0]);
+  trellisCommDestroy(comms[1]);
+}
+
+// Several threads, each with its own communicator of a different job, all at once.
+TEST(Api, ConcurrentCommunicators) {
+  std::vector<std::thread> jobs;
+  std::vector<std::string> errs(3);
+  for (int j = 0; j < 3; ++j)
+    jobs.emplace_back([&, j] {
+      errs[j] = runRanks(2 + j, RankMode::kThreads, [](trellisComm_t c, int r, int n) -> std::string {
+        std::vector<int64_t> v(5000, r), out(5000);
+        for (int it = 0; it < 20; ++it)
+          if (trellisAllReduce(v.data(), out.data(), v.size(), trellisInt64, trellisSum, c, nullptr) != trellisSuccess)
+            return trellisGetLastError(c);
+        return out[4999] == static_cast<int64_t>(n) * (n - 1) / 2 ? "" : "wrong sum";
+      });
+    });
+  for (auto& t : jobs) t.join();
+  for (auto& e : errs) EXPECT_EQ(e, "");
+}
+
+// Grouped sends and receives in any order, to self too, with uneven sizes.
+TEST(Api, GroupedSendRecvAnyOrder) {
+  std::string err = runRanks(4, RankMode::kThreads, [](trellisComm_t c, int r, int n) -> std::string {
+    std::vector<std::vector<int>> out(n), in(n);
+    for (int p = 0; p < n; ++p) {
+      out[p].assign(1000 * (p + 1) + r, r * 100 + p);
+      in[p].assign(1000 * (r + 1) + p, -1);
+    }
+    trellisGroupStart();
+    // Sends first in descending peer order; receives after in ascending order.
+    for (int p = n - 1; p >= 0; --p) trellisSend(out[p].data(), out[p].size(), trellisInt32, p, c, nullptr);
+    for (int p = 0; p < n; ++p) trellisRecv(in[p].data(), in[p].size(), trellisInt32, p, c, nullptr);
+    if (trellisGroupEnd() != trellisSuccess) return trellisGetLastError(c);
+    for (int p = 0; p < n; ++p)
+      for (int v : in[p])
+        if (v != p * 100 + r) return "rank " + std::to_string(r) + " wrong data from " + std::to_string(p);
+    return "";
+  });
+  EXPECT_EQ(err, "");
+}
+
+// A send larger than the matching receive is an error naming both sizes, not corruption.
+TEST(Api, OversizedSendIsAnError) {
+  std::string err = runRanks(2, RankMode::kThreads, [](trellisComm_t c, int r, int) -> std::string {
+    std::vector<char> buf(4096);
+    trellisResult_t res = r == 0 ? trellisSend(buf.data(), 4096, trellisUint8, 1, c, nullptr)
+                                 : trellisRecv(buf.data(), 100, trellisUint8, 0, c, nullptr);
+    if (r == 1) {
+      std::string msg = trellisGetLastError(c);
+      if (res == trellisSuccess) return "oversized message accepted";
+      if (msg.find("4096-byte message") == std::string::npos || msg.find("100 bytes") == std::string::npos)
+        return "message: " + msg;
+    }
+    return "";
+  });
+  EXPECT_EQ(err, "");
+}
+
+}  // namespace
+}  // namespace trellis::test

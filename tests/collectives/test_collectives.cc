@@ -1,0 +1,99 @@
+// Collective correctness against the double-precision reference, for ranks as threads and as
+// processes, rank counts 1..8 (odd and non-powers of two), counts 0, 1, 7, 1023 and 1M+3, every
+// datatype x op, in place and out of place, with the automatic algorithm choice and with every
+// algorithm forced.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+
+#include "../support/harness.h"
+#include "cases.h"
+#include "core/params.h"
+
+namespace trellis::test {
+namespace {
+
+// Keep hung tests short: a collective that waits this long has failed.
+const int kEnvInit = (setenv("TRELLIS_TIMEOUT_S", "60", 0), setenv("TRELLIS_BOOTSTRAP_TIMEOUT_S", "30", 0), 0);
+
+constexpr size_t kLarge = (1u << 20) + 3;
+
+std::string runAll(trellisComm_t comm, int rank, int n, const std::vector<Case>& cases) {
+  for (const Case& c : cases) {
+    std::string e = runCase(comm, rank, n, c);
+    if (!e.empty()) return e;  // later cases would run on mismatched ranks
+  }
+  return "";
+}
+
+struct Layout {
+  RankMode mode;
+  int nranks;
+};
+
+class CollectivesTest : public ::testing::TestWithParam<Layout> {};
+
+TEST_P(CollectivesTest, FullMatrixSmallCounts) {
+  const Layout l = GetParam();
+  auto cases = fullMatrix(l.nranks, {0, 1, 7, 1023});
+  std::string err = runRanks(l.nranks, l.mode, [&](trellisComm_t c, int r, int n) { return runAll(c, r, n, cases); });
+  EXPECT_EQ(err, "") << cases.size() << " cases";
+}
+
+TEST_P(CollectivesTest, CrossSectionLargeCount) {
+  const Layout l = GetParam();
+  if (l.nranks > 5 && l.mode == RankMode::kProcesses) GTEST_SKIP() << "large counts on >5 processes run in threads mode only";
+  auto cases = crossSection(l.nranks, {kLarge});
+  std::string err = runRanks(l.nranks, l.mode, [&](trellisComm_t c, int r, int n) { return runAll(c, r, n, cases); });
+  EXPECT_EQ(err, "") << cases.size() << " cases";
+}
+
+std::string layoutName(const ::testing::TestParamInfo<Layout>& info) {
+  return std::string(modeName(info.param.mode)) + std::to_string(info.param.nranks);
+}
+
+INSTANTIATE_TEST_SUITE_P(Threads, CollectivesTest,
+                         ::testing::Values(Layout{RankMode::kThreads, 1}, Layout{RankMode::kThreads, 2},
+                                           Layout{RankMode::kThreads, 3}, Layout{RankMode::kThreads, 4},
+                                           Layout{RankMode::kThreads, 5}, Layout{RankMode::kThreads, 7},
+                                           Layout{RankMode::kThreads, 8}),
+                         layoutName);
+INSTANTIATE_TEST_SUITE_P(Processes, CollectivesTest,
+                         ::testing::Values(Layout{RankMode::kProcesses, 2}, Layout{RankMode::kProcesses, 3},
+                                           Layout{RankMode::kProcesses, 4}, Layout{RankMode::kProcesses, 5},
+                                           Layout{RankMode::kProcesses, 8}),
+                         layoutName);
+
+// Every algorithm forced through TRELLIS_ALGO, on the sizes where each would not be chosen.
+struct Forced {
+  const char* spec;
+  int nranks;
+};
+class ForcedAlgoTest : public ::testing::TestWithParam<Forced> {};
+
+TEST_P(ForcedAlgoTest, MatchesReference) {
+  const Forced f = GetParam();
+  ASSERT_TRUE(findParam("TRELLIS_ALGO")->setOverride(f.spec).isOk());
+  std::vector<Case> cases;
+  for (size_t count : {size_t{0}, size_t{1}, size_t{7}, size_t{1023}, size_t{100003}})
+    for (trellisDataType_t dt : {trellisInt32, trellisFloat32, trellisFloat16, trellisUint8})
+      for (trellisRedOp_t op : {trellisSum, trellisMax, trellisAvg})
+        for (CollKind k : {CollKind::kAllReduce, CollKind::kBroadcast, CollKind::kReduce})
+          for (bool ip : {false, true}) cases.push_back({k, dt, op, count, ip, static_cast<int>(count % f.nranks)});
+  std::string err = runRanks(f.nranks, RankMode::kThreads,
+                             [&](trellisComm_t c, int r, int n) { return runAll(c, r, n, cases); });
+  EXPECT_TRUE(findParam("TRELLIS_ALGO")->setOverride("").isOk());
+  EXPECT_EQ(err, "") << f.spec;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Algos, ForcedAlgoTest,
+    ::testing::Values(Forced{"allreduce:ring,broadcast:scatter_allgather", 3},
+                      Forced{"allreduce:ring,broadcast:scatter_allgather", 6},
+                      Forced{"allreduce:rd,broadcast:binomial", 5}, Forced{"allreduce:rd", 6},
+                      Forced{"allreduce:rabenseifner", 2}, Forced{"allreduce:rabenseifner", 5},
+                      Forced{"allreduce:rabenseifner", 7}, Forced{"allreduce:rabenseifner,broadcast:binomial", 8}),
+    [](const ::testing::TestParamInfo<Forced>& info) { return "case" + std::to_string(info.index); });
+
+}  // namespace
+}  // namespace trellis::test

@@ -1,0 +1,172 @@
+// Core pieces on their own: Status/Result, the params registry, unique-id encoding, TRELLIS_ALGO
+// parsing and the TCP transport without any collective on top.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <thread>
+
+#include "core/bootstrap.h"
+#include "core/params.h"
+#include "transport/tcp/tcp_transport.h"
+#include "tuner/select.h"
+
+namespace trellis {
+namespace {
+
+Status failsWith(int v) {
+  if (v < 0) return invalidArgument("value %d is negative", v);
+  return Status::ok();
+}
+Status chain(int v) {
+  TRELLIS_TRY_CTX(failsWith(v), "checking the input");
+  return Status::ok();
+}
+
+TEST(Status, ContextAndCodes) {
+  Status s = chain(-4);
+  EXPECT_EQ(s.code(), Code::kInvalidArgument);
+  EXPECT_EQ(s.message(), "checking the input: value -4 is negative");
+  EXPECT_EQ(s.toC(), trellisInvalidArgument);
+  EXPECT_TRUE(chain(3).isOk());
+  Result<int> r = 5;
+  EXPECT_EQ(r.value(), 5);
+  Result<int> bad = timeoutError("waited %d s", 3);
+  EXPECT_FALSE(bad.isOk());
+  EXPECT_EQ(bad.status().code(), Code::kTimeout);
+}
+
+Param<int64_t> kTestInt("TRELLIS_TEST_INT_PARAM", 42, "a test parameter");
+Param<bool> kTestBool("TRELLIS_TEST_BOOL_PARAM", false, "a test parameter");
+
+TEST(Params, DefaultsEnvOverridesAndErrors) {
+  unsetenv("TRELLIS_TEST_INT_PARAM");
+  kTestInt.reset();
+  EXPECT_EQ(kTestInt.get(), 42);
+  EXPECT_EQ(kTestInt.source(), ParamSource::kDefault);
+  setenv("TRELLIS_TEST_INT_PARAM", "64K", 1);
+  kTestInt.reset();
+  EXPECT_EQ(kTestInt.get(), 65536);
+  EXPECT_EQ(kTestInt.source(), ParamSource::kEnv);
+  setenv("TRELLIS_TEST_INT_PARAM", "12x", 1);
+  kTestInt.reset();
+  EXPECT_EQ(kTestInt.get(), 42);  // invalid: default, with an error naming the value
+  EXPECT_NE(kTestInt.error().find("TRELLIS_TEST_INT_PARAM='12x'"), std::string::npos) << kTestInt.error();
+  EXPECT_TRUE(kTestInt.setOverride("7").isOk());
+  EXPECT_EQ(kTestInt.get(), 7);
+  EXPECT_EQ(kTestInt.source(), ParamSource::kOverride);
+  EXPECT_FALSE(kTestInt.setOverride("seven").isOk());
+  EXPECT_TRUE(kTestInt.setOverride("").isOk());
+  unsetenv("TRELLIS_TEST_INT_PARAM");
+  kTestInt.reset();
+  EXPECT_EQ(kTestInt.get(), 42);
+  setenv("TRELLIS_TEST_BOOL_PARAM", "yes", 1);
+  kTestBool.reset();
+  EXPECT_TRUE(kTestBool.get());
+  EXPECT_NE(findParam("TRELLIS_TEST_BOOL_PARAM"), nullptr);
+  EXPECT_EQ(findParam("TRELLIS_NO_SUCH_PARAM"), nullptr);
+  EXPECT_EQ(parseSize("2G").value(), int64_t{2} << 30);
+  EXPECT_EQ(parseSize("3MiB").value(), int64_t{3} << 20);
+  EXPECT_FALSE(parseSize("").isOk());
+  EXPECT_FALSE(parseSize("9999999999999G").isOk());
+}
+
+TEST(UniqueId, RoundTripsThroughHex) {
+  UniqueIdData d;
+  ASSERT_TRUE(net::parseHostPort("127.0.0.1:4242").isOk());
+  d.root = net::parseHostPort("127.0.0.1:4242").value();
+  for (int i = 0; i < 16; ++i) d.secret[i] = static_cast<uint8_t>(i * 17);
+  trellisUniqueId id;
+  d.encode(&id);
+  std::string hex = UniqueIdData::toHex(id);
+  EXPECT_EQ(hex.size(), 256u);
+  auto back = UniqueIdData::fromHex(hex);
+  ASSERT_TRUE(back.isOk());
+  auto dd = UniqueIdData::decode(back.value());
+  ASSERT_TRUE(dd.isOk());
+  EXPECT_EQ(dd->root.toString(), "127.0.0.1:4242");
+  EXPECT_EQ(std::memcmp(dd->secret, d.secret, 16), 0);
+  EXPECT_FALSE(UniqueIdData::fromHex("abc").isOk());
+  EXPECT_FALSE(UniqueIdData::fromHex(std::string(256, 'z')).isOk());
+  trellisUniqueId zero{};
+  EXPECT_FALSE(UniqueIdData::decode(zero).isOk());
+}
+
+TEST(Tuner, AlgoOverrideParsing) {
+  auto ok = tuner::parseAlgoOverrides("allreduce:ring,broadcast:binomial");
+  ASSERT_TRUE(ok.isOk());
+  EXPECT_STREQ(ok.value()[static_cast<size_t>(algos::Coll::kAllReduce)]->name, "ring");
+  auto badColl = tuner::parseAlgoOverrides("allreduse:ring");
+  ASSERT_FALSE(badColl.isOk());
+  EXPECT_NE(badColl.status().message().find("unknown collective 'allreduse'"), std::string::npos);
+  auto badAlgo = tuner::parseAlgoOverrides("allreduce:tree");
+  ASSERT_FALSE(badAlgo.isOk());
+  EXPECT_NE(badAlgo.status().message().find("valid: ring, rd, rabenseifner"), std::string::npos)
+      << badAlgo.status().message();
+  EXPECT_FALSE(tuner::parseAlgoOverrides("ring").isOk());
+  // Automatic choices by size.
+  tuner::Tuner t({});
+  algos::CollArgs a;
+  a.count = 4;
+  EXPECT_STREQ(t.select(a, 8)->name, "rd");
+  a.count = 1 << 20;
+  EXPECT_STREQ(t.select(a, 8)->name, "ring");
+}
+
+// The TCP transport alone: two bootstraps in two threads, messages matched in order, sizes from
+// 0 to 8 MiB striped over sockets, checked byte for byte.
+TEST(TcpTransport, OrderedMessagesByteForByte) {
+  auto root = startBootstrapRoot(0, 30);
+  ASSERT_TRUE(root.isOk()) << root.status().message();
+  std::string errs[2];
+  auto body = [&](int rank) -> std::string {
+    Bootstrap bs;
+    std::atomic<bool> abort{false};
+    Status s = bs.init(root.value(), rank, 2, 20, &abort);
+    if (!s.isOk()) return s.message();
+    transport::TcpOptions opt;
+    opt.socketsPerPeer = 3;
+    opt.chunkBytes = 64 * 1024;
+    auto t = transport::TcpTransport::create(bs, {1 - rank}, opt, &abort);
+    if (!t) return t.status().message();
+    const size_t sizes[] = {0, 1, 31, 4096, 65536, 65537, 1 << 20, (8 << 20) + 5};
+    std::vector<std::vector<uint8_t>> out, in;
+    for (size_t sz : sizes) {
+      std::vector<uint8_t> o(sz);
+      for (size_t i = 0; i < sz; ++i) o[i] = static_cast<uint8_t>(i * 31 + sz + rank);
+      out.push_back(o);
+      in.emplace_back(sz + 3, 0xee);
+    }
+    std::vector<transport::Request> sreq(std::size(sizes)), rreq(std::size(sizes));
+    for (size_t k = 0; k < std::size(sizes); ++k) {
+      Status q = t.value()->postRecv(1 - rank, in[k].data(), in[k].size(), &rreq[k]);
+      if (!q.isOk()) return q.message();
+      Status p = t.value()->postSend(1 - rank, out[k].data(), out[k].size(), &sreq[k]);
+      if (!p.isOk()) return p.message();
+    }
+    auto deadline = net::deadlineIn(20);
+    for (;;) {
+      bool all = true;
+      for (size_t k = 0; k < std::size(sizes); ++k) all = all && sreq[k].isDone() && rreq[k].isDone();
+      if (all) break;
+      if (net::Clock::now() > deadline) return "timed out";
+      bool did = false;
+      Status p = t.value()->progress(10, &did);
+      if (!p.isOk()) return p.message();
+    }
+    for (size_t k = 0; k < std::size(sizes); ++k) {
+      if (rreq[k].received != sizes[k]) return "size mismatch at " + std::to_string(k);
+      for (size_t i = 0; i < sizes[k]; ++i)
+        if (in[k][i] != static_cast<uint8_t>(i * 31 + sizes[k] + (1 - rank))) return "byte mismatch";
+      if (in[k][sizes[k]] != 0xee) return "wrote past the message";
+    }
+    return bs.barrier().message();
+  };
+  std::thread a([&] { errs[0] = body(0); });
+  errs[1] = body(1);
+  a.join();
+  EXPECT_EQ(errs[0], "");
+  EXPECT_EQ(errs[1], "");
+}
+
+}  // namespace
+}  // namespace trellis

@@ -1,0 +1,93 @@
+#include "harness.h"
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <thread>
+#include <vector>
+
+namespace trellis::test {
+
+const char* modeName(RankMode m) { return m == RankMode::kThreads ? "threads" : "processes"; }
+
+static std::string runOne(trellisUniqueId id, int nranks, int rank, const RankBody& body) {
+  trellisComm_t comm = nullptr;
+  trellisResult_t r = trellisCommInitRank(&comm, nranks, id, rank);
+  if (r != trellisSuccess)
+    return "rank " + std::to_string(rank) + ": init failed: " + trellisGetErrorString(r) + ": " +
+           trellisGetLastError(nullptr);
+  std::string err = body(comm, rank, nranks);
+  trellisCommDestroy(comm);
+  return err;
+}
+
+std::string runRanks(int nranks, RankMode mode, const RankBody& body, double timeoutS) {
+  trellisUniqueId id;
+  if (trellisGetUniqueId(&id) != trellisSuccess) return std::string("trellisGetUniqueId: ") + trellisGetLastError(nullptr);
+  std::string failures;
+  if (mode == RankMode::kThreads) {
+    std::vector<std::string> errs(nranks);
+    std::vector<std::thread> threads;
+    for (int r = 0; r < nranks; ++r) threads.emplace_back([&, r] { errs[r] = runOne(id, nranks, r, body); });
+    for (auto& t : threads) t.join();
+    for (auto& e : errs)
+      if (!e.empty()) failures += e + "\n";
+    return failures;
+  }
+  // Processes: each child reports its failure text through a pipe and exits 0/1.
+  std::vector<pid_t> pids;
+  std::vector<int> fds;
+  for (int r = 0; r < nranks; ++r) {
+    int p[2];
+    if (pipe(p) != 0) return "pipe failed";
+    pid_t pid = fork();
+    if (pid == 0) {
+      close(p[0]);
+      std::string e = runOne(id, nranks, r, body);
+      if (!e.empty()) (void)!write(p[1], e.data(), e.size());
+      _exit(e.empty() ? 0 : 1);
+    }
+    close(p[1]);
+    pids.push_back(pid);
+    fds.push_back(p[0]);
+  }
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeoutS);
+  std::vector<std::string> outs(nranks);
+  std::vector<bool> open(nranks, true);
+  int remaining = nranks;
+  while (remaining > 0) {
+    std::vector<pollfd> pf;
+    std::vector<int> idx;
+    for (int r = 0; r < nranks; ++r)
+      if (open[r]) { pf.push_back({fds[r], POLLIN, 0}); idx.push_back(r); }
+    if (std::chrono::steady_clock::now() > deadline) break;
+    int rc = poll(pf.data(), pf.size(), 200);
+    if (rc <= 0) continue;
+    for (size_t k = 0; k < pf.size(); ++k) {
+      if (!pf[k].revents) continue;
+      char buf[4096];
+      ssize_t n = read(pf[k].fd, buf, sizeof buf);
+      if (n > 0) outs[idx[k]].append(buf, n);
+      else { open[idx[k]] = false; --remaining; }
+    }
+  }
+  for (int r = 0; r < nranks; ++r) {
+    int status = 0;
+    if (open[r]) {  // timed out: kill and report
+      kill(pids[r], SIGKILL);
+      failures += "rank " + std::to_string(r) + ": timed out after " + std::to_string(timeoutS) + " s\n";
+    }
+    waitpid(pids[r], &status, 0);
+    close(fds[r]);
+    if (!outs[r].empty()) failures += outs[r] + "\n";
+    else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+      failures += "rank " + std::to_string(r) + ": exited with status " + std::to_string(status) + "\n";
+  }
+  return failures;
+}
+
+}  // namespace trellis::test

@@ -1,0 +1,22 @@
+// Running ranks in tests: as threads of this process or as forked processes. Each rank gets its
+// own communicator built from one unique id.
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include "trellis/trellis.h"
+
+namespace trellis::test {
+
+enum class RankMode { kThreads, kProcesses };
+const char* modeName(RankMode m);
+
+/// Body run by every rank; returns "" on success or a description of the first failure.
+using RankBody = std::function<std::string(trellisComm_t comm, int rank, int nranks)>;
+
+/// Creates `nranks` communicators (threads or processes), runs `body` on each, destroys them and
+/// returns the failures joined ("" when every rank passed). Bounded by `timeoutS`.
+std::string runRanks(int nranks, RankMode mode, const RankBody& body, double timeoutS = 300);
+
+}  // namespace trellis::test
