@@ -83,20 +83,27 @@ double expectedReduce(trellisRedOp_t op, trellisDataType_t dt, int nranks, size_
   return acc;
 }
 
-std::string compare(const void* buf, size_t n, trellisDataType_t dt, const std::function<double(size_t)>& expected) {
+static bool matches(double got, double want, trellisDataType_t dt) {
   // Only Avg of floats can be inexact: one rounding of the division in the datatype.
   double tol = dt == trellisFloat16 ? 1e-3 : dt == trellisBfloat16 ? 8e-3 : dt == trellisFloat32 ? 1e-6 : 1e-12;
+  return isFloat(dt) ? std::fabs(got - want) <= tol * std::max(1.0, std::fabs(want)) : got == want;
+}
+
+size_t countWrong(const void* buf, size_t n, trellisDataType_t dt, const std::function<double(size_t)>& expected) {
+  size_t wrong = 0;
+  for (size_t k = 0; k < n; ++k) wrong += matches(readElem(buf, dt, k), expected(k), dt) ? 0 : 1;
+  return wrong;
+}
+
+std::string compare(const void* buf, size_t n, trellisDataType_t dt, const std::function<double(size_t)>& expected) {
   size_t wrong = 0, first = 0;
   double got0 = 0, want0 = 0;
   for (size_t k = 0; k < n; ++k) {
     double want = expected(k), got = readElem(buf, dt, k);
-    bool ok = isFloat(dt) ? std::fabs(got - want) <= tol * std::max(1.0, std::fabs(want)) : got == want;
-    if (!ok) {
-      if (wrong++ == 0) {
-        first = k;
-        got0 = got;
-        want0 = want;
-      }
+    if (!matches(got, want, dt) && wrong++ == 0) {
+      first = k;
+      got0 = got;
+      want0 = want;
     }
   }
   if (wrong == 0) return "";

@@ -28,6 +28,9 @@ double expectedReduce(trellisRedOp_t op, trellisDataType_t dt, int nranks, size_
 double readElem(const void* buf, trellisDataType_t dt, size_t i);
 void writeElem(void* buf, trellisDataType_t dt, size_t i, double v);
 
+/// Number of k < n where buf[k] differs from expected(k) beyond the datatype's tolerance.
+size_t countWrong(const void* buf, size_t n, trellisDataType_t dt, const std::function<double(size_t)>& expected);
+
 /// Compares buf[k] against expected(k) for k < n. Returns "" or "<n wrong>, first at k: got x want y".
 std::string compare(const void* buf, size_t n, trellisDataType_t dt, const std::function<double(size_t)>& expected);
 

@@ -1,0 +1,185 @@
+// trellis-bench through Gloo (Debian's libgloo-dev): TCP device on the given address, FileStore
+// rendezvous in a directory shared by the ranks, ring allreduce out of place (Gloo's default
+// algorithm). float16/bfloat16 and ReduceScatter (only a legacy algorithm class in this snapshot)
+// are reported as unsupported.
+#include <gloo/allgather.h>
+#include <gloo/allreduce.h>
+#include <gloo/alltoall.h>
+#include <gloo/barrier.h>
+#include <gloo/broadcast.h>
+#include <gloo/math.h>
+#include <gloo/reduce.h>
+#include <gloo/rendezvous/context.h>
+#include <gloo/rendezvous/file_store.h>
+#include <gloo/transport/tcp/device.h>
+
+#include <cstdlib>
+#include <cstring>
+
+#include "algos/kernels/reduce.h"
+#include "impl.h"
+
+namespace trellis::bench {
+namespace {
+
+template <typename T>
+gloo::AllreduceOptions::Func reduceFn(trellisRedOp_t op) {
+  using Fn = void (*)(void*, const void*, const void*, size_t);
+  switch (op) {
+    case trellisProd: return static_cast<Fn>(&gloo::product<T>);
+    case trellisMax: return static_cast<Fn>(&gloo::max<T>);
+    case trellisMin: return static_cast<Fn>(&gloo::min<T>);
+    default: return static_cast<Fn>(&gloo::sum<T>);
+  }
+}
+
+class GlooImpl final : public Impl {
+ public:
+  GlooImpl(std::shared_ptr<gloo::rendezvous::Context> ctx) : ctx_(std::move(ctx)) {}
+  const char* name() const override { return "gloo"; }
+  int rank() const override { return ctx_->rank; }
+  int nranks() const override { return ctx_->size; }
+  std::string unsupported(Coll c, trellisDataType_t dt, trellisRedOp_t) const override {
+    if (dt == trellisFloat16 || dt == trellisBfloat16) return std::string("not wired for ") + algos::dtypeName(dt);
+    if (c == Coll::kReduceScatter) return "this Gloo snapshot has no reduce_scatter options API";
+    return "";
+  }
+
+  std::string run(Coll c, const void* send, void* recv, size_t count, trellisDataType_t dt, trellisRedOp_t op,
+                  int root) override {
+    switch (dt) {
+      case trellisInt8: return runT<int8_t>(c, send, recv, count, dt, op, root);
+      case trellisUint8: return runT<uint8_t>(c, send, recv, count, dt, op, root);
+      case trellisInt32: return runT<int32_t>(c, send, recv, count, dt, op, root);
+      case trellisUint32: return runT<uint32_t>(c, send, recv, count, dt, op, root);
+      case trellisInt64: return runT<int64_t>(c, send, recv, count, dt, op, root);
+      case trellisUint64: return runT<uint64_t>(c, send, recv, count, dt, op, root);
+      case trellisFloat32: return runT<float>(c, send, recv, count, dt, op, root);
+      case trellisFloat64: return runT<double>(c, send, recv, count, dt, op, root);
+      default: return "unsupported datatype";
+    }
+  }
+
+  double combine(double v, int op) override {
+    double out = v;
+    gloo::AllreduceOptions o(ctx_);
+    o.setInput(&v, 1);
+    o.setOutput(&out, 1);
+    o.setReduceFunction(op == 0 ? reduceFn<double>(trellisSum) : op == 1 ? reduceFn<double>(trellisMin)
+                                                                         : reduceFn<double>(trellisMax));
+    gloo::allreduce(o);
+    return out;
+  }
+  void allgatherBytes(const void* in, void* out, size_t bytes) override {
+    gloo::AllgatherOptions o(ctx_);
+    o.setInput(static_cast<uint8_t*>(const_cast<void*>(in)), bytes);
+    o.setOutput(static_cast<uint8_t*>(out), bytes * ctx_->size);
+    gloo::allgather(o);
+  }
+  void barrier() override {
+    gloo::BarrierOptions o(ctx_);
+    gloo::barrier(o);
+  }
+
+ private:
+  template <typename T>
+  std::string runT(Coll c, const void* sendv, void* recvv, size_t count, trellisDataType_t dt, trellisRedOp_t op,
+                   int root) {
+    T* send = static_cast<T*>(const_cast<void*>(sendv));
+    T* recv = static_cast<T*>(recvv);
+    const int n = ctx_->size, me = ctx_->rank;
+    switch (c) {
+      case Coll::kAllReduce: {
+        gloo::AllreduceOptions o(ctx_);
+        o.setInput(send, count);
+        o.setOutput(recv, count);
+        o.setReduceFunction(reduceFn<T>(op));
+        gloo::allreduce(o);
+        if (op == trellisAvg) algos::divideInPlace(recv, count, dt, n);
+        return "";
+      }
+      case Coll::kAllGather: {
+        gloo::AllgatherOptions o(ctx_);
+        o.setInput(send, count);
+        o.setOutput(recv, count * n);
+        gloo::allgather(o);
+        return "";
+      }
+      case Coll::kBroadcast: {
+        gloo::BroadcastOptions o(ctx_);
+        if (me == root && send != recv) o.setInput(send, count);
+        o.setOutput(recv, count);
+        o.setRoot(root);
+        gloo::broadcast(o);
+        return "";
+      }
+      case Coll::kReduce: {
+        gloo::ReduceOptions o(ctx_);
+        o.setInput(send, count);
+        o.setOutput(recv, count);
+        o.setRoot(root);
+        o.setReduceFunction(reduceFn<T>(op));
+        gloo::reduce(o);
+        if (op == trellisAvg && me == root) algos::divideInPlace(recv, count, dt, n);
+        return "";
+      }
+      case Coll::kAlltoAll: {
+        gloo::AlltoallOptions o(ctx_);
+        o.setInput(send, count * n);
+        o.setOutput(recv, count * n);
+        gloo::alltoall(o);
+        return "";
+      }
+      case Coll::kSendRecv: {
+        auto sbuf = ctx_->createUnboundBuffer(send, count * sizeof(T));
+        auto rbuf = ctx_->createUnboundBuffer(recv, count * sizeof(T));
+        uint64_t slot = ++slot_;
+        rbuf->recv((me - 1 + n) % n, slot);
+        sbuf->send((me + 1) % n, slot);
+        sbuf->waitSend();
+        rbuf->waitRecv();
+        return "";
+      }
+      case Coll::kReduceScatter: break;
+    }
+    return "unsupported collective";
+  }
+
+  std::shared_ptr<gloo::rendezvous::Context> ctx_;
+  uint64_t slot_ = 0;
+};
+
+int envInt(const char* a, const char* b, int def) {
+  const char* v = std::getenv(a);
+  if (v == nullptr) v = std::getenv(b);
+  return v ? std::atoi(v) : def;
+}
+
+}  // namespace
+
+std::unique_ptr<Impl> makeGlooImpl(const std::string& storeDir, const std::string& hostname, std::string* error) {
+  const int rank = envInt("TRELLIS_RANK", "OMPI_COMM_WORLD_RANK", -1);
+  const int size = envInt("TRELLIS_WORLD_SIZE", "OMPI_COMM_WORLD_SIZE", -1);
+  if (rank < 0 || size < 1) {
+    *error = "gloo: rank/size not found (run under trellis-run or mpirun)";
+    return nullptr;
+  }
+  if (storeDir.empty()) {
+    *error = "gloo: no rendezvous directory (--gloo-store DIR, or TRELLIS_UNIQUE_ID from trellis-run)";
+    return nullptr;
+  }
+  try {
+    gloo::transport::tcp::attr attr;
+    attr.hostname = hostname;
+    auto dev = gloo::transport::tcp::CreateDevice(attr);
+    gloo::rendezvous::FileStore store(storeDir);
+    auto ctx = std::make_shared<gloo::rendezvous::Context>(rank, size);
+    ctx->connectFullMesh(store, dev);
+    return std::make_unique<GlooImpl>(ctx);
+  } catch (const std::exception& e) {
+    *error = std::string("gloo: ") + e.what();
+    return nullptr;
+  }
+}
+
+}  // namespace trellis::bench

@@ -1,0 +1,249 @@
+// trellis-run: the single-machine launcher. Creates the job's unique id (the rendezvous root then
+// lives in this process), forks N ranks with TRELLIS_RANK/WORLD_SIZE/LOCAL_RANK/LOCAL_SIZE/
+// UNIQUE_ID/ROOT_ADDR set, prefixes every output line with the rank, and when one rank fails kills
+// the others (SIGTERM, then SIGKILL after 2 s) and exits non-zero naming the rank. Every wait is
+// bounded (--timeout).
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "trellis/trellis.h"
+
+namespace {
+
+volatile sig_atomic_t gSignal = 0;
+void onSignal(int sig) { gSignal = sig; }
+
+struct Stream {
+  int fd = -1;
+  int rank = 0;
+  FILE* out = nullptr;
+  std::string partial;
+};
+
+// The id layout of src/core/bootstrap.h: family at 6, port (network order) at 8, address at 12.
+std::string rootAddr(const trellisUniqueId& id) {
+  uint16_t family, portBe;
+  std::memcpy(&family, id.internal + 6, 2);
+  std::memcpy(&portBe, id.internal + 8, 2);
+  char host[64] = "?";
+  const unsigned char* a = reinterpret_cast<const unsigned char*>(id.internal + 12);
+  if (family == 2) {
+    std::snprintf(host, sizeof host, "%u.%u.%u.%u", a[0], a[1], a[2], a[3]);
+  } else {
+    std::string h = "[";
+    for (int i = 0; i < 16; i += 2) {
+      char b[8];
+      std::snprintf(b, sizeof b, "%s%x", i ? ":" : "", (a[i] << 8) | a[i + 1]);
+      h += b;
+    }
+    std::snprintf(host, sizeof host, "%s]", h.c_str());
+  }
+  return std::string(host) + ":" + std::to_string(ntohs(portBe));
+}
+
+std::string hexId(const trellisUniqueId& id) {
+  static const char* d = "0123456789abcdef";
+  std::string s;
+  for (char c : id.internal) {
+    unsigned char u = static_cast<unsigned char>(c);
+    s += d[u >> 4];
+    s += d[u & 15];
+  }
+  return s;
+}
+
+void emit(Stream& s, bool tag, const char* data, size_t n) {
+  s.partial.append(data, n);
+  size_t pos;
+  while ((pos = s.partial.find('\n')) != std::string::npos) {
+    if (tag) std::fprintf(s.out, "[%d] ", s.rank);
+    std::fwrite(s.partial.data(), 1, pos + 1, s.out);
+    s.partial.erase(0, pos + 1);
+  }
+  std::fflush(s.out);
+}
+
+std::string describe(int status) {
+  if (WIFEXITED(status)) return "exited with code " + std::to_string(WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) return std::string("was killed by signal ") + std::to_string(WTERMSIG(status)) + " (" +
+                                  strsignal(WTERMSIG(status)) + ")";
+  return "stopped";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // The launcher's own options come first; the program starts at "--" or at the first word that
+  // is not one of them (so `trellis-run -n 2 sh -c '...'` keeps the program's -c).
+  int split = 1;
+  while (split < argc) {
+    std::string a = argv[split];
+    if (a == "--") break;
+    if (a == "-n" || a == "--np" || a == "--timeout") { split += 2; continue; }
+    if (a.rfind("--np=", 0) == 0 || a.rfind("--timeout=", 0) == 0 || a == "--no-tag" || a == "-h" || a == "--help" ||
+        (a.size() > 2 && a.rfind("-n", 0) == 0)) { ++split; continue; }
+    break;
+  }
+  split = std::min(split, argc);
+  std::vector<std::string> cmd;
+  for (int i = split + (split < argc && std::string(argv[split]) == "--" ? 1 : 0); i < argc; ++i) cmd.push_back(argv[i]);
+  CLI::App app{"trellis-run: launch N ranks of a Trellis program on this machine\n"
+               "usage: trellis-run -n N [--timeout S] [--no-tag] [--] program [args...]"};
+  int n = 1;
+  double timeoutS = 0;
+  bool noTag = false;
+  app.add_option("-n,--np", n, "number of ranks")->required()->check(CLI::Range(1, 4096));
+  app.add_option("--timeout", timeoutS, "kill every rank and exit 124 after this many seconds (0: never)");
+  app.add_flag("--no-tag", noTag, "do not prefix output lines with [rank]");
+  try {
+    app.parse(split, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  if (cmd.empty()) {
+    std::fprintf(stderr, "trellis-run: no program given\n%s", app.help().c_str());
+    return 2;
+  }
+  const bool tag = !noTag;
+
+  trellisUniqueId id;
+  if (trellisGetUniqueId(&id) != trellisSuccess) {
+    std::fprintf(stderr, "trellis-run: cannot create the job id: %s\n", trellisGetLastError(nullptr));
+    return 1;
+  }
+  const std::string hex = hexId(id), root = rootAddr(id);
+  struct sigaction sa{};
+  sa.sa_handler = onSignal;
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  std::vector<pid_t> pids(n, -1);
+  std::vector<Stream> streams;
+  for (int r = 0; r < n; ++r) {
+    int out[2], err[2];
+    if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) {
+      std::perror("trellis-run: pipe");
+      return 1;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+      std::perror("trellis-run: fork");
+      return 1;
+    }
+    if (pid == 0) {
+      setpgid(0, 0);
+      dup2(out[1], 1);
+      dup2(err[1], 2);
+      setenv("TRELLIS_RANK", std::to_string(r).c_str(), 1);
+      setenv("TRELLIS_WORLD_SIZE", std::to_string(n).c_str(), 1);
+      setenv("TRELLIS_LOCAL_RANK", std::to_string(r).c_str(), 1);
+      setenv("TRELLIS_LOCAL_SIZE", std::to_string(n).c_str(), 1);
+      setenv("TRELLIS_UNIQUE_ID", hex.c_str(), 1);
+      setenv("TRELLIS_ROOT_ADDR", root.c_str(), 1);
+      std::vector<char*> args;
+      for (auto& a : cmd) args.push_back(const_cast<char*>(a.c_str()));
+      args.push_back(nullptr);
+      execvp(args[0], args.data());
+      std::fprintf(stderr, "trellis-run: cannot run '%s': %s\n", args[0], std::strerror(errno));
+      _exit(127);
+    }
+    pids[r] = pid;
+    close(out[1]);
+    close(err[1]);
+    streams.push_back({out[0], r, stdout, {}});
+    streams.push_back({err[0], r, stderr, {}});
+  }
+
+  using Clock = std::chrono::steady_clock;
+  const auto start = Clock::now();
+  int exitCode = 0, failedRank = -1, running = n;
+  std::vector<int> status(n, 0);
+  Clock::time_point killAt{};
+  bool terminating = false;
+  auto terminateAll = [&](int sig) {
+    for (int r = 0; r < n; ++r)
+      if (pids[r] > 0) kill(-pids[r], sig), kill(pids[r], sig);
+  };
+  size_t openStreams = streams.size();
+  while (running > 0 || openStreams > 0) {
+    std::vector<pollfd> pf;
+    std::vector<size_t> idx;
+    for (size_t i = 0; i < streams.size(); ++i)
+      if (streams[i].fd >= 0) {
+        pf.push_back({streams[i].fd, POLLIN, 0});
+        idx.push_back(i);
+      }
+    int rc = pf.empty() ? (usleep(20000), 0) : poll(pf.data(), pf.size(), 100);
+    for (int k = 0; rc > 0 && k < static_cast<int>(pf.size()); ++k) {
+      if (!pf[k].revents) continue;
+      Stream& s = streams[idx[k]];
+      char buf[65536];
+      ssize_t got = read(s.fd, buf, sizeof buf);
+      if (got > 0) {
+        emit(s, tag, buf, static_cast<size_t>(got));
+      } else if (got == 0 || (errno != EINTR && errno != EAGAIN)) {
+        if (!s.partial.empty()) emit(s, tag, "\n", 1);
+        close(s.fd);
+        s.fd = -1;
+        --openStreams;
+      }
+    }
+    for (int r = 0; r < n; ++r) {
+      if (pids[r] <= 0) continue;
+      int st = 0;
+      pid_t w = waitpid(pids[r], &st, WNOHANG);
+      if (w != pids[r]) continue;
+      pids[r] = -1;
+      status[r] = st;
+      --running;
+      bool ok = WIFEXITED(st) && WEXITSTATUS(st) == 0;
+      if (!ok && failedRank < 0 && !terminating) {
+        failedRank = r;
+        exitCode = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        if (running > 0) {
+          std::fprintf(stderr, "trellis-run: rank %d %s; terminating the other %d rank(s)\n", r, describe(st).c_str(),
+                       running);
+          terminating = true;
+          terminateAll(SIGTERM);
+          killAt = Clock::now() + std::chrono::seconds(2);
+        }
+      }
+    }
+    if (gSignal && !terminating) {
+      std::fprintf(stderr, "trellis-run: got signal %d; forwarding to %d rank(s)\n", static_cast<int>(gSignal), running);
+      terminating = true;
+      terminateAll(gSignal);
+      killAt = Clock::now() + std::chrono::seconds(2);
+      if (exitCode == 0) exitCode = 128 + gSignal;
+    }
+    if (timeoutS > 0 && !terminating && Clock::now() - start > std::chrono::duration<double>(timeoutS)) {
+      std::fprintf(stderr, "trellis-run: timeout after %g s; killing %d rank(s)\n", timeoutS, running);
+      terminating = true;
+      terminateAll(SIGTERM);
+      killAt = Clock::now() + std::chrono::seconds(2);
+      exitCode = 124;
+    }
+    if (terminating && running > 0 && Clock::now() > killAt) {
+      terminateAll(SIGKILL);
+      killAt = Clock::now() + std::chrono::hours(1);
+    }
+    // Output pipes held open by grandchildren must not keep us waiting once all ranks are gone.
+    if (running == 0 && openStreams > 0 && terminating) break;
+  }
+  if (failedRank >= 0)
+    std::fprintf(stderr, "trellis-run: job failed: rank %d %s\n", failedRank, describe(status[failedRank]).c_str());
+  return exitCode;
+}
