@@ -1,6 +1,8 @@
 #include "api/comm.h"
 
+#include <sched.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
@@ -23,7 +25,37 @@ static Param<double> kBootstrapTimeoutS("TRELLIS_BOOTSTRAP_TIMEOUT_S", 120,
 static Param<int64_t> kChunk("TRELLIS_CHUNK_BYTES", 256 * 1024,
                              "pipeline chunk of the ring, tree and reduce steps");
 static Param<int64_t> kSpin("TRELLIS_SPIN_ITERS", 2000,
-                            "polls of the transports before a waiting rank blocks in the kernel");
+                            "polls of the transports before a waiting rank blocks in the kernel (used only "
+                            "when this host has at least one core per local rank)");
+static Param<std::string> kHostId("TRELLIS_HOST_ID", "",
+                                  "override of this rank's host identity (default: boot id + host name); ranks "
+                                  "with equal ids are on one host");
+
+// Boot id + host name: equal for processes of one machine (and its containers sharing the kernel
+// boot), different across machines, whatever their IP addresses.
+static uint64_t hostIdentity() {
+  std::string id = kHostId.get();
+  if (id.empty()) {
+    char host[256] = {};
+    gethostname(host, sizeof host - 1);
+    std::string boot;
+    if (FILE* f = std::fopen("/proc/sys/kernel/random/boot_id", "r")) {
+      char b[64] = {};
+      if (std::fgets(b, sizeof b, f)) boot = b;
+      std::fclose(f);
+    }
+    id = boot + "|" + host;
+  }
+  uint64_t h = 1469598103934665603ull;  // FNV-1a
+  for (unsigned char c : id) h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+
+static int usableCpus() {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0) return CPU_COUNT(&set);
+  return static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN));
+}
 
 Result<CommOptions> commOptions(const trellisConfig_t* config) {
   CommOptions o;
@@ -105,8 +137,9 @@ bool isLiveComm(const trellisComm* c) {
 // The algorithms' view of the communicator.
 class trellisComm::CommExec final : public algos::Exec {
  public:
-  explicit CommExec(trellisComm& c) : c_(c), chunk_(static_cast<size_t>(std::max<int64_t>(kChunk.get(), 4096))),
-                                      spin_(std::max<int64_t>(kSpin.get(), 0)) {}
+  CommExec(trellisComm& c, bool oversubscribed)
+      : c_(c), chunk_(static_cast<size_t>(std::max<int64_t>(kChunk.get(), 4096))),
+        spin_(oversubscribed ? 0 : std::max<int64_t>(kSpin.get(), 0)) {}
   int rank() const override { return c_.rank_; }
   int nranks() const override { return c_.nranks_; }
   size_t chunkBytes() const override { return chunk_; }
@@ -195,6 +228,19 @@ Result<trellisComm*> trellisComm::create(const UniqueIdData& id, int nranks, int
   c->options_ = options;
   setLogRank(rank);
   TRELLIS_TRY(c->bootstrap_.init(id, rank, nranks, options.bootstrapTimeoutS, &c->aborted_));
+  // Who shares this host: ranks with the same host identity.
+  std::vector<uint64_t> hosts(nranks);
+  hosts[rank] = hostIdentity();
+  TRELLIS_TRY_CTX(c->bootstrap_.allGather(hosts.data(), sizeof(uint64_t)), "exchanging host identities");
+  for (int r = 0; r < nranks; ++r) {
+    if (hosts[r] != hosts[rank]) continue;
+    if (r < rank) ++c->localRank_;
+    ++c->localSize_;
+  }
+  const bool oversubscribed = c->localSize_ > usableCpus();
+  if (oversubscribed)
+    TRELLIS_INFO(kInit, "rank %d: %d ranks on this host share %d cores: waiting ranks sleep instead of spinning",
+                 rank, c->localSize_, usableCpus());
   TRELLIS_ASSIGN_OR_RETURN(tuner::Tuner t, tuner::Tuner::fromParams());
   c->tuner_ = std::make_unique<tuner::Tuner>(t);
   c->peerTransport_.assign(nranks, nullptr);
@@ -209,7 +255,7 @@ Result<trellisComm*> trellisComm::create(const UniqueIdData& id, int nranks, int
     for (int p : peers) c->peerTransport_[p] = tcp.get();
     c->transports_.push_back(std::move(tcp));
   }
-  c->exec_ = std::make_unique<CommExec>(*c);
+  c->exec_ = std::make_unique<CommExec>(*c, oversubscribed);
   c->progress_ = std::thread([p = c.get()] { p->progressLoop(); });
   TRELLIS_INFO(kInit, "comm %p rank %d/%d ready%s%s", static_cast<void*>(c.get()), rank, nranks,
                options.name.empty() ? "" : " name ", options.name.c_str());

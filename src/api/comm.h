@@ -46,6 +46,8 @@ struct trellisComm {
 
   int rank() const { return rank_; }
   int nranks() const { return nranks_; }
+  int localRank() const { return localRank_; }
+  int localSize() const { return localSize_; }
   const std::string& name() const { return options_.name; }
 
   /// Runs one collective on the calling thread (blocking, host buffers).
@@ -79,6 +81,8 @@ struct trellisComm {
   uint64_t magic_ = kMagic;
   int rank_ = -1;
   int nranks_ = 0;
+  int localRank_ = 0;  // among the ranks of this host
+  int localSize_ = 0;
   trellis::CommOptions options_;
   trellis::Bootstrap bootstrap_;
   std::vector<std::unique_ptr<trellis::transport::Transport>> transports_;
