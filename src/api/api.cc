@@ -21,7 +21,7 @@ thread_local std::string tlsLastError;
 trellisResult_t report(trellisComm* comm, const Status& s) {
   if (s.isOk()) return trellisSuccess;
   tlsLastError = s.message();
-  if (comm != nullptr && isLiveComm(comm)) comm->setLastError(s.message());
+  if (comm != nullptr) setLastErrorIfLive(comm, s.message());
   TRELLIS_WARN(kInit, "%s", s.toString().c_str());
   return s.toC();
 }

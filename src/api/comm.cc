@@ -131,6 +131,10 @@ bool isLiveComm(const trellisComm* c) {
   std::lock_guard<std::mutex> l(liveMu());
   return live().count(c) != 0;
 }
+void setLastErrorIfLive(trellisComm* c, const std::string& msg) {
+  std::lock_guard<std::mutex> l(liveMu());
+  if (live().count(c) != 0) c->setLastError(msg);
+}
 
 }  // namespace trellis
 
@@ -265,6 +269,8 @@ Result<trellisComm*> trellisComm::create(const UniqueIdData& id, int nranks, int
 
 trellisComm::~trellisComm() {
   unregisterComm(this);
+  // Wait for an operation still running in another thread (it returns promptly after an abort).
+  { std::lock_guard<std::mutex> wait(execMu_); }
   {
     std::lock_guard<std::mutex> l(taskMu_);
     stopping_ = true;

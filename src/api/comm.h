@@ -108,4 +108,6 @@ namespace trellis {
 void registerComm(trellisComm* c);
 void unregisterComm(trellisComm* c);
 bool isLiveComm(const trellisComm* c);
+/// Records `msg` as the communicator's last error unless it has been destroyed meanwhile.
+void setLastErrorIfLive(trellisComm* c, const std::string& msg);
 }  // namespace trellis

@@ -289,5 +289,53 @@ TEST(Api, OversizedSendIsAnError) {
   EXPECT_EQ(err, "");
 }
 
+// A call stuck waiting for a peer that never comes is unblocked by trellisCommAbort from another
+// thread within a second, and a short timeout turns a missing peer into `timeout` naming it.
+TEST(Api, AbortUnblocksAndTimeoutNamesThePeer) {
+  trellisUniqueId id;
+  ASSERT_EQ(trellisGetUniqueId(&id), trellisSuccess);
+  trellisComm_t comms[2] = {nullptr, nullptr};
+  trellisConfig_t cfg = TRELLIS_CONFIG_INITIALIZER;
+  cfg.timeoutSeconds = 3;
+  std::thread t1([&] { ASSERT_EQ(trellisCommInitRankConfig(&comms[1], 2, id, 1, &cfg), trellisSuccess); });
+  ASSERT_EQ(trellisCommInitRankConfig(&comms[0], 2, id, 0, &cfg), trellisSuccess);
+  t1.join();
+  // Timeout: rank 0 waits for rank 1, which never joins the collective.
+  float x = 1, y = 0;
+  auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(trellisAllReduce(&x, &y, 1, trellisFloat32, trellisSum, comms[0], nullptr), trellisTimeout);
+  double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_GT(waited, 2.5);
+  EXPECT_LT(waited, 6.0);
+  std::string msg = trellisGetLastError(comms[0]);
+  EXPECT_NE(msg.find("rank 1"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("timed out after 3 s"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("tcp "), std::string::npos) << msg;
+  trellisResult_t async = trellisSuccess;
+  ASSERT_EQ(trellisCommGetAsyncError(comms[0], &async), trellisSuccess);
+  EXPECT_EQ(async, trellisTimeout);
+  // Later calls report the earlier failure instead of running on a broken communicator.
+  EXPECT_EQ(trellisAllReduce(&x, &y, 1, trellisFloat32, trellisSum, comms[0], nullptr), trellisTimeout);
+  EXPECT_EQ(trellisCommDestroy(comms[0]), trellisSuccess);
+  EXPECT_EQ(trellisCommDestroy(comms[1]), trellisSuccess);
+  // Abort: in a fresh job, rank 1 blocks receiving from rank 0, which stays idle; another thread
+  // aborts rank 1's communicator.
+  ASSERT_EQ(trellisGetUniqueId(&id), trellisSuccess);
+  std::thread t2([&] { ASSERT_EQ(trellisCommInitRank(&comms[1], 2, id, 1), trellisSuccess); });
+  ASSERT_EQ(trellisCommInitRank(&comms[0], 2, id, 0), trellisSuccess);
+  t2.join();
+  std::thread aborter([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    trellisCommAbort(comms[1]);
+  });
+  t0 = std::chrono::steady_clock::now();
+  trellisResult_t r = trellisRecv(&y, 1, trellisFloat32, 0, comms[1], nullptr);
+  waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  aborter.join();
+  trellisCommDestroy(comms[0]);
+  EXPECT_EQ(r, trellisRemoteError);
+  EXPECT_LT(waited, 1.5);
+}
+
 }  // namespace
 }  // namespace trellis::test
