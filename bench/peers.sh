@@ -17,14 +17,15 @@ trap 'rm -rf "$raw"' EXIT
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 for n in $RANKS; do
   over=""
-  [ "$n" -gt "$(nproc)" ] && over="--oversubscribe"
+  bind="--bind-to core"
+  [ "$n" -gt "$(nproc)" ] && over="--oversubscribe" && bind="--bind-to none"
   for rep in $(seq 1 "$REPS"); do
     for impl in $IMPLS; do
       for coll in $COLLS; do
         args=(-C "$coll" -b 8 -e "$MAXB" -f 4 -c 1 -n 10 -w 3)
         f="$raw/$n.$impl.$coll.$rep"
         case $impl in
-          mpi) timeout 900 mpirun -np "$n" $over --bind-to core --mca pml ob1 --mca btl self,vader \
+          mpi) timeout 900 mpirun -np "$n" $over $bind --mca pml ob1 --mca btl self,vader \
                  --mca btl_vader_single_copy_mechanism cma -x GLIBC_TUNABLES=glibc.malloc.hugetlb=1 \
                  "$bench" --impl mpi "${args[@]}" > "$f" 2>&1 || echo "mpi $coll n=$n failed" >&2 ;;
           *) timeout 900 "$run" -n "$n" --no-tag "$bench" --impl "$impl" "${args[@]}" > "$f" 2>&1 || echo "$impl $coll n=$n failed" >&2 ;;
@@ -67,7 +68,7 @@ for n in ranks:
         sizes = sorted({k[3] for k in data if k[0] == n and k[1] == coll})
         if not sizes: continue
         print(f"### {coll}, {n} ranks: busbw GB/s, median (min-max) of out-of-place runs; time in µs for <= 64 KiB\n")
-        print("| size | " + " | ".join(impls) + " | " + " / ".join(impls[1:]) + " ratio (trellis / peer) |")
+        print("| size | " + " | ".join(impls) + " | time of " + " / ".join(impls[1:]) + " over Trellis time (>1: Trellis faster) |")
         print("|---" * (len(impls) + 2) + "|")
         for s in sizes:
             cells, med = [], {}

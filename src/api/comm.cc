@@ -11,6 +11,7 @@
 #include "algos/kernels/reduce.h"
 #include "core/log.h"
 #include "core/params.h"
+#include "transport/shm/shm_transport.h"
 #include "transport/tcp/tcp_transport.h"
 
 using namespace trellis;  // NOLINT: this file implements the global-namespace trellisComm
@@ -27,14 +28,23 @@ static Param<int64_t> kChunk("TRELLIS_CHUNK_BYTES", 256 * 1024,
 static Param<int64_t> kSpin("TRELLIS_SPIN_ITERS", 2000,
                             "polls of the transports before a waiting rank blocks in the kernel (used only "
                             "when this host has at least one core per local rank)");
+static Param<std::string> kTransport("TRELLIS_TRANSPORT", "auto",
+                                     "auto (shm between ranks of one host, tcp otherwise) or tcp (everything "
+                                     "over TCP)");
+static Param<bool> kShmDisable("TRELLIS_SHM_DISABLE", false, "never use shared memory (same as TRELLIS_TRANSPORT=tcp)");
 static Param<std::string> kHostId("TRELLIS_HOST_ID", "",
                                   "override of this rank's host identity (default: boot id + host name); ranks "
                                   "with equal ids are on one host");
 
+namespace testing {
+thread_local std::string tlsHostId;
+void setThreadHostId(const std::string& id) { tlsHostId = id; }
+}  // namespace testing
+
 // Boot id + host name: equal for processes of one machine (and its containers sharing the kernel
 // boot), different across machines, whatever their IP addresses.
 static uint64_t hostIdentity() {
-  std::string id = kHostId.get();
+  std::string id = testing::tlsHostId.empty() ? kHostId.get() : testing::tlsHostId;
   if (id.empty()) {
     char host[256] = {};
     gethostname(host, sizeof host - 1);
@@ -169,8 +179,12 @@ class trellisComm::CommExec final : public algos::Exec {
         return remoteError("rank %d: communicator aborted while waiting for rank %d", c_.rank_, reqs[next]->peer);
       bool did = false;
       const bool block = idle >= spin_;
-      for (auto& t : c_.transports_)
-        TRELLIS_TRY(t->progress(block && c_.transports_.size() == 1 ? 100 : 0, &did));
+      // Block (briefly) only in the transport that carries the request we wait for; poll the others.
+      transport::Transport* waitOn = reqs[next]->peer == c_.rank_ ? nullptr : c_.peerTransport_[reqs[next]->peer];
+      for (auto& t : c_.transports_) {
+        int ms = !block || t.get() != waitOn ? 0 : c_.transports_.size() == 1 ? 100 : 1;
+        TRELLIS_TRY(t->progress(ms, &did));
+      }
       if (did) {
         idle = 0;
         continue;
@@ -249,15 +263,26 @@ Result<trellisComm*> trellisComm::create(const UniqueIdData& id, int nranks, int
   c->tuner_ = std::make_unique<tuner::Tuner>(t);
   c->peerTransport_.assign(nranks, nullptr);
   if (nranks > 1) {
-    std::vector<int> peers;
-    for (int p = 0; p < nranks; ++p)
-      if (p != rank) peers.push_back(p);
+    std::string mode = kTransport.get();
+    if (mode != "auto" && mode != "tcp")
+      return invalidArgument("TRELLIS_TRANSPORT='%s' is not auto or tcp", mode.c_str());
+    const bool useShm = mode == "auto" && !kShmDisable.get();
+    std::vector<int> local, remote;
+    for (int p = 0; p < nranks; ++p) {
+      if (p == rank) continue;
+      (useShm && hosts[p] == hosts[rank] ? local : remote).push_back(p);
+    }
+    // Both set-ups are collective over the bootstrap: every rank runs both, even with no peers.
+    transport::ShmOptions sopt = transport::shmOptionsFromParams();
+    TRELLIS_ASSIGN_OR_RETURN(auto shm, transport::ShmTransport::create(c->bootstrap_, local, sopt));
     transport::TcpOptions topt = transport::tcpOptionsFromParams();
     if (options.socketsPerPeer > 0) topt.socketsPerPeer = options.socketsPerPeer;
     topt.timeoutS = options.bootstrapTimeoutS;
-    TRELLIS_ASSIGN_OR_RETURN(auto tcp, transport::TcpTransport::create(c->bootstrap_, peers, topt, &c->aborted_));
-    for (int p : peers) c->peerTransport_[p] = tcp.get();
-    c->transports_.push_back(std::move(tcp));
+    TRELLIS_ASSIGN_OR_RETURN(auto tcp, transport::TcpTransport::create(c->bootstrap_, remote, topt, &c->aborted_));
+    for (int p : local) c->peerTransport_[p] = shm.get();
+    for (int p : remote) c->peerTransport_[p] = tcp.get();
+    if (!local.empty()) c->transports_.push_back(std::move(shm));
+    if (!remote.empty()) c->transports_.push_back(std::move(tcp));
   }
   c->exec_ = std::make_unique<CommExec>(*c, oversubscribed);
   c->progress_ = std::thread([p = c.get()] { p->progressLoop(); });

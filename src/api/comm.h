@@ -104,6 +104,12 @@ struct trellisComm {
 };
 
 namespace trellis {
+namespace testing {
+/// Host identity for communicators created by this thread from now on (tests emulate several
+/// hosts in one process); empty restores the real one.
+void setThreadHostId(const std::string& id);
+}  // namespace testing
+
 /// Registry of live communicators, so a stale or foreign handle is reported instead of used.
 void registerComm(trellisComm* c);
 void unregisterComm(trellisComm* c);

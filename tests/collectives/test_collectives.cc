@@ -27,18 +27,46 @@ std::string runAll(trellisComm_t comm, int rank, int n, const std::vector<Case>&
 }
 
 struct Layout {
+  Wire wire;
   RankMode mode;
   int nranks;
 };
+
+std::string layoutName(const ::testing::TestParamInfo<Layout>& info) {
+  return std::string(wireName(info.param.wire)) + "_" + modeName(info.param.mode) + std::to_string(info.param.nranks);
+}
+
+std::vector<Layout> layouts(Wire w, RankMode m, std::initializer_list<int> ranks) {
+  std::vector<Layout> out;
+  for (int n : ranks) out.push_back({w, m, n});
+  return out;
+}
+
+std::vector<Layout> concat(std::initializer_list<std::vector<Layout>> parts) {
+  std::vector<Layout> out;
+  for (const auto& p : parts) out.insert(out.end(), p.begin(), p.end());
+  return out;
+}
 
 class CollectivesTest : public ::testing::TestWithParam<Layout> {};
 
 TEST_P(CollectivesTest, FullMatrixSmallCounts) {
   const Layout l = GetParam();
   auto cases = fullMatrix(l.nranks, {0, 1, 7, 1023});
-  std::string err = runRanks(l.nranks, l.mode, [&](trellisComm_t c, int r, int n) { return runAll(c, r, n, cases); });
+  std::string err =
+      runRanksOver(l.wire, l.nranks, l.mode, [&](trellisComm_t c, int r, int n) { return runAll(c, r, n, cases); });
   EXPECT_EQ(err, "") << cases.size() << " cases";
 }
+
+INSTANTIATE_TEST_SUITE_P(
+    All, CollectivesTest,
+    ::testing::ValuesIn(concat({layouts(Wire::kShm, RankMode::kThreads, {1, 2, 3, 4, 5, 7, 8}),
+                                layouts(Wire::kShm, RankMode::kProcesses, {2, 3, 4, 5, 8}),
+                                layouts(Wire::kTcp, RankMode::kThreads, {2, 3, 4, 5, 7, 8}),
+                                layouts(Wire::kTcp, RankMode::kProcesses, {2, 3, 5}),
+                                layouts(Wire::kMixed, RankMode::kThreads, {4, 5}),
+                                layouts(Wire::kMixed, RankMode::kProcesses, {4})})),
+    layoutName);
 
 // 1M+3 elements: every datatype with Sum and every op on int32/float32/bfloat16 (the full
 // datatype x op product at this size would dominate the suite's run time on 2 cores).
@@ -47,36 +75,19 @@ class LargeCountTest : public ::testing::TestWithParam<Layout> {};
 TEST_P(LargeCountTest, CrossSection) {
   const Layout l = GetParam();
   auto cases = crossSection(l.nranks, {kLarge});
-  std::string err = runRanks(l.nranks, l.mode, [&](trellisComm_t c, int r, int n) { return runAll(c, r, n, cases); });
+  std::string err =
+      runRanksOver(l.wire, l.nranks, l.mode, [&](trellisComm_t c, int r, int n) { return runAll(c, r, n, cases); });
   EXPECT_EQ(err, "") << cases.size() << " cases";
 }
 
-std::string layoutName(const ::testing::TestParamInfo<Layout>& info) {
-  return std::string(modeName(info.param.mode)) + std::to_string(info.param.nranks);
-}
-
-INSTANTIATE_TEST_SUITE_P(Threads, CollectivesTest,
-                         ::testing::Values(Layout{RankMode::kThreads, 1}, Layout{RankMode::kThreads, 2},
-                                           Layout{RankMode::kThreads, 3}, Layout{RankMode::kThreads, 4},
-                                           Layout{RankMode::kThreads, 5}, Layout{RankMode::kThreads, 7},
-                                           Layout{RankMode::kThreads, 8}),
-                         layoutName);
-INSTANTIATE_TEST_SUITE_P(Processes, CollectivesTest,
-                         ::testing::Values(Layout{RankMode::kProcesses, 2}, Layout{RankMode::kProcesses, 3},
-                                           Layout{RankMode::kProcesses, 4}, Layout{RankMode::kProcesses, 5},
-                                           Layout{RankMode::kProcesses, 8}),
-                         layoutName);
-
-INSTANTIATE_TEST_SUITE_P(Threads, LargeCountTest,
-                         ::testing::Values(Layout{RankMode::kThreads, 1}, Layout{RankMode::kThreads, 2},
-                                           Layout{RankMode::kThreads, 3}, Layout{RankMode::kThreads, 4},
-                                           Layout{RankMode::kThreads, 5}, Layout{RankMode::kThreads, 7},
-                                           Layout{RankMode::kThreads, 8}),
-                         layoutName);
-INSTANTIATE_TEST_SUITE_P(Processes, LargeCountTest,
-                         ::testing::Values(Layout{RankMode::kProcesses, 2}, Layout{RankMode::kProcesses, 3},
-                                           Layout{RankMode::kProcesses, 4}, Layout{RankMode::kProcesses, 5}),
-                         layoutName);
+INSTANTIATE_TEST_SUITE_P(
+    All, LargeCountTest,
+    ::testing::ValuesIn(concat({layouts(Wire::kShm, RankMode::kThreads, {1, 2, 3, 4, 5, 7, 8}),
+                                layouts(Wire::kShm, RankMode::kProcesses, {2, 3, 4, 5}),
+                                layouts(Wire::kTcp, RankMode::kThreads, {2, 3, 5}),
+                                layouts(Wire::kMixed, RankMode::kThreads, {4}),
+                                layouts(Wire::kMixed, RankMode::kProcesses, {5})})),
+    layoutName);
 
 // Every algorithm forced through TRELLIS_ALGO, on the sizes where each would not be chosen.
 struct Forced {

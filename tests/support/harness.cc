@@ -10,11 +10,21 @@
 #include <thread>
 #include <vector>
 
+#include "api/comm.h"
+#include "core/params.h"
+
 namespace trellis::test {
 
 const char* modeName(RankMode m) { return m == RankMode::kThreads ? "threads" : "processes"; }
 
+namespace {
+Wire gWire = Wire::kShm;  // set by runRanksOver for the duration of one run
+}
+
+const char* wireName(Wire w) { return w == Wire::kShm ? "shm" : w == Wire::kTcp ? "tcp" : "mixed"; }
+
 static std::string runOne(trellisUniqueId id, int nranks, int rank, const RankBody& body) {
+  testing::setThreadHostId(gWire == Wire::kMixed ? (rank < (nranks + 1) / 2 ? "host-a" : "host-b") : "");
   trellisComm_t comm = nullptr;
   trellisResult_t r = trellisCommInitRank(&comm, nranks, id, rank);
   if (r != trellisSuccess)
@@ -88,6 +98,16 @@ std::string runRanks(int nranks, RankMode mode, const RankBody& body, double tim
       failures += "rank " + std::to_string(r) + ": exited with status " + std::to_string(status) + "\n";
   }
   return failures;
+}
+
+std::string runRanksOver(Wire wire, int nranks, RankMode mode, const RankBody& body, double timeoutS) {
+  gWire = wire;
+  Status s = findParam("TRELLIS_TRANSPORT")->setOverride(wire == Wire::kTcp ? "tcp" : "auto");
+  if (!s.isOk()) return s.message();
+  std::string r = runRanks(nranks, mode, body, timeoutS);
+  gWire = Wire::kShm;
+  (void)findParam("TRELLIS_TRANSPORT")->setOverride("");
+  return r;
 }
 
 }  // namespace trellis::test

@@ -1,0 +1,464 @@
+#include "transport/shm/shm_transport.h"
+
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <deque>
+
+#include "core/log.h"
+#include "core/params.h"
+
+namespace trellis::transport {
+
+static Param<int64_t> kSlotBytes("TRELLIS_SHM_SLOT_BYTES", 64 * 1024, "bytes per shared-memory ring slot");
+static Param<int64_t> kSlots("TRELLIS_SHM_SLOTS", 16, "slots per shared-memory ring (one ring per local pair)");
+static Param<int64_t> kCmaMin("TRELLIS_SHM_CMA_MIN_BYTES", 64 * 1024,
+                              "messages from this size go in one copy (process_vm_readv) instead of the ring");
+static Param<bool> kCmaEnabled("TRELLIS_SHM_CMA", true, "use single-copy cross-memory attach for large messages");
+
+ShmOptions shmOptionsFromParams() {
+  ShmOptions o;
+  o.slotBytes = static_cast<size_t>(std::clamp<int64_t>(kSlotBytes.get(), 4096, 16 << 20));
+  o.slots = static_cast<int>(std::clamp<int64_t>(kSlots.get(), 2, 1024));
+  o.cmaMinBytes = kCmaEnabled.get() ? static_cast<size_t>(std::max<int64_t>(kCmaMin.get(), 0)) : SIZE_MAX;
+  return o;
+}
+
+namespace {
+
+constexpr uint32_t kSegMagic = 0x7e115e90;
+enum SlotKind : uint32_t { kData = 1, kCma = 2 };
+
+struct SegHeader {
+  uint32_t magic;
+  int32_t pid;
+  int32_t rank;
+  int32_t nrings;
+  uint64_t probe;  // read by peers through CMA to check that single-copy is allowed
+  alignas(64) std::atomic<uint32_t> doorbell;
+  std::atomic<uint32_t> sleeping;
+};
+
+struct RingHeader {
+  alignas(64) std::atomic<uint64_t> head;     // written by the producer (the peer)
+  alignas(64) std::atomic<uint64_t> tail;     // written by the consumer (the segment's owner)
+  alignas(64) std::atomic<uint64_t> cmaDone;  // single-copy messages the consumer has finished
+};
+
+struct SlotHeader {
+  uint32_t kind;
+  uint32_t len;
+  uint64_t seq;
+  uint64_t offset;
+  uint64_t total;
+  uint64_t addr;
+  int32_t pid;
+  uint32_t pad;
+};
+static_assert(sizeof(SlotHeader) == 48);
+
+long futex(std::atomic<uint32_t>* addr, int op, uint32_t val, const timespec* ts) {
+  return syscall(SYS_futex, reinterpret_cast<uint32_t*>(addr), op, val, ts, nullptr, 0);
+}
+
+struct PendingSend {
+  Request* req;
+  const char* data;
+  uint64_t seq;
+  size_t total;
+  size_t sent = 0;
+  bool cma = false;
+};
+
+struct RecvSlot {
+  Request* req;
+  char* buf;
+  size_t cap;
+  uint64_t total = UINT64_MAX;
+  size_t got = 0;
+};
+
+struct Peer {
+  bool local = false;
+  int pid = 0;
+  // Outbound: our ring inside the peer's segment.
+  SegHeader* peerSeg = nullptr;
+  RingHeader* out = nullptr;
+  char* outSlots = nullptr;
+  uint64_t outHead = 0;
+  uint64_t nextSendSeq = 0;
+  uint64_t cmaIssued = 0;
+  std::deque<PendingSend> sends;                         // not fully in the ring yet
+  std::deque<std::pair<uint64_t, Request*>> cmaWaiting;  // ticket -> request
+  // Inbound: the peer's ring inside our segment.
+  RingHeader* in = nullptr;
+  char* inSlots = nullptr;
+  uint64_t recvBase = 0;
+  std::deque<RecvSlot> recvs;
+};
+
+}  // namespace
+
+struct ShmTransport::Impl {
+  int rank = -1;
+  ShmOptions opt;
+  size_t segBytes = 0;
+  size_t ringBytes = 0;
+  char* self = nullptr;  // our segment
+  std::vector<char*> mapped;  // peers' segments
+  std::vector<Peer> peers;
+  bool cma = false;
+  Status error;
+  std::chrono::steady_clock::time_point lastLiveness{};
+  uint64_t probeValue = 0;
+
+  ~Impl() {
+    for (char* m : mapped)
+      if (m) munmap(m, segBytes);
+    if (self) munmap(self, segBytes);
+  }
+  SegHeader* header() { return reinterpret_cast<SegHeader*>(self); }
+  Status fail(Status s) {
+    if (error.isOk()) error = s;
+    return error;
+  }
+  size_t payloadMax() const { return opt.slotBytes - sizeof(SlotHeader); }
+
+  static void ring(SegHeader* seg) {
+    seg->doorbell.fetch_add(1, std::memory_order_seq_cst);
+    if (seg->sleeping.load(std::memory_order_seq_cst)) futex(&seg->doorbell, FUTEX_WAKE, 1, nullptr);
+  }
+
+  // Moves pending sends into the peer's ring while there is room.
+  void pushSends(int p, bool* did) {
+    Peer& pr = peers[p];
+    bool pushed = false;
+    while (!pr.sends.empty()) {
+      uint64_t tail = pr.out->tail.load(std::memory_order_acquire);
+      if (pr.outHead - tail >= static_cast<uint64_t>(opt.slots)) break;
+      PendingSend& s = pr.sends.front();
+      char* slot = pr.outSlots + (pr.outHead % opt.slots) * opt.slotBytes;
+      SlotHeader* h = reinterpret_cast<SlotHeader*>(slot);
+      h->seq = s.seq;
+      h->total = s.total;
+      h->pid = static_cast<int32_t>(getpid());
+      if (s.cma) {
+        h->kind = kCma;
+        h->len = 0;
+        h->offset = 0;
+        h->addr = reinterpret_cast<uint64_t>(s.data);
+        pr.cmaWaiting.emplace_back(++pr.cmaIssued, s.req);
+        pr.sends.pop_front();
+      } else {
+        size_t len = std::min(payloadMax(), s.total - s.sent);
+        h->kind = kData;
+        h->len = static_cast<uint32_t>(len);
+        h->offset = s.sent;
+        if (len) std::memcpy(slot + sizeof(SlotHeader), s.data + s.sent, len);
+        s.sent += len;
+        s.req->done = s.sent;
+        if (s.sent == s.total) {
+          s.req->state = ReqState::kDone;
+          pr.sends.pop_front();
+        }
+      }
+      pr.out->head.store(++pr.outHead, std::memory_order_release);
+      pushed = true;
+    }
+    while (!pr.cmaWaiting.empty() && pr.cmaWaiting.front().first <= pr.out->cmaDone.load(std::memory_order_acquire)) {
+      Request* r = pr.cmaWaiting.front().second;
+      r->done = r->bytes;
+      r->state = ReqState::kDone;
+      pr.cmaWaiting.pop_front();
+      *did = true;
+    }
+    if (pushed) {
+      *did = true;
+      ring(pr.peerSeg);
+    }
+  }
+
+  Status pull(const SlotHeader* h, char* dst) {
+    if (h->pid == static_cast<int32_t>(getpid())) {  // a thread of this process
+      std::memcpy(dst, reinterpret_cast<const void*>(h->addr), h->total);
+      return Status::ok();
+    }
+    size_t done = 0;
+    while (done < h->total) {
+      iovec local{dst + done, h->total - done};
+      iovec remote{reinterpret_cast<void*>(h->addr + done), h->total - done};
+      ssize_t n = process_vm_readv(h->pid, &local, 1, &remote, 1, 0);
+      if (n <= 0) return systemError(errno, "process_vm_readv of %lu bytes from pid %d", static_cast<unsigned long>(h->total), h->pid);
+      done += static_cast<size_t>(n);
+    }
+    return Status::ok();
+  }
+
+  // Consumes the peer's ring into posted receives, in order.
+  Status drain(int p, bool* did) {
+    Peer& pr = peers[p];
+    uint64_t tail = pr.in->tail.load(std::memory_order_relaxed);
+    bool freed = false;
+    while (tail < pr.in->head.load(std::memory_order_acquire)) {
+      const char* slot = pr.inSlots + (tail % opt.slots) * opt.slotBytes;
+      const SlotHeader* h = reinterpret_cast<const SlotHeader*>(slot);
+      if (h->seq < pr.recvBase) return fail(internalError("rank %d: shm ring from rank %d out of order", rank, p));
+      uint64_t idx = h->seq - pr.recvBase;
+      if (idx >= pr.recvs.size()) break;  // its receive is not posted yet
+      RecvSlot& r = pr.recvs[idx];
+      if (r.total == UINT64_MAX) {
+        if (h->total > r.cap)
+          return fail(invalidUsage("rank %d: rank %d sent a %lu-byte message but the matching receive is %zu bytes",
+                                   rank, p, static_cast<unsigned long>(h->total), r.cap));
+        r.total = h->total;
+        r.req->received = r.total;
+      }
+      if (h->kind == kCma) {
+        TRELLIS_TRY_CTX(pull(h, r.buf), formatString("rank %d: single-copy receive from rank %d", rank, p));
+        r.got = r.total;
+        pr.in->cmaDone.fetch_add(1, std::memory_order_release);
+      } else {
+        if (h->len > payloadMax() || h->offset + h->len > r.total)
+          return fail(remoteError("rank %d: malformed shm slot from rank %d", rank, p));
+        if (h->len) std::memcpy(r.buf + h->offset, slot + sizeof(SlotHeader), h->len);
+        r.got += h->len;
+      }
+      r.req->done = r.got;
+      if (r.got == r.total) r.req->state = ReqState::kDone;
+      pr.in->tail.store(++tail, std::memory_order_release);
+      freed = true;
+      *did = true;
+      while (!pr.recvs.empty() && pr.recvs.front().req->state == ReqState::kDone) {
+        pr.recvs.pop_front();
+        ++pr.recvBase;
+      }
+    }
+    if (freed) ring(pr.peerSeg);  // room in its ring, or a single-copy completion
+    return Status::ok();
+  }
+
+  bool workPossible() {
+    for (Peer& pr : peers) {
+      if (!pr.local) continue;
+      if (!pr.recvs.empty() && pr.in->tail.load() < pr.in->head.load(std::memory_order_acquire)) return true;
+      if (!pr.sends.empty() && pr.outHead - pr.out->tail.load(std::memory_order_acquire) < static_cast<uint64_t>(opt.slots))
+        return true;
+      if (!pr.cmaWaiting.empty() && pr.cmaWaiting.front().first <= pr.out->cmaDone.load(std::memory_order_acquire))
+        return true;
+    }
+    return false;
+  }
+
+  // A local peer we are waiting for that no longer exists will never answer.
+  Status checkLiveness() {
+    auto now = std::chrono::steady_clock::now();
+    if (now - lastLiveness < std::chrono::milliseconds(500)) return Status::ok();
+    lastLiveness = now;
+    for (size_t p = 0; p < peers.size(); ++p) {
+      Peer& pr = peers[p];
+      if (!pr.local || pr.pid == getpid()) continue;
+      bool waiting = !pr.recvs.empty() || !pr.sends.empty() || !pr.cmaWaiting.empty();
+      if (waiting && kill(pr.pid, 0) != 0 && errno == ESRCH)
+        return fail(remoteError("rank %d: rank %zu (pid %d, shm) died while we were waiting for it", rank, p, pr.pid));
+    }
+    return Status::ok();
+  }
+};
+
+ShmTransport::ShmTransport(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+ShmTransport::~ShmTransport() = default;
+
+Result<std::unique_ptr<ShmTransport>> ShmTransport::create(Bootstrap& bs, const std::vector<int>& peerList,
+                                                           const ShmOptions& opt) {
+  auto m = std::make_unique<Impl>();
+  m->rank = bs.rank();
+  m->opt = opt;
+  m->peers.resize(bs.nranks());
+  // Rings are indexed by rank among the local group (including ourselves, unused), so the producer
+  // computes its ring's index in the consumer's segment without more exchange.
+  std::vector<int> group = peerList;
+  group.push_back(bs.rank());
+  std::sort(group.begin(), group.end());
+  auto ringIndex = [&](int r) { return static_cast<size_t>(std::lower_bound(group.begin(), group.end(), r) - group.begin()); };
+  m->ringBytes = sizeof(RingHeader) + static_cast<size_t>(opt.slots) * opt.slotBytes;
+  m->segBytes = 4096 + group.size() * m->ringBytes;
+  struct Name {
+    char name[48];
+    int32_t pid;
+    uint8_t cmaOk;
+    uint64_t probeAddr;  // where the owner has its probe word
+    uint64_t probe;
+  };
+  std::vector<Name> names(bs.nranks());
+  Name& mine = names[bs.rank()];
+  std::memset(&mine, 0, sizeof mine);
+  mine.pid = static_cast<int32_t>(getpid());
+  if (peerList.empty()) {
+    TRELLIS_TRY(bs.allGather(names.data(), sizeof(Name)));  // names of others are not needed
+    TRELLIS_TRY(bs.allGather(names.data(), sizeof(Name)));
+    return std::unique_ptr<ShmTransport>(new ShmTransport(std::move(m)));
+  }
+  uint8_t rnd[16];
+  TRELLIS_TRY(net::randomBytes(rnd, sizeof rnd));
+  std::string name = "/trellis-";
+  for (uint8_t b : rnd) name += formatString("%02x", b);
+  int fd = shm_open(name.c_str(), O_RDWR | O_CREAT | O_EXCL, 0600);
+  if (fd < 0) return systemError(errno, "shm_open(%s)", name.c_str());
+  if (ftruncate(fd, static_cast<off_t>(m->segBytes)) != 0) {
+    int e = errno;
+    close(fd);
+    shm_unlink(name.c_str());
+    return systemError(e, "ftruncate(%s, %zu)", name.c_str(), m->segBytes);
+  }
+  void* p = mmap(nullptr, m->segBytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  close(fd);
+  if (p == MAP_FAILED) {
+    shm_unlink(name.c_str());
+    return systemError(errno, "mmap of %zu bytes (%s)", m->segBytes, name.c_str());
+  }
+  m->self = static_cast<char*>(p);
+  SegHeader* h = new (m->self) SegHeader();
+  h->magic = kSegMagic;
+  h->pid = static_cast<int32_t>(getpid());
+  h->rank = bs.rank();
+  h->nrings = static_cast<int32_t>(group.size());
+  m->probeValue = 0x7e11ca11u ^ reinterpret_cast<uint64_t>(m->self);
+  h->probe = m->probeValue;
+  mine.probeAddr = reinterpret_cast<uint64_t>(&h->probe);
+  mine.probe = m->probeValue;
+  for (size_t i = 0; i < group.size(); ++i) new (m->self + 4096 + i * m->ringBytes) RingHeader();
+  std::snprintf(mine.name, sizeof mine.name, "%s", name.c_str());
+  Status s = bs.allGather(names.data(), sizeof(Name));
+  // Map every local peer's segment; then everyone unlinks its own name (nothing can leak after).
+  m->mapped.assign(bs.nranks(), nullptr);
+  bool cmaOk = opt.cmaMinBytes != SIZE_MAX;
+  for (int q : peerList) {
+    if (!s.isOk()) break;
+    int qfd = shm_open(names[q].name, O_RDWR, 0);
+    if (qfd < 0) {
+      s = systemError(errno, "shm_open(%s) of rank %d", names[q].name, q);
+      break;
+    }
+    void* qp = mmap(nullptr, m->segBytes, PROT_READ | PROT_WRITE, MAP_SHARED, qfd, 0);
+    close(qfd);
+    if (qp == MAP_FAILED) {
+      s = systemError(errno, "mmap of rank %d's segment", q);
+      break;
+    }
+    m->mapped[q] = static_cast<char*>(qp);
+    Peer& pr = m->peers[q];
+    pr.local = true;
+    pr.pid = names[q].pid;
+    pr.peerSeg = reinterpret_cast<SegHeader*>(qp);
+    pr.out = reinterpret_cast<RingHeader*>(m->mapped[q] + 4096 + ringIndex(bs.rank()) * m->ringBytes);
+    pr.outSlots = reinterpret_cast<char*>(pr.out) + sizeof(RingHeader);
+    pr.in = reinterpret_cast<RingHeader*>(m->self + 4096 + ringIndex(q) * m->ringBytes);
+    pr.inSlots = reinterpret_cast<char*>(pr.in) + sizeof(RingHeader);
+    if (cmaOk && pr.pid != static_cast<int32_t>(getpid())) {
+      // Is single copy allowed (ptrace policy, containers)? Read the peer's probe word where the
+      // peer has it mapped and compare with the value it published.
+      uint64_t v = 0;
+      iovec l{&v, sizeof v}, r{reinterpret_cast<void*>(names[q].probeAddr), sizeof v};
+      if (process_vm_readv(pr.pid, &l, 1, &r, 1, 0) != static_cast<ssize_t>(sizeof v) || v != names[q].probe) {
+        TRELLIS_INFO(kShm, "rank %d: single copy from rank %d (pid %d) not allowed (%s); using the rings",
+                     bs.rank(), q, pr.pid, strerror(errno));
+        cmaOk = false;
+      }
+    }
+  }
+  mine.cmaOk = cmaOk ? 1 : 0;
+  Status s2 = bs.allGather(names.data(), sizeof(Name));  // also the barrier before unlinking
+  shm_unlink(name.c_str());
+  TRELLIS_TRY_CTX(s, formatString("rank %d: setting up shared memory", bs.rank()));
+  TRELLIS_TRY(s2);
+  m->cma = true;
+  for (int q : peerList) m->cma = m->cma && names[q].cmaOk;
+  m->cma = m->cma && cmaOk;
+  TRELLIS_INFO(kShm, "rank %d: shm transport up with %zu local peers, %d x %zu-byte slots per ring, single copy %s",
+               bs.rank(), peerList.size(), opt.slots, opt.slotBytes, m->cma ? "on" : "off");
+  return std::unique_ptr<ShmTransport>(new ShmTransport(std::move(m)));
+}
+
+bool ShmTransport::reaches(int peer) const {
+  return peer >= 0 && peer < static_cast<int>(impl_->peers.size()) && impl_->peers[peer].local;
+}
+
+std::string ShmTransport::describePeer(int peer) const {
+  if (!reaches(peer)) return "shm (not connected)";
+  return formatString("shm pid %d", impl_->peers[peer].pid);
+}
+
+Status ShmTransport::postSend(int peer, const void* data, size_t bytes, Request* req) {
+  Impl& m = *impl_;
+  if (!m.error.isOk()) return m.error;
+  if (!reaches(peer)) return internalError("rank %d: shm has no ring to rank %d", m.rank, peer);
+  Peer& pr = m.peers[peer];
+  *req = Request{};
+  req->state = ReqState::kPending;
+  req->isSend = true;
+  req->peer = peer;
+  req->bytes = bytes;
+  pr.sends.push_back({req, static_cast<const char*>(data), pr.nextSendSeq++, bytes, 0, m.cma && bytes >= m.opt.cmaMinBytes && bytes > 0});
+  bool did = false;
+  m.pushSends(peer, &did);
+  return Status::ok();
+}
+
+Status ShmTransport::postRecv(int peer, void* data, size_t bytes, Request* req) {
+  Impl& m = *impl_;
+  if (!m.error.isOk()) return m.error;
+  if (!reaches(peer)) return internalError("rank %d: shm has no ring from rank %d", m.rank, peer);
+  *req = Request{};
+  req->state = ReqState::kPending;
+  req->peer = peer;
+  req->bytes = bytes;
+  m.peers[peer].recvs.push_back({req, static_cast<char*>(data), bytes});
+  bool did = false;
+  return m.drain(peer, &did);
+}
+
+Status ShmTransport::progress(int timeoutMs, bool* didWork) {
+  Impl& m = *impl_;
+  if (!m.error.isOk()) return m.error;
+  if (!m.self) return Status::ok();
+  bool did = false;
+  for (size_t p = 0; p < m.peers.size(); ++p) {
+    if (!m.peers[p].local) continue;
+    m.pushSends(static_cast<int>(p), &did);
+    TRELLIS_TRY(m.drain(static_cast<int>(p), &did));
+  }
+  if (did) {
+    *didWork = true;
+    return Status::ok();
+  }
+  TRELLIS_TRY(m.checkLiveness());
+  if (timeoutMs <= 0) return Status::ok();
+  SegHeader* h = m.header();
+  uint32_t bell = h->doorbell.load(std::memory_order_seq_cst);
+  h->sleeping.store(1, std::memory_order_seq_cst);
+  if (!m.workPossible()) {
+    timespec ts{timeoutMs / 1000, (timeoutMs % 1000) * 1000000L};
+    futex(&h->doorbell, FUTEX_WAIT, bell, &ts);
+  }
+  h->sleeping.store(0, std::memory_order_relaxed);
+  return Status::ok();
+}
+
+void ShmTransport::cancelAll() {
+  for (Peer& p : impl_->peers) {
+    p.sends.clear();
+    p.cmaWaiting.clear();
+    p.recvs.clear();
+  }
+}
+
+}  // namespace trellis::transport
