@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <atomic>
 #include <chrono>
 #include <cstring>
@@ -258,6 +259,20 @@ struct ShmTransport::Impl {
     return false;
   }
 
+  // Gone, or a zombie nobody has reaped yet (it will never run again either).
+  static bool processDead(int pid) {
+    if (kill(pid, 0) != 0) return errno == ESRCH;
+    char path[64], buf[256];
+    std::snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    FILE* f = std::fopen(path, "r");
+    if (f == nullptr) return false;
+    size_t n = std::fread(buf, 1, sizeof buf - 1, f);
+    std::fclose(f);
+    buf[n] = '\0';
+    const char* close = std::strrchr(buf, ')');  // "pid (comm) S ..."
+    return close != nullptr && (close[2] == 'Z' || close[2] == 'X');
+  }
+
   // A local peer we are waiting for that no longer exists will never answer.
   Status checkLiveness() {
     auto now = std::chrono::steady_clock::now();
@@ -267,7 +282,7 @@ struct ShmTransport::Impl {
       Peer& pr = peers[p];
       if (!pr.local || pr.pid == getpid()) continue;
       bool waiting = !pr.recvs.empty() || !pr.sends.empty() || !pr.cmaWaiting.empty();
-      if (waiting && kill(pr.pid, 0) != 0 && errno == ESRCH)
+      if (waiting && processDead(pr.pid))
         return fail(remoteError("rank %d: rank %zu (pid %d, shm) died while we were waiting for it", rank, p, pr.pid));
     }
     return Status::ok();
