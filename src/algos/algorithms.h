@@ -15,5 +15,10 @@ Status allgatherRing(Exec& exec, const CollArgs& args);
 Status reducescatterRing(Exec& exec, const CollArgs& args);
 Status alltoallPairwise(Exec& exec, const CollArgs& args);
 Status alltoallvPairwise(Exec& exec, const CollArgs& args);
+Status allreduceDirect(Exec& exec, const CollArgs& args);
+Status reducescatterDirect(Exec& exec, const CollArgs& args);
+Status allgatherDirect(Exec& exec, const CollArgs& args);
+Status alltoallDirect(Exec& exec, const CollArgs& args);
+Status broadcastDirect(Exec& exec, const CollArgs& args);
 
 }  // namespace trellis::algos

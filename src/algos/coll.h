@@ -50,6 +50,7 @@ struct Algorithm {
   const char* name;
   const char* description;
   AlgoFn run;
+  bool needsDirect = false;  // reads peers' memory: only when Exec::canReadAllPeers()
 };
 
 /// Every algorithm, grouped by collective.

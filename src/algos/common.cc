@@ -67,3 +67,40 @@ Status sendRecvReduce(Exec& exec, int to, const void* sendPtr, size_t sendCount,
 }
 
 }  // namespace trellis::algos
+
+namespace trellis::algos {
+
+Status exchangeBuffers(Exec& exec, const void* send, const void* recv, std::vector<PeerBuffers>* out) {
+  const int n = exec.nranks(), r = exec.rank();
+  out->assign(n, PeerBuffers{});
+  PeerBuffers mine{reinterpret_cast<uint64_t>(send), reinterpret_cast<uint64_t>(recv)};
+  (*out)[r] = mine;
+  std::vector<Request> reqs(2 * (n - 1));
+  std::vector<Request*> ptrs;
+  size_t k = 0;
+  for (int p = 0; p < n; ++p) {
+    if (p == r) continue;
+    TRELLIS_TRY(exec.irecv(p, &(*out)[p], sizeof(PeerBuffers), &reqs[k]));
+    ptrs.push_back(&reqs[k++]);
+    TRELLIS_TRY(exec.isend(p, &mine, sizeof mine, &reqs[k]));
+    ptrs.push_back(&reqs[k++]);
+  }
+  return exec.waitAll(ptrs.data(), ptrs.size());
+}
+
+Status barrier(Exec& exec) {
+  const int n = exec.nranks(), r = exec.rank();
+  std::vector<Request> reqs(2 * (n - 1));
+  std::vector<Request*> ptrs;
+  size_t k = 0;
+  for (int p = 0; p < n; ++p) {
+    if (p == r) continue;
+    TRELLIS_TRY(exec.irecv(p, nullptr, 0, &reqs[k]));
+    ptrs.push_back(&reqs[k++]);
+    TRELLIS_TRY(exec.isend(p, nullptr, 0, &reqs[k]));
+    ptrs.push_back(&reqs[k++]);
+  }
+  return exec.waitAll(ptrs.data(), ptrs.size());
+}
+
+}  // namespace trellis::algos

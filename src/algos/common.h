@@ -2,6 +2,8 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <vector>
 
 #include "algos/exec.h"
 #include "trellis/trellis.h"
@@ -36,5 +38,19 @@ Status sendRecv(Exec& exec, int to, const void* sendPtr, size_t sendBytes, int f
 
 /// Copies when the pointers differ (memcpy of `bytes`).
 void copyIfDistinct(void* dst, const void* src, size_t bytes);
+
+}  // namespace trellis::algos
+
+namespace trellis::algos {
+
+/// Buffer addresses of every rank, for the direct (read-the-peer's-memory) algorithms.
+struct PeerBuffers {
+  uint64_t send;
+  uint64_t recv;
+};
+/// Exchanges this rank's {send, recv} addresses with every rank (small messages).
+Status exchangeBuffers(Exec& exec, const void* send, const void* recv, std::vector<PeerBuffers>* out);
+/// Every rank waits for every other (a zero-byte message to and from each peer).
+Status barrier(Exec& exec);
 
 }  // namespace trellis::algos

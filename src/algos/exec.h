@@ -29,6 +29,16 @@ class Exec {
   virtual void* scratch(int slot, size_t bytes) = 0;
   /// Bytes per pipelined chunk for this message size.
   virtual size_t chunkBytes() const = 0;
+  /// Whether this rank can read every peer's memory directly (all on this host with single copy
+  /// allowed): the "direct" node-local algorithms need it.
+  virtual bool canReadAllPeers() const { return false; }
+  /// Copies `bytes` at address `remote` of `peer`'s address space into `local`.
+  virtual Status readPeer(int peer, uint64_t remote, void* local, size_t bytes) {
+    (void)remote;
+    (void)local;
+    (void)bytes;
+    return internalError("rank %d cannot read rank %d's memory directly", rank(), peer);
+  }
 };
 
 }  // namespace trellis::algos

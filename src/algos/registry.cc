@@ -55,6 +55,15 @@ const std::vector<Algorithm>& allAlgorithms() {
       {Coll::kAlltoAll, "pairwise", "pairwise exchange with a window of concurrent peers",
        alltoallPairwise},
       {Coll::kAlltoAllv, "pairwise", "pairwise exchange with per-peer counts", alltoallvPairwise},
+      {Coll::kAllReduce, "direct", "one host: each rank reduces its block reading every peer's input "
+                                   "(single copy), then copies the others' blocks",
+       allreduceDirect, true},
+      {Coll::kReduceScatter, "direct", "one host: each rank reduces its block from every peer's input",
+       reducescatterDirect, true},
+      {Coll::kAllGather, "direct", "one host: each rank copies every peer's block directly", allgatherDirect, true},
+      {Coll::kAlltoAll, "direct", "one host: each rank copies its block from every peer directly",
+       alltoallDirect, true},
+      {Coll::kBroadcast, "direct", "one host: every rank copies the root's buffer directly", broadcastDirect, true},
   };
   return kAll;
 }

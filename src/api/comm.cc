@@ -153,10 +153,22 @@ class trellisComm::CommExec final : public algos::Exec {
  public:
   CommExec(trellisComm& c, bool oversubscribed)
       : c_(c), chunk_(static_cast<size_t>(std::max<int64_t>(kChunk.get(), 4096))),
-        spin_(oversubscribed ? 0 : std::max<int64_t>(kSpin.get(), 0)) {}
+        spin_(oversubscribed ? 0 : std::max<int64_t>(kSpin.get(), 0)) {
+    direct_ = c.shm_ != nullptr || c.nranks_ == 1;
+    for (int p = 0; p < c.nranks_ && direct_ && c.shm_ != nullptr; ++p)
+      if (p != c.rank_ && !c.shm_->canRead(p)) direct_ = false;
+  }
   int rank() const override { return c_.rank_; }
   int nranks() const override { return c_.nranks_; }
   size_t chunkBytes() const override { return chunk_; }
+  bool canReadAllPeers() const override { return direct_; }
+  Status readPeer(int peer, uint64_t remote, void* local, size_t bytes) override {
+    if (peer == c_.rank_) {
+      std::memcpy(local, reinterpret_cast<const void*>(remote), bytes);
+      return Status::ok();
+    }
+    return c_.shm_->read(peer, remote, local, bytes);
+  }
   void* scratch(int slot, size_t bytes) override { return scratch_[slot & 7].get(bytes); }
 
   Status isend(int peer, const void* data, size_t bytes, Request* req) override {
@@ -235,6 +247,7 @@ class trellisComm::CommExec final : public algos::Exec {
   trellisComm& c_;
   size_t chunk_;
   int64_t spin_;
+  bool direct_ = false;  // every peer's memory is readable (one host, single copy)
   ScratchBuf scratch_[8];
   std::deque<SelfOp> selfSends_, selfRecvs_;
 };
@@ -280,6 +293,7 @@ Result<trellisComm*> trellisComm::create(const UniqueIdData& id, int nranks, int
     topt.timeoutS = options.bootstrapTimeoutS;
     TRELLIS_ASSIGN_OR_RETURN(auto tcp, transport::TcpTransport::create(c->bootstrap_, remote, topt, &c->aborted_));
     for (int p : local) c->peerTransport_[p] = shm.get();
+    if (!local.empty()) c->shm_ = shm.get();
     for (int p : remote) c->peerTransport_[p] = tcp.get();
     if (!local.empty()) c->transports_.push_back(std::move(shm));
     if (!remote.empty()) c->transports_.push_back(std::move(tcp));
@@ -363,7 +377,7 @@ Status trellisComm::runCollective(const algos::CollArgs& args, const char* apiNa
     return Status(static_cast<Code>(asyncError_.load()),
                   formatString("%s: rank %d: the communicator failed earlier (%s); destroy or abort it", apiName,
                                rank_, firstError_.c_str()));
-  const algos::Algorithm* algo = tuner_->select(args, nranks_);
+  const algos::Algorithm* algo = tuner_->select(args, nranks_, exec_->canReadAllPeers());
   if (algo == nullptr) return internalError("%s: no algorithm for %s", apiName, algos::collName(args.coll));
   TRELLIS_DEBUG(kColl, "%s count %zu %s %s root %d: %s", apiName, args.count, algos::dtypeName(args.dtype),
                 algos::opName(args.op), args.root, algo->name);

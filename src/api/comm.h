@@ -18,6 +18,7 @@
 
 #include "algos/coll.h"
 #include "core/bootstrap.h"
+#include "transport/shm/shm_transport.h"
 #include "transport/transport.h"
 #include "tuner/select.h"
 
@@ -87,6 +88,7 @@ struct trellisComm {
   trellis::Bootstrap bootstrap_;
   std::vector<std::unique_ptr<trellis::transport::Transport>> transports_;
   std::vector<trellis::transport::Transport*> peerTransport_;  // per rank; null for self
+  trellis::transport::ShmTransport* shm_ = nullptr;             // when some peers share this host
   std::unique_ptr<trellis::tuner::Tuner> tuner_;
   std::unique_ptr<CommExec> exec_;
   std::mutex execMu_;  // one operation at a time per communicator

@@ -12,6 +12,9 @@ static Param<int64_t> kRdMax("TRELLIS_ALLREDUCE_RD_MAX_BYTES", 16 * 1024,
                              "largest AllReduce that uses recursive doubling");
 static Param<int64_t> kRabMax("TRELLIS_ALLREDUCE_RABENSEIFNER_MAX_BYTES", 1 << 20,
                               "largest AllReduce that uses Rabenseifner (above: ring)");
+static Param<int64_t> kDirectMin("TRELLIS_DIRECT_MIN_BYTES", 64 * 1024,
+                                  "on one host with single copy, collectives from this size read peers' buffers "
+                                  "directly (the \"direct\" algorithms)");
 static Param<int64_t> kBcastTreeMax("TRELLIS_BROADCAST_TREE_MAX_BYTES", 512 * 1024,
                                     "largest Broadcast that uses the binomial tree on more than 3 ranks");
 
@@ -50,12 +53,18 @@ Result<Tuner> Tuner::fromParams() {
   return Tuner(o);
 }
 
-const algos::Algorithm* Tuner::select(const algos::CollArgs& args, int nranks) const {
+const algos::Algorithm* Tuner::select(const algos::CollArgs& args, int nranks, bool direct) const {
   using algos::Coll;
-  if (const algos::Algorithm* forced = overrides_[static_cast<size_t>(args.coll)]) return forced;
+  if (const algos::Algorithm* forced = overrides_[static_cast<size_t>(args.coll)]) {
+    if (!forced->needsDirect || direct) return forced;
+    TRELLIS_DEBUG(kTuner, "TRELLIS_ALGO %s:%s needs ranks that read each other's memory; choosing automatically",
+                  algos::collName(args.coll), forced->name);
+  }
   const size_t bytes = args.bytes();
   const char* name = nullptr;
-  switch (args.coll) {
+  const bool useDirect = direct && nranks > 1 && bytes >= static_cast<size_t>(kDirectMin.get());
+  if (useDirect && args.coll != Coll::kReduce && args.coll != Coll::kAlltoAllv) name = "direct";
+  if (name == nullptr) switch (args.coll) {
     case Coll::kAllReduce:
       if (bytes <= static_cast<size_t>(kRdMax.get())) name = "rd";
       else if (bytes <= static_cast<size_t>(kRabMax.get()) && nranks > 2) name = "rabenseifner";

@@ -21,8 +21,9 @@ class Tuner {
   /// Reads TRELLIS_ALGO.
   static Result<Tuner> fromParams();
   explicit Tuner(AlgoOverrides overrides) : overrides_(overrides) {}
-  /// The algorithm for this call on `nranks` ranks.
-  const algos::Algorithm* select(const algos::CollArgs& args, int nranks) const;
+  /// The algorithm for this call on `nranks` ranks; `direct` says whether every rank can read
+  /// every other's memory (all on one host with single copy allowed).
+  const algos::Algorithm* select(const algos::CollArgs& args, int nranks, bool direct = false) const;
 
  private:
   AlgoOverrides overrides_{};

@@ -188,21 +188,22 @@ struct ShmTransport::Impl {
     }
   }
 
-  Status pull(const SlotHeader* h, char* dst) {
-    if (h->pid == static_cast<int32_t>(getpid())) {  // a thread of this process
-      std::memcpy(dst, reinterpret_cast<const void*>(h->addr), h->total);
+  static Status readFrom(int pid, uint64_t addr, char* dst, size_t bytes) {
+    if (pid == getpid()) {  // a thread of this process
+      std::memcpy(dst, reinterpret_cast<const void*>(addr), bytes);
       return Status::ok();
     }
     size_t done = 0;
-    while (done < h->total) {
-      iovec local{dst + done, h->total - done};
-      iovec remote{reinterpret_cast<void*>(h->addr + done), h->total - done};
-      ssize_t n = process_vm_readv(h->pid, &local, 1, &remote, 1, 0);
-      if (n <= 0) return systemError(errno, "process_vm_readv of %lu bytes from pid %d", static_cast<unsigned long>(h->total), h->pid);
+    while (done < bytes) {
+      iovec local{dst + done, bytes - done};
+      iovec remote{reinterpret_cast<void*>(addr + done), bytes - done};
+      ssize_t n = process_vm_readv(pid, &local, 1, &remote, 1, 0);
+      if (n <= 0) return systemError(errno, "process_vm_readv of %zu bytes from pid %d", bytes - done, pid);
       done += static_cast<size_t>(n);
     }
     return Status::ok();
   }
+  Status pull(const SlotHeader* h, char* dst) { return readFrom(h->pid, h->addr, dst, h->total); }
 
   // Consumes the peer's ring into posted receives, in order.
   Status drain(int p, bool* did) {
@@ -466,6 +467,15 @@ Status ShmTransport::progress(int timeoutMs, bool* didWork) {
   }
   h->sleeping.store(0, std::memory_order_relaxed);
   return Status::ok();
+}
+
+bool ShmTransport::canRead(int peer) const { return reaches(peer) && impl_->cma; }
+
+Status ShmTransport::read(int peer, uint64_t remote, void* local, size_t bytes) {
+  if (!canRead(peer)) return internalError("rank %d: no single-copy access to rank %d", impl_->rank, peer);
+  Status s = Impl::readFrom(impl_->peers[peer].pid, remote, static_cast<char*>(local), bytes);
+  if (!s.isOk()) return impl_->fail(s.withContext(formatString("rank %d: direct read from rank %d", impl_->rank, peer)));
+  return s;
 }
 
 void ShmTransport::cancelAll() {

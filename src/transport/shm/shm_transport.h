@@ -49,6 +49,12 @@ class ShmTransport final : public Transport {
   void cancelAll() override;
   std::string describePeer(int peer) const override;
 
+  /// Whether single-copy reads of `peer`'s memory are possible.
+  bool canRead(int peer) const;
+  /// Reads `bytes` at `remote` in `peer`'s address space into `local` (process_vm_readv, or memcpy
+  /// when the peer is a thread of this process).
+  Status read(int peer, uint64_t remote, void* local, size_t bytes);
+
   struct Impl;
 
  private:
