@@ -28,6 +28,9 @@ static Param<int64_t> kChunk("TRELLIS_CHUNK_BYTES", 256 * 1024,
 static Param<int64_t> kSpin("TRELLIS_SPIN_ITERS", 2000,
                             "polls of the transports before a waiting rank blocks in the kernel (used only "
                             "when this host has at least one core per local rank)");
+static Param<int64_t> kYield("TRELLIS_YIELD_ITERS", 200,
+                             "when ranks outnumber cores: polls separated by sched_yield before a waiting rank "
+                             "sleeps in the kernel");
 static Param<std::string> kTransport("TRELLIS_TRANSPORT", "auto",
                                      "auto (shm between ranks of one host, tcp otherwise) or tcp (everything "
                                      "over TCP)");
@@ -153,7 +156,8 @@ class trellisComm::CommExec final : public algos::Exec {
  public:
   CommExec(trellisComm& c, bool oversubscribed)
       : c_(c), chunk_(static_cast<size_t>(std::max<int64_t>(kChunk.get(), 4096))),
-        spin_(oversubscribed ? 0 : std::max<int64_t>(kSpin.get(), 0)) {
+        spin_(oversubscribed ? 0 : std::max<int64_t>(kSpin.get(), 0)),
+        yield_(oversubscribed ? std::max<int64_t>(kYield.get(), 0) : 0) {
     direct_ = c.shm_ != nullptr || c.nranks_ == 1;
     for (int p = 0; p < c.nranks_ && direct_ && c.shm_ != nullptr; ++p)
       if (p != c.rank_ && !c.shm_->canRead(p)) direct_ = false;
@@ -190,7 +194,7 @@ class trellisComm::CommExec final : public algos::Exec {
       if (c_.aborted_.load(std::memory_order_relaxed))
         return remoteError("rank %d: communicator aborted while waiting for rank %d", c_.rank_, reqs[next]->peer);
       bool did = false;
-      const bool block = idle >= spin_;
+      const bool block = idle >= spin_ + yield_;
       // Block (briefly) only in the transport that carries the request we wait for; poll the others.
       transport::Transport* waitOn = reqs[next]->peer == c_.rank_ ? nullptr : c_.peerTransport_[reqs[next]->peer];
       for (auto& t : c_.transports_) {
@@ -202,6 +206,7 @@ class trellisComm::CommExec final : public algos::Exec {
         continue;
       }
       ++idle;
+      if (idle > spin_ && !block) sched_yield();  // let the rank we wait for run on our core
       if ((block || (idle & 1023) == 0) && net::Clock::now() >= deadline) {
         const Request& r = *reqs[next];
         std::string where = r.peer == c_.rank_ ? std::string("self") : c_.peerTransport_[r.peer]->describePeer(r.peer);
@@ -247,6 +252,7 @@ class trellisComm::CommExec final : public algos::Exec {
   trellisComm& c_;
   size_t chunk_;
   int64_t spin_;
+  int64_t yield_;  // polls with sched_yield between, after spinning and before sleeping
   bool direct_ = false;  // every peer's memory is readable (one host, single copy)
   ScratchBuf scratch_[8];
   std::deque<SelfOp> selfSends_, selfRecvs_;

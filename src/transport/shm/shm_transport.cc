@@ -335,7 +335,7 @@ Result<std::unique_ptr<ShmTransport>> ShmTransport::create(Bootstrap& bs, const 
     shm_unlink(name.c_str());
     return systemError(e, "ftruncate(%s, %zu)", name.c_str(), m->segBytes);
   }
-  void* p = mmap(nullptr, m->segBytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  void* p = mmap(nullptr, m->segBytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
   close(fd);
   if (p == MAP_FAILED) {
     shm_unlink(name.c_str());
@@ -364,7 +364,7 @@ Result<std::unique_ptr<ShmTransport>> ShmTransport::create(Bootstrap& bs, const 
       s = systemError(errno, "shm_open(%s) of rank %d", names[q].name, q);
       break;
     }
-    void* qp = mmap(nullptr, m->segBytes, PROT_READ | PROT_WRITE, MAP_SHARED, qfd, 0);
+    void* qp = mmap(nullptr, m->segBytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, qfd, 0);
     close(qfd);
     if (qp == MAP_FAILED) {
       s = systemError(errno, "mmap of rank %d's segment", q);
