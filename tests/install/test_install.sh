@@ -13,7 +13,7 @@ cc -std=c11 -Wall -Werror "$src/client.c" -o "$tmp/client" $(pkg-config --cflags
 cmake -S "$src/cmake_client" -B "$tmp/cm" -DCMAKE_PREFIX_PATH="$tmp/prefix" > "$tmp/cm.log"
 cmake --build "$tmp/cm" > "$tmp/cmb.log"
 LD_LIBRARY_PATH="$tmp/prefix/lib:$tmp/prefix/lib/x86_64-linux-gnu" "$tmp/cm/cmake_client"
-for tool in trellis-info; do
+for tool in trellis-info trellis-run trellis-bench trellis-topo; do
   test -x "$tmp/prefix/bin/$tool" || { echo "missing installed tool $tool"; exit 1; }
 done
 echo "install OK"
