@@ -70,6 +70,26 @@ Status sendRecvReduce(Exec& exec, int to, const void* sendPtr, size_t sendCount,
 
 namespace trellis::algos {
 
+BinomialTree binomialTree(int rank, int n, int root) {
+  BinomialTree t;
+  const int vr = (rank - root + n) % n;
+  int lowbit = 1;
+  while (lowbit < n && !(vr & lowbit)) lowbit <<= 1;
+  if (vr != 0) t.parent = (vr - lowbit + root) % n;
+  for (int m = 1; m < (vr == 0 ? n : lowbit); m <<= 1)
+    if (vr + m < n) t.children.push_back((vr + m + root) % n);
+  return t;
+}
+
+PowerOfTwoFold powerOfTwoFold(int rank, int n) {
+  PowerOfTwoFold f;
+  while (f.p * 2 <= n) f.p *= 2;
+  f.rem = n - f.p;
+  if (rank < 2 * f.rem) f.vrank = rank % 2 == 0 ? -1 : rank / 2;
+  else f.vrank = rank - f.rem;
+  return f;
+}
+
 Status exchangeBuffers(Exec& exec, const void* send, const void* recv, std::vector<PeerBuffers>* out) {
   const int n = exec.nranks(), r = exec.rank();
   out->assign(n, PeerBuffers{});

@@ -43,6 +43,25 @@ void copyIfDistinct(void* dst, const void* src, size_t bytes);
 
 namespace trellis::algos {
 
+/// A binomial tree rooted at `root`: the parent (-1 at the root) and the children, nearest first
+/// (child vr+1, vr+2, vr+4... in root-relative numbering, below the lowest set bit of vr).
+struct BinomialTree {
+  int parent = -1;
+  std::vector<int> children;
+};
+BinomialTree binomialTree(int rank, int nranks, int root);
+
+/// Recursive doubling/halving on a non-power-of-two rank count: the largest power of two p <= n;
+/// the first 2*(n-p) ranks pair up and the even one of each pair sits out. `vrank` is the rank among
+/// the p active ones (-1 for ranks sitting out); `toReal` maps an active rank back.
+struct PowerOfTwoFold {
+  int p = 1;
+  int rem = 0;
+  int vrank = -1;
+  int toReal(int v) const { return v < rem ? v * 2 + 1 : v + rem; }
+};
+PowerOfTwoFold powerOfTwoFold(int rank, int nranks);
+
 /// Buffer addresses of every rank, for the direct (read-the-peer's-memory) algorithms.
 struct PeerBuffers {
   uint64_t send;

@@ -15,22 +15,15 @@ Status allreduceRabenseifner(Exec& exec, const CollArgs& args) {
   char* recv = static_cast<char*>(args.recv);
   copyIfDistinct(recv, args.send, bytes);
   if (n == 1) return Status::ok();
-  int p = 1;
-  while (p * 2 <= n) p *= 2;
-  const int rem = n - p;
-  int vr;
+  const PowerOfTwoFold fold = powerOfTwoFold(r, n);
+  const int p = fold.p, rem = fold.rem, vr = fold.vrank;
   if (r < 2 * rem) {
-    if (r % 2 == 0) {  // chunked exactly as the receiving side reduces it
+    if (vr < 0)  // chunked exactly as the receiving side reduces it
       TRELLIS_TRY(sendRecvReduce(exec, r + 1, recv, args.count, -1, nullptr, nullptr, 0, args.dtype, args.op));
-      vr = -1;
-    } else {
+    else
       TRELLIS_TRY(sendRecvReduce(exec, -1, nullptr, 0, r - 1, recv, recv, args.count, args.dtype, args.op));
-      vr = r / 2;
-    }
-  } else {
-    vr = r - rem;
   }
-  auto real = [&](int v) { return v < rem ? v * 2 + 1 : v + rem; };
+  auto real = [&](int v) { return fold.toReal(v); };
   auto eoff = [&](int block) { return block == p ? args.count : blockOffset(args.count, p, block); };
   if (vr >= 0) {
     int lo = 0, hi = p;

@@ -17,27 +17,20 @@ Status allreduceRecursiveDoubling(Exec& exec, const CollArgs& args) {
   char* recv = static_cast<char*>(args.recv);
   copyIfDistinct(recv, args.send, bytes);
   if (n == 1) return Status::ok();
-  int p = 1;
-  while (p * 2 <= n) p *= 2;
-  const int rem = n - p;
+  const PowerOfTwoFold fold = powerOfTwoFold(r, n);
+  const int p = fold.p, rem = fold.rem, vr = fold.vrank;
   char* tmp = static_cast<char*>(exec.scratch(kScratchAlgo, bytes));
-  int vr;  // rank among the p active ranks, or -1 when folded out
   if (r < 2 * rem) {
-    if (r % 2 == 0) {
+    if (vr < 0) {
       TRELLIS_TRY(sendRecv(exec, r + 1, recv, bytes, -1, nullptr, 0));
-      vr = -1;
     } else {
       TRELLIS_TRY(sendRecv(exec, -1, nullptr, 0, r - 1, tmp, bytes));
       reduce2(recv, recv, tmp, args.count, args.dtype, args.op);
-      vr = r / 2;
     }
-  } else {
-    vr = r - rem;
   }
   if (vr >= 0) {
     for (int mask = 1; mask < p; mask <<= 1) {
-      int pv = vr ^ mask;
-      int partner = pv < rem ? pv * 2 + 1 : pv + rem;
+      int partner = fold.toReal(vr ^ mask);
       TRELLIS_TRY(sendRecv(exec, partner, recv, bytes, partner, tmp, bytes));
       reduce2(recv, recv, tmp, args.count, args.dtype, args.op);
     }

@@ -15,16 +15,9 @@ Status broadcastBinomial(Exec& exec, const CollArgs& args) {
   char* buf = static_cast<char*>(args.recv);
   if (r == args.root) copyIfDistinct(buf, args.send, bytes);
   if (n == 1) return Status::ok();
-  const int vr = (r - args.root + n) % n;
-  auto real = [&](int v) { return (v + args.root) % n; };
-  // Parent: clear the lowest set bit of vr. Children: vr + m for each power of two m below the
-  // lowest set bit of vr (all powers for the root), while < n.
-  int lowbit = 1;
-  while (lowbit < n && !(vr & lowbit)) lowbit <<= 1;
-  const int parent = vr == 0 ? -1 : real(vr - lowbit);
-  std::vector<int> children;
-  for (int m = 1; m < (vr == 0 ? n : lowbit); m <<= 1)
-    if (vr + m < n) children.push_back(real(vr + m));
+  const BinomialTree tree = binomialTree(r, n, args.root);
+  const int parent = tree.parent;
+  const std::vector<int>& children = tree.children;
   const size_t chunk = std::max<size_t>(1, exec.chunkBytes());
   const size_t nchunks = bytes == 0 ? 1 : (bytes + chunk - 1) / chunk;
   std::vector<Request> rreqs(parent >= 0 ? nchunks : 0);

@@ -18,14 +18,9 @@ Status reduceBinomial(Exec& exec, const CollArgs& args) {
     copyIfDistinct(args.recv, send, bytes);
     return Status::ok();
   }
-  const int vr = (r - args.root + n) % n;
-  auto real = [&](int v) { return (v + args.root) % n; };
-  int lowbit = 1;
-  while (lowbit < n && !(vr & lowbit)) lowbit <<= 1;
-  const int parent = vr == 0 ? -1 : real(vr - lowbit);
-  std::vector<int> children;
-  for (int m = 1; m < (vr == 0 ? n : lowbit); m <<= 1)
-    if (vr + m < n) children.push_back(real(vr + m));
+  const BinomialTree tree = binomialTree(r, n, args.root);
+  const int parent = tree.parent;
+  const std::vector<int>& children = tree.children;
   if (children.empty())  // a leaf sends its input as it is, chunked as the parent receives it
     return sendRecvReduce(exec, parent, send, args.count, -1, nullptr, nullptr, 0, args.dtype, args.op);
   // Accumulator: the output buffer at the root, scratch elsewhere.
