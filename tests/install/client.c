@@ -2,6 +2,7 @@
  * C, that libtrellis.so exports the API, and runs a 1-rank AllReduce. */
 #include <stdio.h>
 #include <trellis/trellis.h>
+#include <trellis/topology.h> /* must compile as C too */
 
 int main(void) {
   int version = 0;
