@@ -6,8 +6,10 @@
 #include <chrono>
 #include <filesystem>
 #include <set>
+#include <sstream>
 #include <fstream>
 
+#include "topo/emit.h"
 #include "topo/nccl_xml.h"
 #include "topo/paths.h"
 #include "topo/sysfs.h"
@@ -235,6 +237,36 @@ TEST(Detect, ThisMachineIsFastAndHasACpu) {
   ASSERT_TRUE(r.isOk()) << r.status().message();
   EXPECT_GE(r->ofKind(NodeKind::kCpu).size(), 1u);
   std::printf("detected this machine in %.2f ms\n", ms);
+}
+
+}  // namespace
+}  // namespace trellis::topo
+
+namespace trellis::topo {
+namespace {
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// Golden files checked by hand against Slurm's gres.conf(5) and the DRA attribute names:
+// Links= counts the 18 NVLinks every H100 has through the 4 NVSwitches; Cores= is the NUMA node's
+// CPU mask (0-79 / 80-159 on the IBM box; 0-23,48-71 / 24-47,72-95 on p4d).
+TEST(Emitters, MatchGoldenFiles) {
+  const std::string golden = std::string(TRELLIS_SOURCE_DIR) + "/tests/topo/golden/";
+  EmitOptions ibm;
+  ibm.nodeName = "gpu001";
+  ibm.gpuType = "h100";
+  EXPECT_EQ(toSlurmGres(load("ibm-gx3d-8xh100-full-dump.xml"), ibm), slurp(golden + "ibm-gx3d-gres.conf"));
+  EmitOptions p4d;
+  p4d.nodeName = "p4d-001";
+  EXPECT_EQ(toSlurmGres(load("aws-p4d.24xlarge-a100.xml"), p4d), slurp(golden + "aws-p4d-gres.conf"));
+  EXPECT_EQ(toK8sLabels(load("azure-ndv5-h100.xml"), EmitOptions{}), slurp(golden + "azure-ndv5-k8s.yaml"));
+  EXPECT_EQ(cpuListFromMask("000000ff,ffff0000,00ffffff"), "0-23,48-71");
+  EXPECT_EQ(cpuListFromMask("5"), "0,2");
 }
 
 }  // namespace

@@ -1,6 +1,8 @@
 // trellis-topo: this machine's (or a file's) topology for people and schedulers.
 //   show                 tree and an nvidia-smi-topo-style matrix of GPUs and NICs
 //   dump --format F      json | nccl-xml
+//   slurm                gres.conf GPU lines with Cores= and NVSwitch-aware Links=
+//   k8s                  node labels and DRA device attributes
 // Every subcommand takes --input FILE (Trellis JSON or NCCL XML, detected from the content) or
 // --sysfs-root DIR (replay a saved sysfs tree); without either it detects this machine.
 #include <CLI/CLI.hpp>
@@ -9,6 +11,7 @@
 #include <fstream>
 #include <string>
 
+#include "topo/emit.h"
 #include "topo/nccl_xml.h"
 #include "topo/paths.h"
 #include "topo/sysfs.h"
@@ -108,6 +111,14 @@ int main(int argc, char** argv) {
   addSource(dumpCmd);
   dumpCmd->add_option("--format", format, "json or nccl-xml")->check(CLI::IsMember({"json", "nccl-xml"}));
   dumpCmd->add_option("-o,--output", output, "file to write (default: stdout)");
+  EmitOptions emit;
+  CLI::App* slurmCmd = app.add_subcommand("slurm", "Slurm gres.conf GPU lines (Cores= and NVSwitch-aware Links=)");
+  addSource(slurmCmd);
+  slurmCmd->add_option("--node-name", emit.nodeName, "NodeName= (default: the host name)");
+  slurmCmd->add_option("--gpu-type", emit.gpuType, "Type= (default: sm<NN>)");
+  CLI::App* k8sCmd = app.add_subcommand("k8s", "Kubernetes node labels and DRA device attributes");
+  addSource(k8sCmd);
+  k8sCmd->add_option("--domain", emit.labelDomain, "label domain (default trellis.dev)");
   CLI11_PARSE(app, argc, argv);
 
   trellis::Result<System> sys = !input.empty() ? loadTopologyFile(input)
@@ -118,6 +129,14 @@ int main(int argc, char** argv) {
   }
   if (showCmd->parsed()) {
     show(sys.value());
+    return 0;
+  }
+  if (slurmCmd->parsed()) {
+    std::fputs(toSlurmGres(sys.value(), emit).c_str(), stdout);
+    return 0;
+  }
+  if (k8sCmd->parsed()) {
+    std::fputs(toK8sLabels(sys.value(), emit).c_str(), stdout);
     return 0;
   }
   std::string text = format == "json" ? toJson(sys.value()) : toNcclXml(sys.value());
