@@ -1,5 +1,7 @@
 #include "tuner/select.h"
 
+#include <algorithm>
+
 #include "core/log.h"
 #include "core/params.h"
 
@@ -48,6 +50,13 @@ Result<AlgoOverrides> parseAlgoOverrides(const std::string& spec) {
   return out;
 }
 
+Tuner::Tuner(AlgoOverrides overrides)
+    : overrides_(overrides),
+      rdMax_(static_cast<size_t>(std::max<int64_t>(kRdMax.get(), 0))),
+      rabMax_(static_cast<size_t>(std::max<int64_t>(kRabMax.get(), 0))),
+      bcastTreeMax_(static_cast<size_t>(std::max<int64_t>(kBcastTreeMax.get(), 0))),
+      directMin_(static_cast<size_t>(std::max<int64_t>(kDirectMin.get(), 0))) {}
+
 Result<Tuner> Tuner::fromParams() {
   TRELLIS_ASSIGN_OR_RETURN(AlgoOverrides o, parseAlgoOverrides(kAlgo.get()));
   return Tuner(o);
@@ -62,16 +71,16 @@ const algos::Algorithm* Tuner::select(const algos::CollArgs& args, int nranks, b
   }
   const size_t bytes = args.bytes();
   const char* name = nullptr;
-  const bool useDirect = direct && nranks > 1 && bytes >= static_cast<size_t>(kDirectMin.get());
+  const bool useDirect = direct && nranks > 1 && bytes >= directMin_;
   if (useDirect && args.coll != Coll::kReduce && args.coll != Coll::kAlltoAllv) name = "direct";
   if (name == nullptr) switch (args.coll) {
     case Coll::kAllReduce:
-      if (bytes <= static_cast<size_t>(kRdMax.get())) name = "rd";
-      else if (bytes <= static_cast<size_t>(kRabMax.get()) && nranks > 2) name = "rabenseifner";
+      if (bytes <= rdMax_) name = "rd";
+      else if (bytes <= rabMax_ && nranks > 2) name = "rabenseifner";
       else name = "ring";
       break;
     case Coll::kBroadcast:
-      name = (nranks <= 3 || bytes <= static_cast<size_t>(kBcastTreeMax.get())) ? "binomial" : "scatter_allgather";
+      name = (nranks <= 3 || bytes <= bcastTreeMax_) ? "binomial" : "scatter_allgather";
       break;
     case Coll::kReduce: name = "binomial"; break;
     case Coll::kAllGather: name = "ring"; break;

@@ -20,13 +20,15 @@ class Tuner {
  public:
   /// Reads TRELLIS_ALGO.
   static Result<Tuner> fromParams();
-  explicit Tuner(AlgoOverrides overrides) : overrides_(overrides) {}
+  /// Thresholds are read from the parameters once, here (not on every call).
+  explicit Tuner(AlgoOverrides overrides);
   /// The algorithm for this call on `nranks` ranks; `direct` says whether every rank can read
   /// every other's memory (all on one host with single copy allowed).
   const algos::Algorithm* select(const algos::CollArgs& args, int nranks, bool direct = false) const;
 
  private:
   AlgoOverrides overrides_{};
+  size_t rdMax_, rabMax_, bcastTreeMax_, directMin_;
 };
 
 }  // namespace trellis::tuner
