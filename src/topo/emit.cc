@@ -49,7 +49,7 @@ int cpuOf(const System& s, int n) {
 
 int nvlinkLinks(const System& s, int a, int b) {
   Path p = pathBetween(s, a, b);
-  if (p.kind == PathKind::kNvLink || p.kind == PathKind::kNvSwitch) return static_cast<int>(p.gbps / LinkRates{}.nvlinkPerLink + 0.5);
+  if (p.kind == PathKind::kNvLink || p.kind == PathKind::kNvSwitch) return p.nvlinks;
   return 0;
 }
 

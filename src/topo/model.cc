@@ -30,6 +30,99 @@ const char* sourceName(Source s) {
   return "?";
 }
 
+const char* linkKindName(LinkKind k) {
+  switch (k) {
+    case LinkKind::kPcie: return "pcie";
+    case LinkKind::kNvLink: return "nvlink";
+    case LinkKind::kC2C: return "c2c";
+    case LinkKind::kSmp: return "smp";
+    case LinkKind::kNetwork: return "network";
+  }
+  return "?";
+}
+
+int pcieGen(const std::string& speed) {
+  double gts = std::strtod(speed.c_str(), nullptr);
+  if (gts <= 0) return 0;
+  int gen = 1;
+  for (double g = 2.5; g * 1.5 < gts; g *= 2) ++gen;  // 2.5, 5, 8, 16, 32, 64 GT/s
+  return gen;
+}
+
+int nvlinkVersionOfSm(int sm) {
+  if (sm >= 100) return 5;
+  if (sm >= 90) return 4;
+  if (sm >= 80) return 3;
+  if (sm >= 70) return 2;
+  if (sm >= 60) return 1;
+  return 0;
+}
+
+double nvlinkGBpsPerLink(int version) {
+  switch (version) {
+    case 1: return 20;
+    case 2: case 3: case 4: return 25;
+    case 5: case 6: return 50;
+    default: return 0;
+  }
+}
+
+double upstreamGBps(const Node& n) { return n.linkGBps > 0 ? n.linkGBps : pcieGBps(n.linkSpeed, n.linkWidth); }
+
+std::vector<Link> links(const System& s) {
+  std::vector<Link> out;
+  std::vector<int> roots;
+  for (const Node& n : s.nodes) {
+    if (n.parent < 0) {
+      if (n.kind == NodeKind::kCpu) roots.push_back(n.id);
+    } else {
+      Link l;
+      l.from = n.id;
+      l.to = n.parent;
+      l.source = n.source;
+      l.gen = pcieGen(n.linkSpeed);
+      l.width = n.linkWidth;
+      l.gbps = upstreamGBps(n);
+      l.degraded = l.gbps <= 0;
+      out.push_back(l);
+    }
+    for (const NetPort& p : n.ports) {
+      Link l;
+      l.from = n.id;
+      l.kind = LinkKind::kNetwork;
+      l.source = n.source;
+      l.gbps = static_cast<double>(p.speedMbps) / 8000.0;
+      l.degraded = p.speedMbps <= 0;
+      l.port = p.name;
+      out.push_back(l);
+    }
+  }
+  for (const NvLink& nv : s.nvlinks) {
+    Link l;
+    l.from = nv.from;
+    l.to = nv.to;
+    l.kind = nv.kind;
+    l.source = nv.source;
+    l.version = nv.version;
+    l.count = nv.count;
+    l.gbps = nv.gbpsPerLink * nv.count;
+    l.degraded = nv.to < 0 || nv.gbpsPerLink <= 0;
+    out.push_back(l);
+  }
+  // Sockets talk over UPI/xGMI; no source reports its bandwidth, so it is marked unknown.
+  for (size_t i = 0; i < roots.size(); ++i)
+    for (size_t j = i + 1; j < roots.size(); ++j) {
+      Link l;
+      l.from = roots[i];
+      l.to = roots[j];
+      l.kind = LinkKind::kSmp;
+      l.source = s.nodes[roots[i]].source;
+      l.degraded = true;
+      out.push_back(l);
+    }
+  return out;
+}
+
 int System::add(Node n) {
   n.id = static_cast<int>(nodes.size());
   if (n.parent >= 0) {
@@ -104,6 +197,7 @@ std::string toJson(const System& s) {
     if (n.device) o["device"] = n.device;
     if (!n.linkSpeed.empty()) o["link_speed"] = n.linkSpeed;
     if (n.linkWidth) o["link_width"] = n.linkWidth;
+    if (n.linkGBps > 0) o["link_gbps"] = n.linkGBps;
     if (n.kind == NodeKind::kCpu) {
       o["affinity"] = n.affinity;
       o["arch"] = n.arch;
@@ -126,9 +220,28 @@ std::string toJson(const System& s) {
   }
   j["nodes"] = nodes;
   json links = json::array();
-  for (const NvLink& l : s.nvlinks)
-    links.push_back({{"from", l.from}, {"target", l.target}, {"to", l.to}, {"count", l.count}, {"tclass", l.targetClass}});
+  for (const NvLink& l : s.nvlinks) {
+    json o = {{"from", l.from}, {"target", l.target}, {"to", l.to}, {"count", l.count}, {"tclass", l.targetClass},
+              {"kind", linkKindName(l.kind)}, {"source", sourceName(l.source)}};
+    if (l.version) o["version"] = l.version;
+    if (l.gbpsPerLink > 0) o["gbps_per_link"] = l.gbpsPerLink;
+    links.push_back(o);
+  }
   j["nvlinks"] = links;
+  // Derived, for readers that want every edge in one list; ignored when reading.
+  json edges = json::array();
+  for (const Link& l : topo::links(s)) {
+    json o = {{"from", l.from}, {"to", l.to}, {"kind", linkKindName(l.kind)}, {"source", sourceName(l.source)}};
+    if (l.gen) o["gen"] = l.gen;
+    if (l.width) o["width"] = l.width;
+    if (l.version) o["version"] = l.version;
+    if (l.count) o["count"] = l.count;
+    o["gbps"] = l.gbps;
+    if (l.degraded) o["degraded"] = true;
+    if (!l.port.empty()) o["port"] = l.port;
+    edges.push_back(o);
+  }
+  j["links"] = edges;
   return j.dump(1);
 }
 
@@ -177,6 +290,7 @@ Result<System> fromJson(const std::string& text, const std::string& origin) {
       n.device = o.value("device", 0u);
       n.linkSpeed = o.value("link_speed", "");
       n.linkWidth = o.value("link_width", 0);
+      n.linkGBps = o.value("link_gbps", 0.0);
       n.affinity = o.value("affinity", "");
       n.arch = o.value("arch", "");
       n.cpuVendor = o.value("cpu_vendor", "");
@@ -200,6 +314,10 @@ Result<System> fromJson(const std::string& text, const std::string& origin) {
         x.to = l.value("to", -1);
         x.count = l.value("count", 0);
         x.targetClass = l.value("tclass", 0u);
+        x.kind = l.value("kind", "nvlink") == "c2c" ? LinkKind::kC2C : LinkKind::kNvLink;
+        x.source = sourceFromName(l.value("source", "file"));
+        x.version = l.value("version", 0);
+        x.gbpsPerLink = l.value("gbps_per_link", 0.0);
         if (x.from < 0 || x.from >= static_cast<int>(s.nodes.size()) || x.to >= static_cast<int>(s.nodes.size()))
           return invalidArgument("%s: nvlink refers to node %d/%d out of range", origin.c_str(), x.from, x.to);
         s.nvlinks.push_back(x);

@@ -107,7 +107,19 @@ struct Reader {
           link.target = l.attribute("target").as_string();
           link.count = l.attribute("count").as_int(0);
           link.targetClass = hexAttr(l, "tclass");
+          link.version = nvlinkVersionOfSm(g.sm);
+          link.gbpsPerLink = nvlinkGBpsPerLink(link.version);
           if (link.target.empty() || link.count <= 0) return error(l, "<nvlink> needs a target and a positive count");
+          sys.nvlinks.push_back(link);
+        }
+        for (pugi::xml_node l : c.children("c2c")) {  // Grace-Hopper: bw is per link, GB/s
+          NvLink link;
+          link.from = parent;
+          link.kind = LinkKind::kC2C;
+          link.count = l.attribute("count").as_int(0);
+          link.gbpsPerLink = l.attribute("bw").as_double(0);
+          for (int p = parent; p >= 0; p = sys.nodes[p].parent) link.to = p;  // the CPU root
+          if (link.count <= 0) return error(l, "<c2c> needs a positive count");
           sys.nvlinks.push_back(link);
         }
       } else if (tag == "nic") {
@@ -186,6 +198,13 @@ void writeNode(const System& s, const Node& n, pugi::xml_node parent) {
     g.append_attribute("sm") = n.sm;
     for (const NvLink& l : s.nvlinks) {
       if (l.from != n.id) continue;
+      if (l.kind == LinkKind::kC2C) {
+        pugi::xml_node x = g.append_child("c2c");
+        x.append_attribute("bw") = l.gbpsPerLink;
+        x.append_attribute("count") = l.count;
+        continue;
+      }
+      if (l.target.empty()) continue;  // a CPU peer (POWER NPU) has no bus id NCCL could use
       pugi::xml_node x = g.append_child("nvlink");
       x.append_attribute("target") = l.target.c_str();
       x.append_attribute("count") = l.count;

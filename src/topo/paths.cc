@@ -28,7 +28,7 @@ std::vector<int> ancestry(const System& s, int n) {  // n, parent, ..., cpu
   return chain;
 }
 
-double linkOf(const Node& n) { return pcieGBps(n.linkSpeed, n.linkWidth); }
+double linkOf(const Node& n) { return upstreamGBps(n); }
 
 double minPositive(double a, double b) {
   if (a <= 0) return b;
@@ -39,18 +39,28 @@ double minPositive(double a, double b) {
 // "dddd:bb" of a bus id: devices whose top-level ancestors share it hang off one host bridge.
 std::string hostBridge(const std::string& busId) { return busId.size() >= 7 ? busId.substr(0, busId.size() - 5) : busId; }
 
-int nvlinkCount(const System& s, int a, int b) {
-  int c = 0;
-  for (const NvLink& l : s.nvlinks)
-    if ((l.from == a && l.to == b) || (l.from == b && l.to == a)) c += l.count;
-  return c;
+// Links and bandwidth of a bundle set; a file lists each direction, so a-b and b-a are one bundle
+// counted from the side that lists more.
+struct Bundle {
+  int count = 0;
+  double gbps = 0;
+};
+
+Bundle sum(const System& s, int from, int to, bool toSwitches, const LinkRates& r) {
+  Bundle b;
+  for (const NvLink& l : s.nvlinks) {
+    if (l.from != from || l.kind != LinkKind::kNvLink) continue;
+    bool match = toSwitches ? (l.to >= 0 && s.nodes[l.to].kind == NodeKind::kNvSwitch) : l.to == to;
+    if (!match) continue;
+    b.count += l.count;
+    b.gbps += l.count * (l.gbpsPerLink > 0 ? l.gbpsPerLink : r.nvlinkPerLink);
+  }
+  return b;
 }
 
-int nvswitchLinks(const System& s, int gpu) {
-  int c = 0;
-  for (const NvLink& l : s.nvlinks)
-    if (l.from == gpu && l.to >= 0 && s.nodes[l.to].kind == NodeKind::kNvSwitch) c += l.count;
-  return c;
+Bundle nvlinkBundle(const System& s, int a, int b, const LinkRates& r) {
+  Bundle x = sum(s, a, b, false, r), y = sum(s, b, a, false, r);
+  return x.count >= y.count ? x : y;
 }
 
 }  // namespace
@@ -59,10 +69,13 @@ Path pathBetween(const System& s, int a, int b, const LinkRates& rates) {
   if (a == b) return {PathKind::kLoc, 0};
   const Node& na = s.nodes[a];
   const Node& nb = s.nodes[b];
+  if (na.kind == NodeKind::kGpu || nb.kind == NodeKind::kGpu) {  // GPU-GPU, or GPU-CPU on POWER
+    Bundle direct = nvlinkBundle(s, a, b, rates);
+    if (direct.count > 0) return {PathKind::kNvLink, direct.gbps, direct.count};
+  }
   if (na.kind == NodeKind::kGpu && nb.kind == NodeKind::kGpu) {
-    if (int direct = nvlinkCount(s, a, b)) return {PathKind::kNvLink, direct * rates.nvlinkPerLink};
-    int sa = nvswitchLinks(s, a), sb = nvswitchLinks(s, b);
-    if (sa > 0 && sb > 0) return {PathKind::kNvSwitch, std::min(sa, sb) * rates.nvlinkPerLink};
+    Bundle sa = sum(s, a, -1, true, rates), sb = sum(s, b, -1, true, rates);
+    if (sa.count > 0 && sb.count > 0) return {PathKind::kNvSwitch, std::min(sa.gbps, sb.gbps), std::min(sa.count, sb.count)};
   }
   std::vector<int> ca = ancestry(s, a), cb = ancestry(s, b);
   // Lowest common ancestor.
@@ -90,6 +103,7 @@ Path pathBetween(const System& s, int a, int b, const LinkRates& rates) {
     bool direct = na.parent == lca && nb.parent == lca;
     return {direct ? PathKind::kPix : PathKind::kPxb, bw};
   }
+  if (lca == a || lca == b) return {PathKind::kPhb, bw};  // a CPU and a device below it
   // Both under one CPU: through one host bridge (PHB) or across host bridges of the NUMA node (NODE).
   std::string ha = ca.size() >= 2 ? hostBridge(s.nodes[ca[ca.size() - 2]].busId) : "";
   std::string hb = cb.size() >= 2 ? hostBridge(s.nodes[cb[cb.size() - 2]].busId) : "";

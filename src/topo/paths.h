@@ -16,6 +16,7 @@ const char* pathKindName(PathKind k);
 struct Path {
   PathKind kind = PathKind::kSys;
   double gbps = 0;  // bottleneck GB/s per direction; 0 when unknown
+  int nvlinks = 0;  // NVL/NVS paths: the NVLinks in the bottleneck bundle (nvidia-smi's NV#)
 };
 
 /// Constants with their origin (GB/s per direction).

@@ -77,7 +77,7 @@ void show(const System& s) {
     for (size_t j = 0; j < devs.size(); ++j) {
       Path p = pathBetween(s, devs[i], devs[j]);
       std::string cell = i == j ? "X" : pathKindName(p.kind);
-      if (p.kind == PathKind::kNvLink) cell = "NV" + std::to_string(static_cast<int>(p.gbps / 25));
+      if (p.kind == PathKind::kNvLink) cell = "NV" + std::to_string(p.nvlinks);
       std::printf("%-8s", cell.c_str());
     }
     std::printf("%d\n", s.nodes[devs[i]].numa);
