@@ -38,11 +38,11 @@ static Status checkArgs(trellisComm* comm, const algos::CollArgs& a, const char*
   TRELLIS_TRY(checkComm(comm, api));
   if (stream != nullptr)
     return invalidUsage("%s: stream %p given, but this build handles host buffers only (pass NULL)", api, stream);
-  if (static_cast<int>(a.dtype) < 0 || a.dtype >= trellisNumTypes)
-    return invalidArgument("%s: datatype %d is not a trellisDataType_t (0..%d)", api, static_cast<int>(a.dtype),
-                           trellisNumTypes - 1);
-  if (static_cast<int>(a.op) < 0 || a.op >= trellisNumOps)
-    return invalidArgument("%s: op %d is not a trellisRedOp_t (0..%d)", api, static_cast<int>(a.op), trellisNumOps - 1);
+  const int dt = rawEnum(a.dtype), op = rawEnum(a.op);
+  if (dt < 0 || dt >= trellisNumTypes)
+    return invalidArgument("%s: datatype %d is not a trellisDataType_t (0..%d)", api, dt, trellisNumTypes - 1);
+  if (op < 0 || op >= trellisNumOps)
+    return invalidArgument("%s: op %d is not a trellisRedOp_t (0..%d)", api, op, trellisNumOps - 1);
   const int n = comm->nranks(), r = comm->rank();
   bool rooted = a.coll == algos::Coll::kBroadcast || a.coll == algos::Coll::kReduce;
   if (rooted && (a.root < 0 || a.root >= n))
@@ -82,8 +82,8 @@ static trellisResult_t p2p(trellisComm* comm, bool isSend, const void* buf, size
   Status s = checkComm(comm, api);
   if (s.isOk() && stream != nullptr)
     s = invalidUsage("%s: stream %p given, but this build handles host buffers only (pass NULL)", api, stream);
-  if (s.isOk() && (static_cast<int>(dt) < 0 || dt >= trellisNumTypes))
-    s = invalidArgument("%s: datatype %d is not a trellisDataType_t", api, static_cast<int>(dt));
+  if (s.isOk() && (rawEnum(dt) < 0 || rawEnum(dt) >= trellisNumTypes))
+    s = invalidArgument("%s: datatype %d is not a trellisDataType_t", api, rawEnum(dt));
   if (s.isOk() && (peer < 0 || peer >= comm->nranks()))
     s = invalidArgument("%s: peer %d out of range [0, %d)", api, peer, comm->nranks());
   if (s.isOk() && count > 0 && buf == nullptr) s = invalidArgument("%s: buffer is NULL with count %zu", api, count);
@@ -107,7 +107,7 @@ TRELLIS_EXPORT trellisResult_t trellisGetVersion(int* version) {
 }
 
 TRELLIS_EXPORT const char* trellisGetErrorString(trellisResult_t result) {
-  if (static_cast<int>(result) < 0 || result >= trellisNumResults) return "unknown result code";
+  if (rawEnum(result) < 0 || rawEnum(result) >= trellisNumResults) return "unknown result code";
   return codeName(static_cast<Code>(result));
 }
 

@@ -1,12 +1,23 @@
 // Shared by the C API files: error reporting and the per-thread group state.
 #pragma once
 
+#include <cstring>
 #include <string>
 
 #include "api/comm.h"
 #include "core/status.h"
 
 namespace trellis {
+
+/// An enum argument from C may hold any int: read its bytes instead of loading it as the enum type
+/// (loading an out-of-range enumerator is undefined behaviour in C++).
+template <typename E>
+int rawEnum(const E& e) {
+  static_assert(sizeof(E) == sizeof(int), "C enums are int-sized here");
+  int v;
+  std::memcpy(&v, &e, sizeof v);
+  return v;
+}
 
 /// Records a failed Status as the thread's (and comm's) last error and returns its C code.
 trellisResult_t report(trellisComm* comm, const Status& s);

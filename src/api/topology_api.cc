@@ -48,11 +48,11 @@ TRELLIS_EXPORT trellisResult_t trellisTopoLoad(const char* path, trellisTopo_t* 
 
 TRELLIS_EXPORT trellisResult_t trellisTopoSave(trellisTopo_t t, const char* path, trellisTopoFormat_t format) {
   if (t == nullptr || path == nullptr) return report(nullptr, invalidArgument("trellisTopoSave: topo or path is NULL"));
-  if (format != trellisTopoFormatJson && format != trellisTopoFormatNcclXml)
-    return report(nullptr, invalidArgument("trellisTopoSave: format %d is not a trellisTopoFormat_t", format));
+  if (rawEnum(format) != trellisTopoFormatJson && rawEnum(format) != trellisTopoFormatNcclXml)
+    return report(nullptr, invalidArgument("trellisTopoSave: format %d is not a trellisTopoFormat_t", rawEnum(format)));
   std::ofstream out(path);
   if (!out) return report(nullptr, systemError(errno, "trellisTopoSave: cannot write '%s'", path));
-  out << (format == trellisTopoFormatJson ? topo::toJson(t->sys) : topo::toNcclXml(t->sys));
+  out << (rawEnum(format) == trellisTopoFormatJson ? topo::toJson(t->sys) : topo::toNcclXml(t->sys));
   return out ? trellisSuccess : report(nullptr, systemError(errno, "trellisTopoSave: writing '%s'", path));
 }
 
@@ -146,7 +146,7 @@ TRELLIS_EXPORT trellisResult_t trellisTopoToJson(trellisTopo_t t, char* buf, siz
 }
 
 TRELLIS_EXPORT const char* trellisTopoPathKindName(trellisTopoPathKind_t kind) {
-  if (static_cast<int>(kind) < 0 || kind > trellisTopoPathNet) return "?";
+  if (rawEnum(kind) < 0 || rawEnum(kind) > trellisTopoPathNet) return "?";
   return topo::pathKindName(static_cast<topo::PathKind>(kind));
 }
 

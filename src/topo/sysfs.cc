@@ -13,6 +13,7 @@
 
 #include "core/log.h"
 #include "core/params.h"
+#include "topo/hwloc_xml.h"
 #include "topo/nccl_xml.h"
 
 namespace fs = std::filesystem;
@@ -200,7 +201,12 @@ Result<System> loadTopologyFile(const std::string& path) {
   size_t first = text.find_first_not_of(" \t\r\n");
   if (first == std::string::npos) return invalidArgument("%s: empty file", path.c_str());
   if (text[first] == '{') return fromJson(text, path);
-  if (text[first] == '<') return fromNcclXml(text, path);
+  if (text[first] == '<') {
+    // hwloc files have a <topology> root; NCCL files a <system> root.
+    if (text.find("<topology", first) != std::string::npos && text.find("<system") == std::string::npos)
+      return fromHwlocXml(text, path);
+    return fromNcclXml(text, path);
+  }
   return invalidArgument("%s:1: neither Trellis JSON nor NCCL XML", path.c_str());
 }
 

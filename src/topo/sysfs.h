@@ -12,7 +12,7 @@ namespace trellis::topo {
 Result<System> detectFromSysfs(const std::string& root);
 /// detectFromSysfs(TRELLIS_SYSFS_ROOT or ""), or the file named by TRELLIS_TOPO_FILE.
 Result<System> detectLocalSystem();
-/// Loads a topology file: Trellis JSON or NCCL XML, told apart by content.
+/// Loads a topology file: Trellis JSON, NCCL XML or hwloc XML, told apart by content.
 Result<System> loadTopologyFile(const std::string& path);
 
 }  // namespace trellis::topo

@@ -96,6 +96,7 @@ struct Peer {
   RingHeader* out = nullptr;
   char* outSlots = nullptr;
   uint64_t outHead = 0;
+  uint64_t outTail = 0;  // last tail read from the consumer
   uint64_t nextSendSeq = 0;
   uint64_t cmaIssued = 0;
   std::deque<PendingSend> sends;                         // not fully in the ring yet
@@ -134,9 +135,15 @@ struct ShmTransport::Impl {
   }
   size_t payloadMax() const { return opt.slotBytes - sizeof(SlotHeader); }
 
+  // Wakes the segment's owner if it sleeps. The fence orders our earlier head/tail stores before
+  // reading `sleeping` (the sleeper sets `sleeping`, fences, then re-checks the rings), so either
+  // it sees our update or we see it asleep. A spinning peer costs no shared-line write here.
   static void ring(SegHeader* seg) {
-    seg->doorbell.fetch_add(1, std::memory_order_seq_cst);
-    if (seg->sleeping.load(std::memory_order_seq_cst)) futex(&seg->doorbell, FUTEX_WAKE, 1, nullptr);
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (seg->sleeping.load(std::memory_order_relaxed)) {
+      seg->doorbell.fetch_add(1, std::memory_order_seq_cst);
+      futex(&seg->doorbell, FUTEX_WAKE, 1, nullptr);
+    }
   }
 
   // Moves pending sends into the peer's ring while there is room.
@@ -144,8 +151,11 @@ struct ShmTransport::Impl {
     Peer& pr = peers[p];
     bool pushed = false;
     while (!pr.sends.empty()) {
-      uint64_t tail = pr.out->tail.load(std::memory_order_acquire);
-      if (pr.outHead - tail >= static_cast<uint64_t>(opt.slots)) break;
+      // Re-read the consumer's tail only when our cached one says the ring is full.
+      if (pr.outHead - pr.outTail >= static_cast<uint64_t>(opt.slots)) {
+        pr.outTail = pr.out->tail.load(std::memory_order_acquire);
+        if (pr.outHead - pr.outTail >= static_cast<uint64_t>(opt.slots)) break;
+      }
       PendingSend& s = pr.sends.front();
       char* slot = pr.outSlots + (pr.outHead % opt.slots) * opt.slotBytes;
       SlotHeader* h = reinterpret_cast<SlotHeader*>(slot);
@@ -461,6 +471,7 @@ Status ShmTransport::progress(int timeoutMs, bool* didWork) {
   SegHeader* h = m.header();
   uint32_t bell = h->doorbell.load(std::memory_order_seq_cst);
   h->sleeping.store(1, std::memory_order_seq_cst);
+  std::atomic_thread_fence(std::memory_order_seq_cst);
   if (!m.workPossible()) {
     timespec ts{timeoutMs / 1000, (timeoutMs % 1000) * 1000000L};
     futex(&h->doorbell, FUTEX_WAIT, bell, &ts);
