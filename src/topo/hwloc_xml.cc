@@ -132,12 +132,18 @@ struct Reader {
           n.kind = NodeKind::kPciSwitch;
         } else if (std::string(o.attribute("subtype").as_string()) == "NVSwitch" || ((cls >> 8) == 0x06 && ven == 0x10de)) {
           n.kind = NodeKind::kNvSwitch;
+          if (cls == 0) {  // seen in real dumps: subtype says NVSwitch, the PCI ids are zero
+            n.pciClass = 0x068000;
+            n.vendor = 0x10de;
+            n.degraded = true;
+            n.note = "PCI ids missing in file (NVSwitch by hwloc subtype)";
+          }
         } else if (cls == 0x0302 || cls == 0x0300) {
           n.kind = ven == 0x10de ? NodeKind::kGpu : NodeKind::kPciDevice;
         } else if (cls == 0x0200 || cls == 0x0207) {
           n.kind = NodeKind::kNic;
         }
-        if (n.linkGBps <= 0) {
+        if (n.linkGBps <= 0 && !n.degraded) {
           n.degraded = true;
           n.note = "PCIe link speed unknown";
         }
