@@ -204,6 +204,9 @@ std::string toJson(const System& s) {
       o["cpu_vendor"] = n.cpuVendor;
       o["family"] = n.family;
       o["model"] = n.model;
+      if (n.cores) o["cores"] = n.cores;
+      if (n.pus) o["pus"] = n.pus;
+      if (!n.cpuModel.empty()) o["cpu_model"] = n.cpuModel;
     }
     if (n.kind == NodeKind::kGpu) {
       o["dev"] = n.gpuDev;
@@ -296,6 +299,9 @@ Result<System> fromJson(const std::string& text, const std::string& origin) {
       n.cpuVendor = o.value("cpu_vendor", "");
       n.family = o.value("family", -1);
       n.model = o.value("model", -1);
+      n.cores = o.value("cores", 0);
+      n.pus = o.value("pus", 0);
+      n.cpuModel = o.value("cpu_model", "");
       n.gpuDev = o.value("dev", -1);
       n.sm = o.value("sm", -1);
       if (o.contains("ports"))

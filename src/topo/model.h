@@ -51,6 +51,8 @@ struct Node {
   int numa = -1;  // every node carries the NUMA node of its CPU
   std::string affinity, arch, cpuVendor;
   int family = -1, model = -1;
+  int cores = 0, pus = 0;  // physical cores and hardware threads of this NUMA node (hwloc), 0 unknown
+  std::string cpuModel;
   // GPU
   int gpuDev = -1, sm = -1;
   // NIC

@@ -13,7 +13,9 @@
 
 #include "core/log.h"
 #include "core/params.h"
+#include "topo/hwloc_local.h"
 #include "topo/hwloc_xml.h"
+#include "topo/nvml.h"
 #include "topo/nccl_xml.h"
 
 namespace fs = std::filesystem;
@@ -213,7 +215,21 @@ Result<System> loadTopologyFile(const std::string& path) {
 Result<System> detectLocalSystem() {
   std::string file = kTopoFile.get();
   if (!file.empty()) return loadTopologyFile(file);
-  return detectFromSysfs(kSysfsRoot.get());
+  std::string root = kSysfsRoot.get();
+  Result<System> r = detectFromSysfs(root);
+  if (!r) return r;
+  System s = std::move(r.value());
+  if (!root.empty()) {
+    // A replayed tree: this machine's NVML and hwloc describe other hardware.
+    for (int g : s.ofKind(NodeKind::kGpu)) {
+      s.nodes[g].degraded = true;
+      s.nodes[g].note += (s.nodes[g].note.empty() ? "" : "; ") + std::string("NVLink unknown: replayed sysfs tree");
+    }
+    return s;
+  }
+  TRELLIS_TRY(addHwlocCpuFacts(s));
+  TRELLIS_TRY(addNvmlFacts(s));
+  return s;
 }
 
 }  // namespace trellis::topo

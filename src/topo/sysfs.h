@@ -10,7 +10,8 @@
 namespace trellis::topo {
 
 Result<System> detectFromSysfs(const std::string& root);
-/// detectFromSysfs(TRELLIS_SYSFS_ROOT or ""), or the file named by TRELLIS_TOPO_FILE.
+/// The file named by TRELLIS_TOPO_FILE, else detectFromSysfs(TRELLIS_SYSFS_ROOT or "") plus, on
+/// this machine, CPU facts from hwloc and NVLink facts from NVML (marked unknown without NVML).
 Result<System> detectLocalSystem();
 /// Loads a topology file: Trellis JSON, NCCL XML or hwloc XML, told apart by content.
 Result<System> loadTopologyFile(const std::string& path);

@@ -2,6 +2,8 @@
 // its JSON form, on real fixtures.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <filesystem>
 
 #include "topo/nccl_xml.h"
@@ -100,6 +102,39 @@ TEST(Paths, CpuToOwnDeviceIsPhbAndNearestNicsOfACpuStayOnItsSocket) {
     }
     EXPECT_EQ(pathBetween(s, c, order[7]).kind, PathKind::kSys);
   }
+}
+
+}  // namespace
+}  // namespace trellis::topo
+
+#include "topo/hwloc_local.h"
+#include "topo/nvml.h"
+
+namespace trellis::topo {
+namespace {
+
+TEST(Nvml, AbsentLibraryMarksNvLinkUnknownInsteadOfNone) {
+  System s = loadFixture("nccl-topo", "azure-ndv5-h100.xml");
+  s.nvlinks.clear();
+  ASSERT_TRUE(addNvmlFacts(s, "libtrellis-no-such-nvml.so.1").isOk());
+  for (int g : s.ofKind(NodeKind::kGpu)) {
+    EXPECT_TRUE(s.nodes[g].degraded);
+    EXPECT_NE(s.nodes[g].note.find("NVLink unknown: NVML not available"), std::string::npos) << s.nodes[g].note;
+  }
+  EXPECT_TRUE(s.nvlinks.empty());
+}
+
+TEST(Hwloc, ThisMachineHasCoresAndThreadsOnItsNumaNodes) {
+  auto r = detectFromSysfs("");
+  ASSERT_TRUE(r.isOk()) << r.status().message();
+  System s = r.value();
+  ASSERT_TRUE(addHwlocCpuFacts(s).isOk());
+  int pus = 0;
+  for (int c : s.ofKind(NodeKind::kCpu)) {
+    EXPECT_GE(s.nodes[c].pus, s.nodes[c].cores);
+    pus += s.nodes[c].pus;
+  }
+  EXPECT_EQ(pus, static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN)));
 }
 
 }  // namespace
