@@ -17,6 +17,7 @@ Status addHwlocCpuFacts(System& s) {
   std::string model;
   if (hwloc_obj_t pkg = hwloc_get_obj_by_type(t, HWLOC_OBJ_PACKAGE, 0))
     if (const char* m = hwloc_obj_get_info_by_name(pkg, "CPUModel")) model = m;
+  while (!model.empty() && model.back() == ' ') model.pop_back();
   int numas = hwloc_get_nbobjs_by_type(t, HWLOC_OBJ_NUMANODE);
   for (int i = 0; i < numas; ++i) {
     hwloc_obj_t numa = hwloc_get_obj_by_type(t, HWLOC_OBJ_NUMANODE, i);

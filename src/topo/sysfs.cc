@@ -16,6 +16,7 @@
 #include "topo/hwloc_local.h"
 #include "topo/hwloc_xml.h"
 #include "topo/nvml.h"
+#include "topo/smi_matrix.h"
 #include "topo/nccl_xml.h"
 
 namespace fs = std::filesystem;
@@ -209,7 +210,9 @@ Result<System> loadTopologyFile(const std::string& path) {
       return fromHwlocXml(text, path);
     return fromNcclXml(text, path);
   }
-  return invalidArgument("%s:1: neither Trellis JSON nor NCCL XML", path.c_str());
+  if (looksLikeSmiMatrix(text)) return fromSmiMatrix(text, path);
+  return invalidArgument("%s:1: not a topology file (Trellis JSON, NCCL XML, hwloc XML or nvidia-smi topo -m)",
+                         path.c_str());
 }
 
 Result<System> detectLocalSystem() {

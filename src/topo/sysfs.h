@@ -13,7 +13,8 @@ Result<System> detectFromSysfs(const std::string& root);
 /// The file named by TRELLIS_TOPO_FILE, else detectFromSysfs(TRELLIS_SYSFS_ROOT or "") plus, on
 /// this machine, CPU facts from hwloc and NVLink facts from NVML (marked unknown without NVML).
 Result<System> detectLocalSystem();
-/// Loads a topology file: Trellis JSON, NCCL XML or hwloc XML, told apart by content.
+/// Loads a topology file: Trellis JSON, NCCL XML, hwloc XML or nvidia-smi topo -m text, told apart
+/// by content.
 Result<System> loadTopologyFile(const std::string& path);
 
 }  // namespace trellis::topo
