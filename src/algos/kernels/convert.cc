@@ -2,6 +2,7 @@
 // datatype names.
 #include <cstring>
 
+#include "algos/kernels/bf16.h"
 #include "algos/kernels/reduce.h"
 
 namespace trellis::algos {
@@ -73,12 +74,8 @@ uint16_t floatToHalf(float f) {
   return static_cast<uint16_t>(sign | q);
 }
 
-float bf16ToFloat(uint16_t b) { return fromBits(static_cast<uint32_t>(b) << 16); }
+float bf16ToFloat(uint16_t b) { return bf16Widen(b); }
 
-uint16_t floatToBf16(float f) {
-  uint32_t u = bitsOf(f);
-  if ((u & 0x7fffffff) > 0x7f800000) return static_cast<uint16_t>((u >> 16) | 0x40);
-  return static_cast<uint16_t>((u + 0x7fff + ((u >> 16) & 1)) >> 16);
-}
+uint16_t floatToBf16(float f) { return bf16Narrow(f); }
 
 }  // namespace trellis::algos
