@@ -184,7 +184,15 @@ void writeNode(const System& s, const Node& n, pugi::xml_node parent) {
   } else if (!n.busId.empty()) {
     e = parent.append_child("pci");
     e.append_attribute("busid") = n.busId.c_str();
-    e.append_attribute("class") = hex(n.pciClass, 6).c_str();
+    // A class the source did not give is written from the kind we inferred (bridge, NVSwitch),
+    // or left out so the reader marks it unknown again.
+    uint32_t cls = n.pciClass ? n.pciClass
+                   : n.kind == NodeKind::kPciSwitch ? 0x060400u
+                   : n.kind == NodeKind::kNvSwitch  ? 0x068000u
+                   : n.kind == NodeKind::kGpu       ? 0x030200u
+                   : n.kind == NodeKind::kNic       ? 0x020000u
+                                                    : 0u;
+    if (cls) e.append_attribute("class") = hex(cls, 6).c_str();
     if (n.vendor) e.append_attribute("vendor") = hex(n.vendor, 4).c_str();
     if (n.device) e.append_attribute("device") = hex(n.device, 4).c_str();
     if (!n.linkSpeed.empty()) e.append_attribute("link_speed") = n.linkSpeed.c_str();

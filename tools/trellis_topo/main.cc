@@ -1,115 +1,48 @@
 // trellis-topo: this machine's (or a file's) topology for people and schedulers.
-//   show                 tree and an nvidia-smi-topo-style matrix of GPUs and NICs
-//   dump --format F      json | nccl-xml
+//   show                 summary, tree and an nvidia-smi-topo-style matrix of GPUs and NICs
+//   dump --format F      json | nccl-xml | dot
 //   slurm                gres.conf GPU lines with Cores= and NVSwitch-aware Links=
 //   k8s                  node labels and DRA device attributes
-// Every subcommand takes --input FILE (Trellis JSON or NCCL XML, detected from the content) or
-// --sysfs-root DIR (replay a saved sysfs tree); without either it detects this machine.
+//   diff A B             differences between two topologies (exit 1 when they differ)
+// Every subcommand takes --input FILE (Trellis JSON, NCCL XML, hwloc XML or nvidia-smi topo -m text,
+// detected from the content) or --sysfs-root DIR (replay a saved sysfs tree); without either it
+// detects this machine. Exit codes: 0 success, 1 differences (diff), 2 errors.
 #include <CLI/CLI.hpp>
 #include <cstdio>
-#include <algorithm>
 #include <fstream>
 #include <string>
 
+#include "show.h"
+#include "topo/diff.h"
 #include "topo/emit.h"
 #include "topo/nccl_xml.h"
-#include "topo/paths.h"
 #include "topo/sysfs.h"
 
 using namespace trellis::topo;  // NOLINT
 
 namespace {
 
-std::string describe(const System& s, const Node& n) {
-  char b[256];
-  switch (n.kind) {
-    case NodeKind::kCpu:
-      snprintf(b, sizeof b, "CPU/NUMA %d %s%s%s", n.numa, n.arch.c_str(), n.affinity.empty() ? "" : " affinity ",
-               n.affinity.c_str());
-      return b;
-    case NodeKind::kGpu:
-      snprintf(b, sizeof b, "GPU %s%s", n.busId.c_str(), n.sm > 0 ? (" sm" + std::to_string(n.sm)).c_str() : "");
-      return b;
-    case NodeKind::kNic: {
-      std::string ports;
-      for (const NetPort& p : n.ports)
-        ports += " " + p.name + (p.speedMbps ? "(" + std::to_string(p.speedMbps / 1000) + "G" + (p.state.empty() ? "" : "," + p.state) + ")" : "");
-      snprintf(b, sizeof b, "NIC %s vendor %04x%s", n.busId.empty() ? "-" : n.busId.c_str(), n.vendor, ports.c_str());
-      return b;
-    }
-    case NodeKind::kNvSwitch: return "NVSwitch " + n.busId;
-    case NodeKind::kPciSwitch: {
-      double bw = pcieGBps(n.linkSpeed, n.linkWidth);
-      snprintf(b, sizeof b, "PCIe switch %s%s", n.busId.c_str(), bw > 0 ? (" " + std::to_string(static_cast<int>(bw)) + " GB/s").c_str() : "");
-      return b;
-    }
-    default: return "PCI " + n.busId;
-  }
-  (void)s;
-}
-
-void printTree(const System& s, int id, int depth) {
-  const Node& n = s.nodes[id];
-  std::printf("%*s%s%s\n", depth * 2, "", describe(s, n).c_str(), n.degraded ? ("  [" + n.note + "]").c_str() : "");
-  for (int c : n.children) printTree(s, c, depth + 1);
-}
-
-void show(const System& s) {
-  std::printf("host %s (source: %s)\n", s.hostname.c_str(), sourceName(s.source));
-  for (const Node& n : s.nodes)
-    if (n.parent < 0 && n.kind != NodeKind::kNvSwitch) printTree(s, n.id, 0);
-  std::vector<int> devs = s.ofKind(NodeKind::kGpu);
-  for (int n : s.ofKind(NodeKind::kNic)) devs.push_back(n);
-  if (devs.empty()) {
-    std::printf("no GPUs or NICs found\n");
-    return;
-  }
-  std::vector<std::string> names;
-  auto gpus = s.ofKind(NodeKind::kGpu);
-  for (size_t i = 0; i < gpus.size(); ++i) names.push_back("GPU" + std::to_string(i));
-  for (int n : s.ofKind(NodeKind::kNic))
-    names.push_back(s.nodes[n].ports.empty() ? "NIC" + std::to_string(names.size() - gpus.size()) : s.nodes[n].ports[0].name);
-  std::printf("\n%-10s", "");
-  for (auto& nm : names) std::printf("%-8s", nm.substr(0, 7).c_str());
-  std::printf("CPU/NUMA\n");
-  for (size_t i = 0; i < devs.size(); ++i) {
-    std::printf("%-10s", names[i].substr(0, 9).c_str());
-    for (size_t j = 0; j < devs.size(); ++j) {
-      Path p = pathBetween(s, devs[i], devs[j]);
-      std::string cell = i == j ? "X" : pathKindName(p.kind);
-      if (p.kind == PathKind::kNvLink) cell = "NV" + std::to_string(p.nvlinks);
-      std::printf("%-8s", cell.c_str());
-    }
-    std::printf("%d\n", s.nodes[devs[i]].numa);
-  }
-  Rails rails = computeRails(s);
-  if (!gpus.empty()) {
-    std::printf("\nrails (GPU -> NIC):");
-    for (size_t g = 0; g < gpus.size(); ++g) {
-      int nic = rails.gpuNic[g];
-      std::printf(" GPU%zu->%s", g, nic < 0 ? "none" : (s.nodes[nic].ports.empty() ? s.nodes[nic].busId : s.nodes[nic].ports[0].name).c_str());
-    }
-    std::printf("\n");
-  }
-  std::printf("\nLegend: X self, NV# NVLink x#, NVS through NVSwitch, PIX one PCIe switch, PXB several PCIe switches,\n"
-              "PHB PCIe host bridge, NODE host bridges of one NUMA node, SYS across NUMA nodes.\n");
+int fail(const trellis::Status& st) {
+  std::fprintf(stderr, "trellis-topo: %s\n", st.message().c_str());
+  return 2;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"trellis-topo: the node topology (PCIe, NVLink, NICs, rails) for people and schedulers"};
-  std::string input, sysfsRoot, format = "json", output;
+  std::string input, sysfsRoot, format = "json", output, diffA, diffB;
   app.require_subcommand(1);
   auto addSource = [&](CLI::App* sub) {
-    sub->add_option("--input", input, "read this topology file (Trellis JSON or NCCL XML) instead of detecting");
+    sub->add_option("--input", input,
+                    "read this file instead of detecting (Trellis JSON, NCCL XML, hwloc XML, nvidia-smi topo -m)");
     sub->add_option("--sysfs-root", sysfsRoot, "detect from a sysfs tree below this directory");
   };
-  CLI::App* showCmd = app.add_subcommand("show", "print the tree and the device matrix");
+  CLI::App* showCmd = app.add_subcommand("show", "print a summary, the tree and the device matrix");
   addSource(showCmd);
   CLI::App* dumpCmd = app.add_subcommand("dump", "write the topology in a machine-readable format");
   addSource(dumpCmd);
-  dumpCmd->add_option("--format", format, "json or nccl-xml")->check(CLI::IsMember({"json", "nccl-xml"}));
+  dumpCmd->add_option("--format", format, "json, nccl-xml or dot")->check(CLI::IsMember({"json", "nccl-xml", "dot"}));
   dumpCmd->add_option("-o,--output", output, "file to write (default: stdout)");
   EmitOptions emit;
   CLI::App* slurmCmd = app.add_subcommand("slurm", "Slurm gres.conf GPU lines (Cores= and NVSwitch-aware Links=)");
@@ -119,16 +52,30 @@ int main(int argc, char** argv) {
   CLI::App* k8sCmd = app.add_subcommand("k8s", "Kubernetes node labels and DRA device attributes");
   addSource(k8sCmd);
   k8sCmd->add_option("--domain", emit.labelDomain, "label domain (default trellis.dev)");
+  CLI::App* diffCmd = app.add_subcommand("diff", "compare two topologies (files in any supported format)");
+  diffCmd->add_option("A", diffA, "first topology file")->required();
+  diffCmd->add_option("B", diffB, "second topology file (or --input)");
+  diffCmd->add_option("--input", input, "the second topology, when B is not given");
   CLI11_PARSE(app, argc, argv);
 
-  trellis::Result<System> sys = !input.empty() ? loadTopologyFile(input)
-                                : !sysfsRoot.empty() ? detectFromSysfs(sysfsRoot) : detectLocalSystem();
-  if (!sys) {
-    std::fprintf(stderr, "trellis-topo: %s\n", sys.status().message().c_str());
-    return 1;
+  if (diffCmd->parsed()) {
+    if (diffB.empty()) diffB = input;
+    auto a = loadTopologyFile(diffA);
+    if (!a) return fail(a.status());
+    trellis::Result<System> b = diffB.empty() ? detectLocalSystem() : loadTopologyFile(diffB);
+    if (!b) return fail(b.status());
+    std::vector<std::string> d = diffSystems(a.value(), b.value());
+    for (const std::string& line : d) std::printf("%s\n", line.c_str());
+    if (d.empty()) std::printf("no differences\n");
+    return d.empty() ? 0 : 1;
   }
+  trellis::Result<System> sys = !input.empty()       ? loadTopologyFile(input)
+                                : !sysfsRoot.empty() ? detectFromSysfs(sysfsRoot)
+                                                     : detectLocalSystem();
+  if (!sys) return fail(sys.status());
   if (showCmd->parsed()) {
-    show(sys.value());
+    std::string root = sysfsRoot;
+    showSystem(sys.value(), input.empty() && sys->source == Source::kSysfs ? &root : nullptr);
     return 0;
   }
   if (slurmCmd->parsed()) {
@@ -139,12 +86,12 @@ int main(int argc, char** argv) {
     std::fputs(toK8sLabels(sys.value(), emit).c_str(), stdout);
     return 0;
   }
-  std::string text = format == "json" ? toJson(sys.value()) : toNcclXml(sys.value());
+  std::string text = format == "json" ? toJson(sys.value()) : format == "dot" ? toDot(sys.value()) : toNcclXml(sys.value());
+  if (!text.empty() && text.back() != '\n') text += "\n";
   if (output.empty()) {
     std::fwrite(text.data(), 1, text.size(), stdout);
-    if (!text.empty() && text.back() != '\n') std::printf("\n");
-  } else {
-    std::ofstream(output) << text;
+  } else if (!(std::ofstream(output) << text)) {
+    return fail(trellis::invalidArgument("cannot write '%s'", output.c_str()));
   }
   return 0;
 }

@@ -1,0 +1,55 @@
+#!/bin/sh
+# trellis-topo end to end: every input format, every dump format, diff exit codes, and the JSON
+# written for each fixture validated against schemas/topology.schema.json.
+# usage: cli_test.sh TRELLIS_TOPO SOURCE_DIR
+set -eu
+T=$1
+SRC=$2
+F=$SRC/../shared/fixtures
+[ -d "$F" ] || F=/work/shared/fixtures
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+for f in "$F"/nccl-topo/*.xml "$F"/real-topo/hwloc-*.xml "$F"/real-topo/nvidia-smi-topo-m-*.txt; do
+  b=$(basename "$f")
+  "$T" dump --format json --input "$f" > "$TMP/$b.json" || fail "dump json $b"
+  "$T" dump --format nccl-xml --input "$f" > "$TMP/$b.nccl.xml" || fail "dump nccl-xml $b"
+  "$T" dump --format dot --input "$f" | grep -q '^graph topology {' || fail "dump dot $b"
+  "$T" show --input "$f" > "$TMP/$b.show" || fail "show $b"
+  # NCCL XML written from any input loads back and agrees with the JSON on GPUs and NICs.
+  "$T" diff "$TMP/$b.json" "$TMP/$b.nccl.xml" > "$TMP/$b.diff" || { cat "$TMP/$b.diff"; fail "json vs nccl-xml of $b differ"; }
+done
+python3 - "$SRC/schemas/topology.schema.json" "$TMP" <<'PY'
+import glob, json, sys
+import jsonschema
+schema = json.load(open(sys.argv[1]))
+files = glob.glob(sys.argv[2] + "/*.json")
+assert len(files) >= 10, files
+for f in files:
+    jsonschema.validate(json.load(open(f)), schema)
+print("schema ok:", len(files), "files")
+PY
+# The IBM dump shows NV18 between every GPU pair, as nvidia-smi does on an 8xH100 box.
+grep -q '^GPU0 *X *NV18 *NV18' "$TMP/ibm-gx3d-8xh100-full-dump.xml.show" || fail "IBM matrix"
+# diff: 0 for the same file, 1 with the differences named.
+"$T" diff "$F/nccl-topo/azure-ndv5-h100.xml" "$F/nccl-topo/azure-ndv5-h100.xml" > /dev/null || fail "diff same"
+set +e
+"$T" diff "$F/nccl-topo/azure-ndv5-h100.xml" "$F/nccl-topo/aws-p4d.24xlarge-a100.xml" > "$TMP/d.txt"
+rc=$?
+set -e
+[ $rc -eq 1 ] || fail "diff rc $rc"
+grep -q '^nic count: 8 vs 4$' "$TMP/d.txt" || fail "diff names the NIC counts"
+# Errors: exit 2 with the file and line.
+printf '<system version="1">\n<cpu numaid="0">\n<pci busid=' > "$TMP/cut.xml"
+set +e
+"$T" show --input "$TMP/cut.xml" 2> "$TMP/err.txt"
+rc=$?
+set -e
+[ $rc -eq 2 ] || fail "truncated rc $rc"
+grep -q "cut.xml:3" "$TMP/err.txt" || fail "error names file and line: $(cat "$TMP/err.txt")"
+# This machine: a summary with CPUs, interfaces and PCIe functions, even without GPUs.
+"$T" show > "$TMP/local.txt"
+grep -q '^CPUs: ' "$TMP/local.txt" || fail "local CPUs"
+grep -q '^Network interfaces: ' "$TMP/local.txt" || fail "local interfaces"
+echo "cli ok"
