@@ -66,7 +66,11 @@ int chooseFromParam() {
 // The chosen table. Relaxed loads: the pointer only changes in tests (setIsaForTesting), and every
 // table computes identical results.
 std::atomic<const KernelTable*>& current() {
-  static std::atomic<const KernelTable*> chosen{&table(chooseFromParam())};
+  static std::atomic<const KernelTable*> chosen{[] {
+    const KernelTable* t = &table(chooseFromParam());
+    TRELLIS_INFO(kColl, "reduction kernels: %s path (best on this CPU: %s)", t->name, table(bestIsa()).name);
+    return t;
+  }()};
   return chosen;
 }
 
