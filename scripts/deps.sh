@@ -10,6 +10,7 @@ PKGS=(
   libibverbs-dev rdma-core ibverbs-providers libucx-dev  # RDMA verbs and UCX transports
   libopenmpi-dev openmpi-bin libgloo-dev              # peers for trellis-bench --impl mpi|gloo
   iproute2 procps                                     # namespaces for the emulated cluster, ps
+  python3-jsonschema                                  # validates trellis-topo JSON against the schema in tests
 )
 missing=()
 for p in "${PKGS[@]}"; do

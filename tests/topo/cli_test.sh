@@ -20,7 +20,8 @@ for f in "$F"/nccl-topo/*.xml "$F"/real-topo/hwloc-*.xml "$F"/real-topo/nvidia-s
   # NCCL XML written from any input loads back and agrees with the JSON on GPUs and NICs.
   "$T" diff "$TMP/$b.json" "$TMP/$b.nccl.xml" > "$TMP/$b.diff" || { cat "$TMP/$b.diff"; fail "json vs nccl-xml of $b differ"; }
 done
-python3 - "$SRC/schemas/topology.schema.json" "$TMP" <<'PY'
+PY3=/usr/bin/python3; [ -x "$PY3" ] || PY3=python3
+"$PY3" - "$SRC/schemas/topology.schema.json" "$TMP" <<'PY'
 import glob, json, sys
 import jsonschema
 schema = json.load(open(sys.argv[1]))
