@@ -20,7 +20,7 @@ namespace {
 
 namespace ak = trellis::algos;
 
-constexpr int64_t kSizes[] = {256 << 10, 64 << 20};
+constexpr int64_t kSizes[] = {62, 256 << 10, 64 << 20};
 constexpr int kMaxBuffers = 9;  // reduceMany k=8 inputs + 1 output
 
 // Buffers are allocated and touched once per size and reused by every benchmark, so page faults
