@@ -31,7 +31,6 @@ ip -n $B link set tvb up
 # tbf on each sender's side shapes both directions.
 ip netns exec $A tc qdisc add dev tva root tbf rate "$RATE" burst 256kb latency 100ms
 ip netns exec $B tc qdisc add dev tvb root tbf rate "$RATE" burst 256kb latency 100ms
-ip netns exec $A ping -c 1 -W 2 10.77.0.2 > /dev/null
 secret=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
 port=29611
 for coll in $COLLS; do
