@@ -2,6 +2,10 @@
 // TRELLIS_REDUCE_ISA), then forward every call through that path's KernelTable.
 #include "algos/kernels/reduce.h"
 
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
+
 #include <atomic>
 #include <cstring>
 #include <string>
@@ -29,13 +33,21 @@ const KernelTable& table(int isa) {
 }
 
 bool cpuHas(int isa) {
+  if (isa == kScalar) return true;
+#if defined(__x86_64__)
   __builtin_cpu_init();
-  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+  // __builtin_cpu_supports also checks that the OS saves the YMM/ZMM state. Clang's version does
+  // not know "f16c", so read that CPUID bit (leaf 1, ECX bit 29) directly.
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  const bool f16c = __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & bit_F16C) != 0;
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c;
   if (isa == kAvx512)
     return avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
            __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
-  if (isa == kAvx2) return avx2;
-  return true;
+  return avx2;
+#else
+  return false;
+#endif
 }
 
 int bestIsa() { return cpuHas(kAvx512) ? kAvx512 : cpuHas(kAvx2) ? kAvx2 : kScalar; }
