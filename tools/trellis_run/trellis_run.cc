@@ -2,7 +2,8 @@
 // lives in this process), forks N ranks with TRELLIS_RANK/WORLD_SIZE/LOCAL_RANK/LOCAL_SIZE/
 // UNIQUE_ID/ROOT_ADDR set, prefixes every output line with the rank, and when one rank fails kills
 // the others (SIGTERM, then SIGKILL after 2 s) and exits non-zero naming the rank. Every wait is
-// bounded (--timeout).
+// bounded: the job by --timeout, the kill escalation by 2 s, and the draining of output pipes still
+// held open by a rank's own children (a daemon it started) by 2 s after the last rank exited.
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -92,7 +93,8 @@ int main(int argc, char** argv) {
     std::string a = argv[split];
     if (a == "--") break;
     if (a == "-n" || a == "--np" || a == "--timeout") { split += 2; continue; }
-    if (a.rfind("--np=", 0) == 0 || a.rfind("--timeout=", 0) == 0 || a == "--no-tag" || a == "-h" || a == "--help" ||
+    if (a.rfind("--np=", 0) == 0 || a.rfind("--timeout=", 0) == 0 || a == "--no-tag" || a == "--tag-output" ||
+        a == "-h" || a == "--help" ||
         (a.size() > 2 && a.rfind("-n", 0) == 0)) { ++split; continue; }
     break;
   }
@@ -100,12 +102,17 @@ int main(int argc, char** argv) {
   std::vector<std::string> cmd;
   for (int i = split + (split < argc && std::string(argv[split]) == "--" ? 1 : 0); i < argc; ++i) cmd.push_back(argv[i]);
   CLI::App app{"trellis-run: launch N ranks of a Trellis program on this machine\n"
-               "usage: trellis-run -n N [--timeout S] [--no-tag] [--] program [args...]"};
+               "usage: trellis-run -n N [--timeout S] [--tag-output|--no-tag] [--] program [args...]\n"
+               "Each rank gets TRELLIS_RANK, TRELLIS_WORLD_SIZE, TRELLIS_LOCAL_RANK, TRELLIS_LOCAL_SIZE,\n"
+               "TRELLIS_UNIQUE_ID (256 hex chars) and TRELLIS_ROOT_ADDR (host:port of the rendezvous root,\n"
+               "which lives in this process). Exit status: 0 when every rank exits 0; the failing rank's code\n"
+               "(128+signal when killed); 124 on --timeout; 127 when the program cannot be run."};
   int n = 1;
   double timeoutS = 0;
-  bool noTag = false;
+  bool noTag = false, tagOutput = false;
   app.add_option("-n,--np", n, "number of ranks")->required()->check(CLI::Range(1, 4096));
   app.add_option("--timeout", timeoutS, "kill every rank and exit 124 after this many seconds (0: never)");
+  app.add_flag("--tag-output", tagOutput, "prefix every output line with [rank] (the default)");
   app.add_flag("--no-tag", noTag, "do not prefix output lines with [rank]");
   try {
     app.parse(split, argv);
@@ -114,6 +121,10 @@ int main(int argc, char** argv) {
   }
   if (cmd.empty()) {
     std::fprintf(stderr, "trellis-run: no program given\n%s", app.help().c_str());
+    return 2;
+  }
+  if (noTag && tagOutput) {
+    std::fprintf(stderr, "trellis-run: --tag-output and --no-tag exclude each other\n");
     return 2;
   }
   const bool tag = !noTag;
@@ -130,7 +141,7 @@ int main(int argc, char** argv) {
   sigaction(SIGTERM, &sa, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
-  std::vector<pid_t> pids(n, -1);
+  std::vector<pid_t> pids(n, -1), rankPids(n, -1);
   std::vector<Stream> streams;
   for (int r = 0; r < n; ++r) {
     int out[2], err[2];
@@ -141,6 +152,7 @@ int main(int argc, char** argv) {
     pid_t pid = fork();
     if (pid < 0) {
       std::perror("trellis-run: fork");
+      for (int k = 0; k < r; ++k) kill(-pids[k], SIGKILL), waitpid(pids[k], nullptr, 0);
       return 1;
     }
     if (pid == 0) {
@@ -161,6 +173,7 @@ int main(int argc, char** argv) {
       _exit(127);
     }
     pids[r] = pid;
+    rankPids[r] = pid;
     close(out[1]);
     close(err[1]);
     streams.push_back({out[0], r, stdout, {}});
@@ -171,7 +184,7 @@ int main(int argc, char** argv) {
   const auto start = Clock::now();
   int exitCode = 0, failedRank = -1, running = n;
   std::vector<int> status(n, 0);
-  Clock::time_point killAt{};
+  Clock::time_point killAt{}, drainUntil{};
   bool terminating = false;
   auto terminateAll = [&](int sig) {
     for (int r = 0; r < n; ++r)
@@ -240,8 +253,18 @@ int main(int argc, char** argv) {
       terminateAll(SIGKILL);
       killAt = Clock::now() + std::chrono::hours(1);
     }
-    // Output pipes held open by grandchildren must not keep us waiting once all ranks are gone.
-    if (running == 0 && openStreams > 0 && terminating) break;
+    // Output pipes held open by a rank's children must not keep us waiting once all ranks are gone:
+    // drain for at most 2 s, then stop the leftovers (each rank leads its own process group).
+    if (running == 0 && openStreams > 0) {
+      if (drainUntil == Clock::time_point{})
+        drainUntil = Clock::now() + std::chrono::milliseconds(terminating ? 500 : 2000);
+      if (Clock::now() >= drainUntil) {
+        for (int r = 0; r < n; ++r) kill(-rankPids[r], SIGKILL);
+        for (Stream& s : streams)
+          if (s.fd >= 0 && !s.partial.empty()) emit(s, tag, "\n", 1);
+        break;
+      }
+    }
   }
   if (failedRank >= 0)
     std::fprintf(stderr, "trellis-run: job failed: rank %d %s\n", failedRank, describe(status[failedRank]).c_str());
