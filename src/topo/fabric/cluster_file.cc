@@ -1,0 +1,215 @@
+// Operator-supplied cluster description (JSON), for fabrics without ibnetdiscover output:
+//
+//   {"format": "trellis-cluster", "version": 1, "link": "4xNDR",
+//    "cores":  ["core01"],
+//    "spines": [{"name": "spine01", "uplinks": ["core01"]}],        // or plain names
+//    "leaves": [{"name": "su1-r0", "uplinks": ["spine01", "spine02"]}],
+//    "nodes":  [{"name": "gpu[001-032]", "leaves": ["su1-r0", ..., "su1-r7"],
+//                "hcas": ["mlx5_0", ...]}]}                          // optional; default mlx5_<k>
+//
+// HCA k of every node listed in an entry is cabled to leaves[k]. Switch ports are numbered in the
+// order cables are declared (down links first). Errors name the file and the JSON path.
+#include <unordered_map>
+#include <unordered_set>
+
+#include <nlohmann/json.hpp>
+
+#include "topo/fabric/fabric.h"
+#include "topo/fabric/hostlist.h"
+#include "topo/fabric/text_util.h"
+
+namespace trellis::topo::fabric {
+namespace {
+
+using nlohmann::json;
+
+constexpr size_t kMaxNodes = 1u << 20;
+constexpr size_t kMaxHcasPerNode = 64;
+
+class ClusterLoader {
+ public:
+  explicit ClusterLoader(const std::string& name) : name_(name) {
+    f_.sourceName = name;
+    f_.sourceKind = SourceKind::kClusterFile;
+  }
+
+  Result<Fabric> load(const json& doc) {
+    if (!doc.is_object()) return fail("", "the document is not a JSON object");
+    if (doc.value("format", "") != "trellis-cluster")
+      return fail("format", "expected \"trellis-cluster\"");
+    if (!doc.contains("version") || !doc["version"].is_number_integer() || doc["version"] != 1)
+      return fail("version", "only version 1 is known");
+    if (doc.contains("link")) {
+      if (!doc["link"].is_string()) return fail("link", "expected a string such as \"4xNDR\"");
+      std::string rate = doc["link"];
+      size_t x = rate.find('x');
+      if (x == std::string::npos || !parseUint(rate.substr(0, x), &width_) || width_ == 0 ||
+          laneGbps(rate.substr(x + 1)) == 0)
+        return fail("link", "'" + clip(rate) + "' is not <lanes>x<SDR|DDR|QDR|FDR10|FDR|EDR|HDR|NDR|XDR>");
+      speed_ = rate.substr(x + 1);
+    }
+    TRELLIS_TRY(switches(doc, "cores"));
+    TRELLIS_TRY(switches(doc, "spines"));
+    TRELLIS_TRY(switches(doc, "leaves"));
+    TRELLIS_TRY(nodes(doc));
+    classifyTiers(f_);
+    return std::move(f_);
+  }
+
+ private:
+  Status fail(const std::string& path, const std::string& what) {
+    return invalidArgument("%s: %s%s%s", name_.c_str(), path.c_str(), path.empty() ? "" : ": ",
+                           what.c_str());
+  }
+
+  Result<uint32_t> addSwitch(const std::string& path, const std::string& name) {
+    if (name.empty() || name.size() > 64) return fail(path, "switch names are 1..64 characters");
+    if (switchIndex_.count(name)) return fail(path, "switch '" + clip(name) + "' is declared twice");
+    uint32_t index = static_cast<uint32_t>(f_.switches.size());
+    Switch s;
+    s.name = s.description = name;
+    s.origin = {SourceKind::kClusterFile, 0};
+    f_.switches.push_back(std::move(s));
+    nextPort_.push_back(1);
+    switchIndex_.emplace(name, index);
+    return index;
+  }
+
+  void cable(Endpoint a, Endpoint b) {
+    Link l;
+    l.a = a;
+    l.b = b;
+    l.width = width_;
+    l.speed = speed_;
+    l.origin = {SourceKind::kClusterFile, 0};
+    f_.links.push_back(std::move(l));
+  }
+
+  // "cores" / "spines" / "leaves": names or {"name", "uplinks"} objects; uplinks must name
+  // switches declared in an earlier list.
+  Status switches(const json& doc, const char* key) {
+    if (!doc.contains(key)) return Status::ok();
+    const json& list = doc[key];
+    if (!list.is_array()) return fail(key, "expected an array");
+    for (size_t i = 0; i < list.size(); ++i) {
+      std::string path = formatString("%s[%zu]", key, i);
+      const json& e = list[i];
+      const json* uplinks = nullptr;
+      std::string name;
+      if (e.is_string()) {
+        name = e.get<std::string>();
+      } else if (e.is_object() && e.contains("name") && e["name"].is_string()) {
+        name = e["name"].get<std::string>();
+        if (e.contains("uplinks")) uplinks = &e["uplinks"];
+      } else {
+        return fail(path, "expected a name or an object with \"name\"");
+      }
+      TRELLIS_ASSIGN_OR_RETURN(uint32_t index, addSwitch(path, name));
+      if (!uplinks) continue;
+      if (!uplinks->is_array()) return fail(path + ".uplinks", "expected an array of switch names");
+      for (size_t u = 0; u < uplinks->size(); ++u) {
+        const json& up = (*uplinks)[u];
+        std::string upath = formatString("%s.uplinks[%zu]", path.c_str(), u);
+        if (!up.is_string()) return fail(upath, "expected a switch name");
+        auto it = switchIndex_.find(up.get<std::string>());
+        if (it == switchIndex_.end() || it->second == index)
+          return fail(upath, "'" + clip(up.get<std::string>()) + "' is not a switch declared above it");
+        TRELLIS_TRY(portCheck(upath, index));
+        TRELLIS_TRY(portCheck(upath, it->second));
+        cable({true, index, nextPort_[index]++}, {true, it->second, nextPort_[it->second]++});
+      }
+    }
+    return Status::ok();
+  }
+
+  Status portCheck(const std::string& path, uint32_t sw) {
+    if (nextPort_[sw] > 255) return fail(path, "switch '" + f_.switches[sw].name + "' has more than 255 cables");
+    return Status::ok();
+  }
+
+  Status nodes(const json& doc) {
+    if (!doc.contains("nodes") || !doc["nodes"].is_array() || doc["nodes"].empty())
+      return fail("nodes", "expected a non-empty array");
+    std::unordered_set<std::string> seen;
+    const json& list = doc["nodes"];
+    for (size_t i = 0; i < list.size(); ++i) {
+      std::string path = formatString("nodes[%zu]", i);
+      const json& e = list[i];
+      if (!e.is_object() || !e.contains("name") || !e["name"].is_string())
+        return fail(path, "expected an object with \"name\" (a host name or hostlist)");
+      if (!e.contains("leaves") || !e["leaves"].is_array() || e["leaves"].empty() ||
+          e["leaves"].size() > kMaxHcasPerNode)
+        return fail(path + ".leaves", formatString("expected 1..%zu leaf names, one per HCA", kMaxHcasPerNode));
+      Result<std::vector<std::string>> names = expandHostlist(e["name"].get<std::string>(), kMaxNodes);
+      if (!names.isOk()) return fail(path + ".name", names.status().message());
+      if (names->empty()) return fail(path + ".name", "names no host");
+      std::vector<uint32_t> leaves;
+      for (size_t k = 0; k < e["leaves"].size(); ++k) {
+        const json& l = e["leaves"][k];
+        auto it = l.is_string() ? switchIndex_.find(l.get<std::string>()) : switchIndex_.end();
+        if (it == switchIndex_.end())
+          return fail(formatString("%s.leaves[%zu]", path.c_str(), k), "not a declared leaf");
+        leaves.push_back(it->second);
+      }
+      std::vector<std::string> hcaNames;
+      for (size_t k = 0; k < leaves.size(); ++k) hcaNames.push_back("mlx5_" + std::to_string(k));
+      if (e.contains("hcas")) {
+        const json& h = e["hcas"];
+        if (!h.is_array() || h.size() != leaves.size())
+          return fail(path + ".hcas", "expected one HCA name per leaf");
+        for (size_t k = 0; k < h.size(); ++k) {
+          if (!h[k].is_string() || h[k].get<std::string>().empty())
+            return fail(formatString("%s.hcas[%zu]", path.c_str(), k), "expected an HCA name");
+          hcaNames[k] = h[k].get<std::string>();
+        }
+      }
+      for (const std::string& host : *names) {
+        if (!seen.insert(host).second) return fail(path + ".name", "host '" + clip(host) + "' is listed twice");
+        if (f_.hcas.size() + leaves.size() > kMaxNodes * 8) return fail(path, "too many HCAs");
+        for (size_t k = 0; k < leaves.size(); ++k) {
+          Hca hca;
+          hca.description = host + " " + hcaNames[k];
+          describeHca(hca);
+          if (hca.nameStatus != NameStatus::kNamed)
+            return fail(path, "'" + clip(hca.description) + "' is not a usable '<host> <hca>' name");
+          if (hca.hcaIndex < 0) hca.hcaIndex = static_cast<int>(k);
+          hca.portCount = 1;
+          hca.origin = {SourceKind::kClusterFile, 0};
+          uint32_t index = static_cast<uint32_t>(f_.hcas.size());
+          f_.hcas.push_back(std::move(hca));
+          TRELLIS_TRY(portCheck(path, leaves[k]));
+          cable({true, leaves[k], nextPort_[leaves[k]]++}, {false, index, 1});
+        }
+      }
+    }
+    return Status::ok();
+  }
+
+  const std::string& name_;
+  Fabric f_;
+  uint32_t width_ = 0;
+  std::string speed_;
+  std::unordered_map<std::string, uint32_t> switchIndex_;
+  std::vector<uint32_t> nextPort_;
+};
+
+}  // namespace
+
+Result<Fabric> parseClusterFile(std::string_view text, const std::string& sourceName) {
+  json doc;
+  try {
+    doc = json::parse(text);
+  } catch (const json::parse_error& e) {
+    size_t line = 1;
+    for (size_t i = 0; i < e.byte && i < text.size(); ++i) line += text[i] == '\n';
+    return invalidArgument("%s:%zu: not valid JSON (%s)", sourceName.c_str(), line, e.what());
+  }
+  return ClusterLoader(sourceName).load(doc);
+}
+
+Result<Fabric> loadClusterFile(const std::string& path) {
+  TRELLIS_ASSIGN_OR_RETURN(std::string text, readTextFile(path));
+  return parseClusterFile(text, path);
+}
+
+}  // namespace trellis::topo::fabric
