@@ -2,8 +2,8 @@
 //
 // Bytes counted are the bytes the kernel's contract touches: reduce2 reads 2 and writes 1 buffer
 // (3x), reduceMany with k inputs reads k and writes 1 ((k+1)x), divideInPlace reads and writes 1
-// (2x), memcpy reads 1 and writes 1 (2x). At memory sizes a kernel "at memory speed" shows about the
-// same bytes/s as memcpy. Sizes: 256 KiB (per-buffer; L2-resident) and 64 MiB (DRAM).
+// (2x), memcpy reads 1 and writes 1 (2x). At memory sizes a kernel "at memory speed" shows about
+// the same bytes/s as memcpy. Sizes: 256 KiB (per-buffer; L2-resident) and 64 MiB (DRAM).
 //
 //   trellis-micro-kernels --benchmark_filter=f32_sum --benchmark_min_time=0.5
 #include <benchmark/benchmark.h>
@@ -53,11 +53,13 @@ void bmMemcpy(benchmark::State& state) {
     std::memcpy(dst, src, bytes);
     benchmark::ClobberMemory();
   }
-  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * 2 * static_cast<int64_t>(bytes));
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * 2 *
+                          static_cast<int64_t>(bytes));
 }
 
 // dst = a OP b; inPlace: a = a OP b (how ring algorithms call it).
-void bmReduce2(benchmark::State& state, const char* isa, trellisDataType_t dt, trellisRedOp_t op, bool inPlace) {
+void bmReduce2(benchmark::State& state, const char* isa, trellisDataType_t dt, trellisRedOp_t op,
+               bool inPlace) {
   if (!selectIsa(state, isa)) return;
   const size_t bytes = static_cast<size_t>(state.range(0));
   char* a = buffer(bytes, 0);
@@ -68,7 +70,8 @@ void bmReduce2(benchmark::State& state, const char* isa, trellisDataType_t dt, t
     ak::reduce2(d, a, b, n, dt, op);
     benchmark::ClobberMemory();
   }
-  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * 3 * static_cast<int64_t>(bytes));
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * 3 *
+                          static_cast<int64_t>(bytes));
   ak::detail::setIsaForTesting("auto");
 }
 
@@ -83,7 +86,8 @@ void bmReduceMany(benchmark::State& state, const char* isa, trellisDataType_t dt
     ak::reduceMany(d, srcs.data(), k, n, dt, trellisSum);
     benchmark::ClobberMemory();
   }
-  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * (k + 1) * static_cast<int64_t>(bytes));
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * (k + 1) *
+                          static_cast<int64_t>(bytes));
   ak::detail::setIsaForTesting("auto");
 }
 
@@ -96,7 +100,8 @@ void bmDivide(benchmark::State& state, const char* isa, trellisDataType_t dt) {
     ak::divideInPlace(d, n, dt, 3);
     benchmark::ClobberMemory();
   }
-  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * 2 * static_cast<int64_t>(bytes));
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * 2 *
+                          static_cast<int64_t>(bytes));
   ak::detail::setIsaForTesting("auto");
 }
 
@@ -113,22 +118,28 @@ void registerAll() {
     bool inPlace;
   };
   const Case kCases[] = {
-      {"f32_sum", trellisFloat32, trellisSum, false}, {"f32_sum_inplace", trellisFloat32, trellisSum, true},
-      {"f32_max", trellisFloat32, trellisMax, false}, {"f64_sum", trellisFloat64, trellisSum, false},
-      {"f16_sum", trellisFloat16, trellisSum, false}, {"f16_max", trellisFloat16, trellisMax, false},
-      {"bf16_sum", trellisBfloat16, trellisSum, false}, {"i8_sum", trellisInt8, trellisSum, false},
-      {"i32_prod", trellisInt32, trellisProd, false},   {"i64_sum", trellisInt64, trellisSum, false},
+      {"f32_sum", trellisFloat32, trellisSum, false},
+      {"f32_sum_inplace", trellisFloat32, trellisSum, true},
+      {"f32_max", trellisFloat32, trellisMax, false},
+      {"f64_sum", trellisFloat64, trellisSum, false},
+      {"f16_sum", trellisFloat16, trellisSum, false},
+      {"f16_max", trellisFloat16, trellisMax, false},
+      {"bf16_sum", trellisBfloat16, trellisSum, false},
+      {"i8_sum", trellisInt8, trellisSum, false},
+      {"i32_prod", trellisInt32, trellisProd, false},
+      {"i64_sum", trellisInt64, trellisSum, false},
   };
   for (const char* isa : {"scalar", "avx2", "avx512"}) {
     for (const Case& c : kCases)
-      sizes(benchmark::RegisterBenchmark((std::string("reduce2/") + c.name + "/" + isa).c_str(), bmReduce2, isa, c.dt,
-                                         c.op, c.inPlace));
+      sizes(benchmark::RegisterBenchmark((std::string("reduce2/") + c.name + "/" + isa).c_str(),
+                                         bmReduce2, isa, c.dt, c.op, c.inPlace));
     for (trellisDataType_t dt : {trellisFloat32, trellisFloat16, trellisBfloat16})
-      sizes(benchmark::RegisterBenchmark((std::string("reduceMany_k4/") + ak::dtypeName(dt) + "/" + isa).c_str(),
-                                         bmReduceMany, isa, dt, 4));
+      sizes(benchmark::RegisterBenchmark(
+          (std::string("reduceMany_k4/") + ak::dtypeName(dt) + "/" + isa).c_str(), bmReduceMany,
+          isa, dt, 4));
     for (trellisDataType_t dt : {trellisFloat32, trellisFloat16, trellisInt32})
-      sizes(benchmark::RegisterBenchmark((std::string("divide/") + ak::dtypeName(dt) + "/" + isa).c_str(), bmDivide,
-                                         isa, dt));
+      sizes(benchmark::RegisterBenchmark(
+          (std::string("divide/") + ak::dtypeName(dt) + "/" + isa).c_str(), bmDivide, isa, dt));
   }
 }
 

@@ -18,18 +18,36 @@ namespace trellis::algos::testing {
 inline const char* const kIsas[] = {"scalar", "avx2", "avx512"};
 
 inline bool isFloatType(trellisDataType_t dt) {
-  return dt == trellisFloat16 || dt == trellisBfloat16 || dt == trellisFloat32 || dt == trellisFloat64;
+  return dt == trellisFloat16 || dt == trellisBfloat16 || dt == trellisFloat32 ||
+         dt == trellisFloat64;
 }
 
 /// Element i of a buffer of type dt as double (integers: exact only up to 2^53, use the raw bits).
 inline double loadAsDouble(const void* p, size_t i, trellisDataType_t dt) {
   const auto* b = static_cast<const uint8_t*>(p) + i * dtypeSize(dt);
   switch (dt) {
-    case trellisFloat16: { uint16_t h; std::memcpy(&h, b, 2); return halfToFloat(h); }
-    case trellisBfloat16: { uint16_t h; std::memcpy(&h, b, 2); return bf16ToFloat(h); }
-    case trellisFloat32: { float f; std::memcpy(&f, b, 4); return f; }
-    case trellisFloat64: { double d; std::memcpy(&d, b, 8); return d; }
-    default: return 0;
+    case trellisFloat16: {
+      uint16_t h;
+      std::memcpy(&h, b, 2);
+      return halfToFloat(h);
+    }
+    case trellisBfloat16: {
+      uint16_t h;
+      std::memcpy(&h, b, 2);
+      return bf16ToFloat(h);
+    }
+    case trellisFloat32: {
+      float f;
+      std::memcpy(&f, b, 4);
+      return f;
+    }
+    case trellisFloat64: {
+      double d;
+      std::memcpy(&d, b, 8);
+      return d;
+    }
+    default:
+      return 0;
   }
 }
 
@@ -37,21 +55,40 @@ inline double loadAsDouble(const void* p, size_t i, trellisDataType_t dt) {
 inline void storeFromDouble(void* p, size_t i, trellisDataType_t dt, double v) {
   auto* b = static_cast<uint8_t*>(p) + i * dtypeSize(dt);
   switch (dt) {
-    case trellisFloat16: { uint16_t h = floatToHalf(static_cast<float>(v)); std::memcpy(b, &h, 2); break; }
-    case trellisBfloat16: { uint16_t h = floatToBf16(static_cast<float>(v)); std::memcpy(b, &h, 2); break; }
-    case trellisFloat32: { float f = static_cast<float>(v); std::memcpy(b, &f, 4); break; }
-    case trellisFloat64: std::memcpy(b, &v, 8); break;
-    default: break;
+    case trellisFloat16: {
+      uint16_t h = floatToHalf(static_cast<float>(v));
+      std::memcpy(b, &h, 2);
+      break;
+    }
+    case trellisBfloat16: {
+      uint16_t h = floatToBf16(static_cast<float>(v));
+      std::memcpy(b, &h, 2);
+      break;
+    }
+    case trellisFloat32: {
+      float f = static_cast<float>(v);
+      std::memcpy(b, &f, 4);
+      break;
+    }
+    case trellisFloat64:
+      std::memcpy(b, &v, 8);
+      break;
+    default:
+      break;
   }
 }
 
 /// The documented float Max/Min: NaN-propagating (b's NaN when both are), else plain comparison.
 inline double refFloatOp(double a, double b, trellisRedOp_t op) {
   switch (op) {
-    case trellisProd: return a * b;
-    case trellisMax: return std::isnan(b) ? b : std::isnan(a) ? a : (a < b ? b : a);
-    case trellisMin: return std::isnan(b) ? b : std::isnan(a) ? a : (b < a ? b : a);
-    default: return a + b;
+    case trellisProd:
+      return a * b;
+    case trellisMax:
+      return std::isnan(b) ? b : std::isnan(a) ? a : (a < b ? b : a);
+    case trellisMin:
+      return std::isnan(b) ? b : std::isnan(a) ? a : (b < a ? b : a);
+    default:
+      return a + b;
   }
 }
 
@@ -72,14 +109,16 @@ inline bool isSigned(trellisDataType_t dt) {
 }
 inline uint64_t refIntOp(uint64_t a, uint64_t b, trellisDataType_t dt, trellisRedOp_t op) {
   switch (op) {
-    case trellisProd: return a * b;  // low bits of the product are the same signed or not
+    case trellisProd:
+      return a * b;  // low bits of the product are the same signed or not
     case trellisMax:
     case trellisMin: {
       bool less = isSigned(dt) ? signExtend(a, dt) < signExtend(b, dt) : a < b;
       if (op == trellisMax) return less ? b : a;
       return less ? a : b;
     }
-    default: return a + b;
+    default:
+      return a + b;
   }
 }
 
@@ -90,8 +129,10 @@ struct RefAcc {
   double f = 0;
   uint64_t u = 0;
   void init(const void* p, size_t i) {
-    if (isFloatType(dt)) f = loadAsDouble(p, i, dt);
-    else u = loadBits(p, i, dt);
+    if (isFloatType(dt))
+      f = loadAsDouble(p, i, dt);
+    else
+      u = loadBits(p, i, dt);
   }
   void add(const void* p, size_t i) {
     if (!isFloatType(dt)) {
@@ -103,8 +144,10 @@ struct RefAcc {
     f = dt == trellisFloat64 ? r : static_cast<double>(static_cast<float>(r));
   }
   void store(void* p, size_t i) const {
-    if (isFloatType(dt)) storeFromDouble(p, i, dt, f);
-    else std::memcpy(static_cast<uint8_t*>(p) + i * dtypeSize(dt), &u, dtypeSize(dt));
+    if (isFloatType(dt))
+      storeFromDouble(p, i, dt, f);
+    else
+      std::memcpy(static_cast<uint8_t*>(p) + i * dtypeSize(dt), &u, dtypeSize(dt));
   }
 };
 
@@ -115,17 +158,28 @@ inline bool sameElement(const void* x, const void* y, size_t i, trellisDataType_
   const auto* a = static_cast<const uint8_t*>(x) + i * es;
   const auto* b = static_cast<const uint8_t*>(y) + i * es;
   if (std::memcmp(a, b, es) == 0) return true;
-  return isFloatType(dt) && std::isnan(loadAsDouble(x, i, dt)) && std::isnan(loadAsDouble(y, i, dt));
+  return isFloatType(dt) && std::isnan(loadAsDouble(x, i, dt)) &&
+         std::isnan(loadAsDouble(y, i, dt));
 }
 
 /// n random elements of dt. Floats: mostly in [-100, 100], with `specials` of them drawn from
 /// NaN, +-inf, +-0, subnormals and the largest finite values.
-inline std::vector<uint8_t> randomBuffer(trellisDataType_t dt, size_t n, uint32_t seed, bool specials = true) {
+inline std::vector<uint8_t> randomBuffer(trellisDataType_t dt, size_t n, uint32_t seed,
+                                         bool specials = true) {
   std::mt19937 rng(seed);
   std::vector<uint8_t> out(n * dtypeSize(dt) + 64);
   std::uniform_real_distribution<double> uni(-100, 100);
-  const double kSpecial[] = {NAN, -NAN, INFINITY, -INFINITY, 0.0, -0.0, 5.9604644775390625e-08 /*half subnormal*/,
-                             1e-40 /*float subnormal*/, 65504.0, 3.0e38, 1e-310};
+  const double kSpecial[] = {NAN,
+                             -NAN,
+                             INFINITY,
+                             -INFINITY,
+                             0.0,
+                             -0.0,
+                             5.9604644775390625e-08 /*half subnormal*/,
+                             1e-40 /*float subnormal*/,
+                             65504.0,
+                             3.0e38,
+                             1e-310};
   for (size_t i = 0; i < n; ++i) {
     if (!isFloatType(dt)) {
       uint64_t v = (static_cast<uint64_t>(rng()) << 32) | rng();

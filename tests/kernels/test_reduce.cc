@@ -37,7 +37,8 @@ std::string where(const char* isa, trellisDataType_t dt, trellisRedOp_t op, size
          " element " + std::to_string(i);
 }
 
-void referenceReduce(void* d, const void* const* srcs, int k, size_t n, trellisDataType_t dt, trellisRedOp_t op) {
+void referenceReduce(void* d, const void* const* srcs, int k, size_t n, trellisDataType_t dt,
+                     trellisRedOp_t op) {
   for (size_t i = 0; i < n; ++i) {
     RefAcc acc{dt, op};
     acc.init(srcs[0], i);
@@ -62,25 +63,30 @@ TEST(Reduce2, EveryTypeOpPathLengthAlignmentAndAlias) {
             referenceReduce(want.data(), srcs, 2, n, dt, op);
             reduce2(got.data() + off, a.data() + off, b.data() + off, n, dt, op);
             for (size_t i = 0; i < n; ++i)
-              ASSERT_TRUE(sameElement(want.data(), got.data() + off, i, dt)) << where(isa, dt, op, n, i) << " misalign " << misalign;
-            EXPECT_EQ(got[off + n * es], 0xcd) << "wrote past the end: " << where(isa, dt, op, n, n);
+              ASSERT_TRUE(sameElement(want.data(), got.data() + off, i, dt))
+                  << where(isa, dt, op, n, i) << " misalign " << misalign;
+            EXPECT_EQ(got[off + n * es], 0xcd)
+                << "wrote past the end: " << where(isa, dt, op, n, n);
             if (off > 0) {
               EXPECT_EQ(got[off - 1], 0xcd) << "wrote before the start";
             }
             std::vector<uint8_t> x(a);  // dst == a
             reduce2(x.data() + off, x.data() + off, b.data() + off, n, dt, op);
             for (size_t i = 0; i < n; ++i)
-              ASSERT_TRUE(sameElement(want.data(), x.data() + off, i, dt)) << "dst==a " << where(isa, dt, op, n, i);
+              ASSERT_TRUE(sameElement(want.data(), x.data() + off, i, dt))
+                  << "dst==a " << where(isa, dt, op, n, i);
             std::vector<uint8_t> y(b);  // dst == b
             reduce2(y.data() + off, a.data() + off, y.data() + off, n, dt, op);
             for (size_t i = 0; i < n; ++i)
-              ASSERT_TRUE(sameElement(want.data(), y.data() + off, i, dt)) << "dst==b " << where(isa, dt, op, n, i);
+              ASSERT_TRUE(sameElement(want.data(), y.data() + off, i, dt))
+                  << "dst==b " << where(isa, dt, op, n, i);
             std::vector<uint8_t> z(a), zwant(n * es + 64);  // dst == a == b
             const void* same[] = {a.data() + off, a.data() + off};
             referenceReduce(zwant.data(), same, 2, n, dt, op);
             reduce2(z.data() + off, z.data() + off, z.data() + off, n, dt, op);
             for (size_t i = 0; i < n; ++i)
-              ASSERT_TRUE(sameElement(zwant.data(), z.data() + off, i, dt)) << "dst==a==b " << where(isa, dt, op, n, i);
+              ASSERT_TRUE(sameElement(zwant.data(), z.data() + off, i, dt))
+                  << "dst==a==b " << where(isa, dt, op, n, i);
           }
   });
   EXPECT_GE(paths, 1);
@@ -98,18 +104,21 @@ TEST(ReduceMany, KInputsEveryTypeOpPath) {
             const size_t es = dtypeSize(dt), off = (k % 2) * es;  // odd k: unaligned
             std::vector<std::vector<uint8_t>> in;
             std::vector<const void*> srcs;
-            for (int j = 0; j < k; ++j) in.push_back(randomBuffer(dt, n + 1, 1000 * d + 10 * o + j));
+            for (int j = 0; j < k; ++j)
+              in.push_back(randomBuffer(dt, n + 1, 1000 * d + 10 * o + j));
             for (int j = 0; j < k; ++j) srcs.push_back(in[j].data() + off);
             std::vector<uint8_t> want(n * es + 64), got(n * es + 64, 0xcd);
             referenceReduce(want.data(), srcs.data(), k, n, dt, op);
             reduceMany(got.data() + off, srcs.data(), k, n, dt, op);
             for (size_t i = 0; i < n; ++i)
-              ASSERT_TRUE(sameElement(want.data(), got.data() + off, i, dt)) << "k=" << k << " " << where(isa, dt, op, n, i);
+              ASSERT_TRUE(sameElement(want.data(), got.data() + off, i, dt))
+                  << "k=" << k << " " << where(isa, dt, op, n, i);
             EXPECT_EQ(got[off + n * es], 0xcd) << "wrote past the end";
             // dst == srcs[0].
             reduceMany(in[0].data() + off, srcs.data(), k, n, dt, op);
             for (size_t i = 0; i < n; ++i)
-              ASSERT_TRUE(sameElement(want.data(), in[0].data() + off, i, dt)) << "in place k=" << k << " " << where(isa, dt, op, n, i);
+              ASSERT_TRUE(sameElement(want.data(), in[0].data() + off, i, dt))
+                  << "in place k=" << k << " " << where(isa, dt, op, n, i);
           }
   });
 }
@@ -128,7 +137,8 @@ TEST(ReduceMany, HalfTypesAccumulateInFloatAndRoundOnce) {
       reduceMany(out.data(), srcs.data(), 9, out.size(), dt, trellisSum);
       for (uint16_t v : out) EXPECT_EQ(v, enc(1.0f + 8 * tinyValue)) << isa << " " << dtypeName(dt);
       std::vector<uint16_t> chained(one);
-      for (int j = 1; j < 9; ++j) reduce2(chained.data(), chained.data(), tiny.data(), chained.size(), dt, trellisSum);
+      for (int j = 1; j < 9; ++j)
+        reduce2(chained.data(), chained.data(), tiny.data(), chained.size(), dt, trellisSum);
       EXPECT_EQ(chained[36], enc(1.0f)) << "chained reduce2 rounds each step";
     }
   });
@@ -147,8 +157,10 @@ TEST(Reduce2, FloatMaxMinPropagateNaN) {
         reduce2(d.data(), a.data(), b.data(), n, dt, op);
         for (size_t i = 0; i < n; ++i) {
           double v = loadAsDouble(d.data(), i, dt);
-          if (i % 3 == 2) EXPECT_EQ(v, op == trellisMax ? 2.0 : 1.0) << where(isa, dt, op, n, i);
-          else EXPECT_TRUE(std::isnan(v)) << where(isa, dt, op, n, i) << " got " << v;
+          if (i % 3 == 2)
+            EXPECT_EQ(v, op == trellisMax ? 2.0 : 1.0) << where(isa, dt, op, n, i);
+          else
+            EXPECT_TRUE(std::isnan(v)) << where(isa, dt, op, n, i) << " got " << v;
         }
         // Signed zeros compare equal: the result is a.
         storeFromDouble(a.data(), 0, dt, -0.0);
@@ -193,15 +205,20 @@ TEST(DivideInPlace, EveryTypePathAndDivisor) {
               storeFromDouble(want.data() + es, i, dt, q);
             } else {
               uint64_t v = loadBits(buf.data() + es, i, dt);
-              uint64_t q = isSigned(dt) ? static_cast<uint64_t>(signExtend(v, dt) / divisor) : v / static_cast<uint64_t>(divisor);
+              uint64_t q = isSigned(dt) ? static_cast<uint64_t>(signExtend(v, dt) / divisor)
+                                        : v / static_cast<uint64_t>(divisor);
               std::memcpy(want.data() + es + i * es, &q, es);
             }
           }
-          divideInPlace(buf.data() + es, n, dt, divisor);  // +es: unaligned for 2-byte and wider types
+          divideInPlace(buf.data() + es, n, dt,
+                        divisor);  // +es: unaligned for 2-byte and wider types
           for (size_t i = 0; i < n; ++i)
             ASSERT_TRUE(sameElement(want.data() + es, buf.data() + es, i, dt))
-                << isa << " " << dtypeName(dt) << " / " << divisor << " n=" << n << " element " << i;
-          EXPECT_EQ(std::memcmp(want.data() + es + n * es, buf.data() + es + n * es, buf.size() - es - n * es), 0)
+                << isa << " " << dtypeName(dt) << " / " << divisor << " n=" << n << " element "
+                << i;
+          EXPECT_EQ(std::memcmp(want.data() + es + n * es, buf.data() + es + n * es,
+                                buf.size() - es - n * es),
+                    0)
               << "wrote past the end";
         }
   });

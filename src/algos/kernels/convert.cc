@@ -13,8 +13,9 @@ size_t dtypeSize(trellisDataType_t dt) {
 }
 
 const char* dtypeName(trellisDataType_t dt) {
-  static const char* kNames[trellisNumTypes] = {"int8",    "uint8",   "int32",   "uint32",  "int64",
-                                                "uint64",  "float16", "float32", "float64", "bfloat16"};
+  static const char* kNames[trellisNumTypes] = {"int8",    "uint8",   "int32",   "uint32",
+                                                "int64",   "uint64",  "float16", "float32",
+                                                "float64", "bfloat16"};
   return static_cast<int>(dt) >= 0 && dt < trellisNumTypes ? kNames[dt] : "invalid";
 }
 

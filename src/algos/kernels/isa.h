@@ -1,6 +1,6 @@
 // Internal: one table of kernel entry points per SIMD path. The loops are written once in
-// kernels_impl.inc and compiled three times in isa_kernels.cc, each time inside functions carrying a
-// different __attribute__((target(...))); reduce.cc picks one table at run time.
+// kernels_impl.inc and compiled three times in isa_kernels.cc, each time inside functions carrying
+// a different __attribute__((target(...))); reduce.cc picks one table at run time.
 #pragma once
 
 #include <cstddef>
@@ -12,7 +12,8 @@ namespace trellis::algos {
 
 struct KernelTable {
   const char* name;  // "scalar", "avx2", "avx512"
-  void (*reduce2)(void* dst, const void* a, const void* b, size_t n, trellisDataType_t dt, trellisRedOp_t op);
+  void (*reduce2)(void* dst, const void* a, const void* b, size_t n, trellisDataType_t dt,
+                  trellisRedOp_t op);
   void (*reduceMany)(void* dst, const void* const* srcs, int k, size_t n, trellisDataType_t dt,
                      trellisRedOp_t op);
   void (*divide)(void* dst, size_t n, trellisDataType_t dt, int divisor);  // divisor >= 2

@@ -28,28 +28,28 @@
 #endif
 
 // Runs CALL with the constexpr `kOp` bound to op (Avg reduces as Sum; it divides at the end).
-#define KERNEL_BY_OP(op, CALL)                  \
-  switch (op) {                                 \
-    case trellisProd: {                         \
-      constexpr int kOp = trellisProd;          \
-      CALL;                                     \
-      break;                                    \
-    }                                           \
-    case trellisMax: {                          \
-      constexpr int kOp = trellisMax;           \
-      CALL;                                     \
-      break;                                    \
-    }                                           \
-    case trellisMin: {                          \
-      constexpr int kOp = trellisMin;           \
-      CALL;                                     \
-      break;                                    \
-    }                                           \
-    default: {                                  \
-      constexpr int kOp = trellisSum;           \
-      CALL;                                     \
-      break;                                    \
-    }                                           \
+#define KERNEL_BY_OP(op, CALL)         \
+  switch (op) {                        \
+    case trellisProd: {                \
+      constexpr int kOp = trellisProd; \
+      CALL;                            \
+      break;                           \
+    }                                  \
+    case trellisMax: {                 \
+      constexpr int kOp = trellisMax;  \
+      CALL;                            \
+      break;                           \
+    }                                  \
+    case trellisMin: {                 \
+      constexpr int kOp = trellisMin;  \
+      CALL;                            \
+      break;                           \
+    }                                  \
+    default: {                         \
+      constexpr int kOp = trellisSum;  \
+      CALL;                            \
+      break;                           \
+    }                                  \
   }
 
 #define KERNEL_FOR_EACH_PLAIN_TYPE(X) \
@@ -90,7 +90,8 @@ namespace avx512_isa {
 #define KERNEL_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,f16c,avx2,fma")))
 #else
 #define KERNEL_TARGET \
-  __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,f16c,avx2,fma,prefer-vector-width=512")))
+  __attribute__((     \
+      target("avx512f,avx512bw,avx512vl,avx512dq,f16c,avx2,fma,prefer-vector-width=512")))
 #endif
 #include "algos/kernels/kernels_impl.inc"
 #undef KERNEL_ISA
@@ -101,7 +102,7 @@ namespace avx512_isa {
 }  // namespace
 
 #define KERNEL_TABLE(NS, NAME) \
-  {NAME, NS::reduce2Entry, NS::reduceManyEntry, NS::divideEntry, NS::widenEntry, NS::narrowEntry}
+  { NAME, NS::reduce2Entry, NS::reduceManyEntry, NS::divideEntry, NS::widenEntry, NS::narrowEntry }
 
 const KernelTable& scalarKernels() {
   static const KernelTable table = KERNEL_TABLE(scalar_isa, "scalar");

@@ -16,9 +16,10 @@
 
 namespace trellis::algos {
 
-static Param<std::string> kIsa("TRELLIS_REDUCE_ISA", "auto",
-                               "SIMD path of the CPU reduction kernels: auto, avx512, avx2, scalar (a path "
-                               "this CPU lacks falls back to the best it has, with a warning)");
+static Param<std::string> kIsa(
+    "TRELLIS_REDUCE_ISA", "auto",
+    "SIMD path of the CPU reduction kernels: auto, avx512, avx2, scalar (a path "
+    "this CPU lacks falls back to the best it has, with a warning)");
 
 namespace {
 
@@ -26,9 +27,12 @@ enum Isa { kScalar = 0, kAvx2 = 1, kAvx512 = 2, kNumIsas = 3 };
 
 const KernelTable& table(int isa) {
   switch (isa) {
-    case kAvx512: return avx512Kernels();
-    case kAvx2: return avx2Kernels();
-    default: return scalarKernels();
+    case kAvx512:
+      return avx512Kernels();
+    case kAvx2:
+      return avx2Kernels();
+    default:
+      return scalarKernels();
   }
 }
 
@@ -64,12 +68,13 @@ int chooseFromParam() {
   if (want == "auto") return best;
   const int w = isaByName(want);
   if (w < 0) {
-    TRELLIS_WARN(kColl, "TRELLIS_REDUCE_ISA='%s' is not auto, avx512, avx2 or scalar; using %s", want.c_str(),
-                 table(best).name);
+    TRELLIS_WARN(kColl, "TRELLIS_REDUCE_ISA='%s' is not auto, avx512, avx2 or scalar; using %s",
+                 want.c_str(), table(best).name);
     return best;
   }
   if (!cpuHas(w)) {
-    TRELLIS_WARN(kColl, "TRELLIS_REDUCE_ISA=%s: this CPU lacks it; using %s", want.c_str(), table(best).name);
+    TRELLIS_WARN(kColl, "TRELLIS_REDUCE_ISA=%s: this CPU lacks it; using %s", want.c_str(),
+                 table(best).name);
     return best;
   }
   return w;
@@ -80,7 +85,8 @@ int chooseFromParam() {
 std::atomic<const KernelTable*>& current() {
   static std::atomic<const KernelTable*> chosen{[] {
     const KernelTable* t = &table(chooseFromParam());
-    TRELLIS_INFO(kColl, "reduction kernels: %s path (best on this CPU: %s)", t->name, table(bestIsa()).name);
+    TRELLIS_INFO(kColl, "reduction kernels: %s path (best on this CPU: %s)", t->name,
+                 table(bestIsa()).name);
     return t;
   }()};
   return chosen;
@@ -92,12 +98,14 @@ bool isLowp(trellisDataType_t dt) { return dt == trellisFloat16 || dt == trellis
 
 }  // namespace
 
-void reduce2(void* dst, const void* a, const void* b, size_t n, trellisDataType_t dt, trellisRedOp_t op) {
+void reduce2(void* dst, const void* a, const void* b, size_t n, trellisDataType_t dt,
+             trellisRedOp_t op) {
   if (n == 0) return;
   kernels().reduce2(dst, a, b, n, dt, op);
 }
 
-void reduceMany(void* dst, const void* const* srcs, int k, size_t n, trellisDataType_t dt, trellisRedOp_t op) {
+void reduceMany(void* dst, const void* const* srcs, int k, size_t n, trellisDataType_t dt,
+                trellisRedOp_t op) {
   if (k <= 0 || n == 0) return;
   if (k == 1) {
     if (dst != srcs[0]) std::memmove(dst, srcs[0], n * dtypeSize(dt));
@@ -109,8 +117,8 @@ void reduceMany(void* dst, const void* const* srcs, int k, size_t n, trellisData
 void divideInPlace(void* dst, size_t n, trellisDataType_t dt, int divisor) {
   if (n == 0 || divisor == 1) return;
   if (divisor < 1) {
-    TRELLIS_WARN(kColl, "divideInPlace: divisor %d < 1 ignored (%zu %s elements left undivided)", divisor, n,
-                 dtypeName(dt));
+    TRELLIS_WARN(kColl, "divideInPlace: divisor %d < 1 ignored (%zu %s elements left undivided)",
+                 divisor, n, dtypeName(dt));
     return;
   }
   kernels().divide(dst, n, dt, divisor);
