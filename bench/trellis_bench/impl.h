@@ -13,6 +13,7 @@
 namespace trellis::bench {
 
 enum class Coll { kAllReduce, kAllGather, kReduceScatter, kBroadcast, kReduce, kAlltoAll, kSendRecv };
+/// "allreduce", "allgather", ... (the --op-name spelling).
 const char* collName(Coll c);
 
 class Impl {
