@@ -2,12 +2,13 @@
 //
 //   {"format": "trellis-cluster", "version": 1, "link": "4xNDR",
 //    "cores":  ["core01"],
-//    "spines": [{"name": "spine01", "uplinks": ["core01"]}],        // or plain names
-//    "leaves": [{"name": "su1-r0", "uplinks": ["spine01", "spine02"]}],
-//    "nodes":  [{"name": "gpu[001-032]", "leaves": ["su1-r0", ..., "su1-r7"],
+//    "spines": [{"name": "spine[01-08]", "uplinks": ["core01"]}],    // or plain names
+//    "leaves": [{"name": "su1-r[0-7]", "uplinks": ["spine[01-08]"]}],
+//    "nodes":  [{"name": "gpu[001-032]", "leaves": ["su1-r[0-7]"],
 //                "hcas": ["mlx5_0", ...]}]}                          // optional; default mlx5_<k>
 //
-// HCA k of every node listed in an entry is cabled to leaves[k]. Switch ports are numbered in the
+// Every name may be a Slurm hostlist expression; lists expand in order. HCA k of every node of
+// an entry is cabled to the k-th leaf of its expanded "leaves" list. Switch ports are numbered in the
 // order cables are declared (down links first). Errors name the file and the JSON path.
 #include <unordered_map>
 #include <unordered_set>
@@ -95,31 +96,55 @@ class ClusterLoader {
       std::string path = formatString("%s[%zu]", key, i);
       const json& e = list[i];
       const json* uplinks = nullptr;
-      std::string name;
+      std::string expr;
       if (e.is_string()) {
-        name = e.get<std::string>();
+        expr = e.get<std::string>();
       } else if (e.is_object() && e.contains("name") && e["name"].is_string()) {
-        name = e["name"].get<std::string>();
+        expr = e["name"].get<std::string>();
         if (e.contains("uplinks")) uplinks = &e["uplinks"];
       } else {
         return fail(path, "expected a name or an object with \"name\"");
       }
-      TRELLIS_ASSIGN_OR_RETURN(uint32_t index, addSwitch(path, name));
-      if (!uplinks) continue;
-      if (!uplinks->is_array()) return fail(path + ".uplinks", "expected an array of switch names");
-      for (size_t u = 0; u < uplinks->size(); ++u) {
-        const json& up = (*uplinks)[u];
-        std::string upath = formatString("%s.uplinks[%zu]", path.c_str(), u);
-        if (!up.is_string()) return fail(upath, "expected a switch name");
-        auto it = switchIndex_.find(up.get<std::string>());
-        if (it == switchIndex_.end() || it->second == index)
-          return fail(upath, "'" + clip(up.get<std::string>()) + "' is not a switch declared above it");
-        TRELLIS_TRY(portCheck(upath, index));
-        TRELLIS_TRY(portCheck(upath, it->second));
-        cable({true, index, nextPort_[index]++}, {true, it->second, nextPort_[it->second]++});
+      TRELLIS_ASSIGN_OR_RETURN(std::vector<std::string> names, expand(path + ".name", expr));
+      std::vector<uint32_t> ups;
+      if (uplinks) {
+        if (!uplinks->is_array()) return fail(path + ".uplinks", "expected an array of switch names");
+        for (size_t u = 0; u < uplinks->size(); ++u) {
+          std::string upath = formatString("%s.uplinks[%zu]", path.c_str(), u);
+          TRELLIS_ASSIGN_OR_RETURN(std::vector<uint32_t> found, lookup(upath, (*uplinks)[u]));
+          ups.insert(ups.end(), found.begin(), found.end());
+        }
+      }
+      for (const std::string& name : names) {
+        TRELLIS_ASSIGN_OR_RETURN(uint32_t index, addSwitch(path, name));
+        for (uint32_t up : ups) {
+          TRELLIS_TRY(portCheck(path, index));
+          TRELLIS_TRY(portCheck(path, up));
+          cable({true, index, nextPort_[index]++}, {true, up, nextPort_[up]++});
+        }
       }
     }
     return Status::ok();
+  }
+
+  Result<std::vector<std::string>> expand(const std::string& path, const std::string& expr) {
+    Result<std::vector<std::string>> names = expandHostlist(expr, kMaxNodes);
+    if (!names.isOk()) return fail(path, names.status().message());
+    if (names->empty()) return fail(path, "names nothing");
+    return names;
+  }
+
+  // Declared switches named by a string (a name or hostlist expression), in order.
+  Result<std::vector<uint32_t>> lookup(const std::string& path, const json& value) {
+    if (!value.is_string()) return fail(path, "expected a switch name");
+    TRELLIS_ASSIGN_OR_RETURN(std::vector<std::string> names, expand(path, value.get<std::string>()));
+    std::vector<uint32_t> out;
+    for (const std::string& n : names) {
+      auto it = switchIndex_.find(n);
+      if (it == switchIndex_.end()) return fail(path, "'" + clip(n) + "' is not a switch declared before");
+      out.push_back(it->second);
+    }
+    return out;
   }
 
   Status portCheck(const std::string& path, uint32_t sw) {
@@ -140,17 +165,15 @@ class ClusterLoader {
       if (!e.contains("leaves") || !e["leaves"].is_array() || e["leaves"].empty() ||
           e["leaves"].size() > kMaxHcasPerNode)
         return fail(path + ".leaves", formatString("expected 1..%zu leaf names, one per HCA", kMaxHcasPerNode));
-      Result<std::vector<std::string>> names = expandHostlist(e["name"].get<std::string>(), kMaxNodes);
-      if (!names.isOk()) return fail(path + ".name", names.status().message());
-      if (names->empty()) return fail(path + ".name", "names no host");
+      TRELLIS_ASSIGN_OR_RETURN(std::vector<std::string> names, expand(path + ".name", e["name"].get<std::string>()));
       std::vector<uint32_t> leaves;
       for (size_t k = 0; k < e["leaves"].size(); ++k) {
-        const json& l = e["leaves"][k];
-        auto it = l.is_string() ? switchIndex_.find(l.get<std::string>()) : switchIndex_.end();
-        if (it == switchIndex_.end())
-          return fail(formatString("%s.leaves[%zu]", path.c_str(), k), "not a declared leaf");
-        leaves.push_back(it->second);
+        TRELLIS_ASSIGN_OR_RETURN(std::vector<uint32_t> found,
+                                 lookup(formatString("%s.leaves[%zu]", path.c_str(), k), e["leaves"][k]));
+        leaves.insert(leaves.end(), found.begin(), found.end());
       }
+      if (leaves.size() > kMaxHcasPerNode)
+        return fail(path + ".leaves", formatString("more than %zu HCAs per node", kMaxHcasPerNode));
       std::vector<std::string> hcaNames;
       for (size_t k = 0; k < leaves.size(); ++k) hcaNames.push_back("mlx5_" + std::to_string(k));
       if (e.contains("hcas")) {
@@ -163,7 +186,7 @@ class ClusterLoader {
           hcaNames[k] = h[k].get<std::string>();
         }
       }
-      for (const std::string& host : *names) {
+      for (const std::string& host : names) {
         if (!seen.insert(host).second) return fail(path + ".name", "host '" + clip(host) + "' is listed twice");
         if (f_.hcas.size() + leaves.size() > kMaxNodes * 8) return fail(path, "too many HCAs");
         for (size_t k = 0; k < leaves.size(); ++k) {
