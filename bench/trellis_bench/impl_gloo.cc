@@ -1,7 +1,9 @@
 // trellis-bench through Gloo (Debian's libgloo-dev): TCP device on the given address, FileStore
 // rendezvous in a directory shared by the ranks, ring allreduce out of place (Gloo's default
-// algorithm). float16/bfloat16 and ReduceScatter (only a legacy algorithm class in this snapshot)
-// are reported as unsupported.
+// algorithm). This snapshot has no gloo::reduce_scatter function, only the older algorithm class
+// ReduceScatterHalvingDoubling (in place, result in the first block, set up per buffer and size):
+// it is built once per row and its result block moved to the API's output (a copy of count
+// elements, 1/n of the data). float16/bfloat16 are reported as unsupported.
 #include <gloo/allgather.h>
 #include <gloo/allreduce.h>
 #include <gloo/alltoall.h>
@@ -9,6 +11,7 @@
 #include <gloo/broadcast.h>
 #include <gloo/math.h>
 #include <gloo/reduce.h>
+#include <gloo/reduce_scatter.h>
 #include <gloo/rendezvous/context.h>
 #include <gloo/rendezvous/file_store.h>
 #include <gloo/transport/tcp/device.h>
@@ -33,15 +36,25 @@ gloo::AllreduceOptions::Func reduceFn(trellisRedOp_t op) {
   }
 }
 
+template <typename T>
+const gloo::ReductionFunction<T>* reductionFn(trellisRedOp_t op) {
+  switch (op) {
+    case trellisProd: return gloo::ReductionFunction<T>::product;
+    case trellisMax: return gloo::ReductionFunction<T>::max;
+    case trellisMin: return gloo::ReductionFunction<T>::min;
+    default: return gloo::ReductionFunction<T>::sum;
+  }
+}
+
 class GlooImpl final : public Impl {
  public:
   GlooImpl(std::shared_ptr<gloo::rendezvous::Context> ctx) : ctx_(std::move(ctx)) {}
   const char* name() const override { return "gloo"; }
   int rank() const override { return ctx_->rank; }
   int nranks() const override { return ctx_->size; }
-  std::string unsupported(Coll c, trellisDataType_t dt, trellisRedOp_t) const override {
-    if (dt == trellisFloat16 || dt == trellisBfloat16) return std::string("not wired for ") + algos::dtypeName(dt);
-    if (c == Coll::kReduceScatter) return "this Gloo snapshot has no reduce_scatter options API";
+  std::string unsupported(Coll, trellisDataType_t dt, trellisRedOp_t) const override {
+    if (dt == trellisFloat16 || dt == trellisBfloat16)
+      return std::string("this driver runs Gloo on native C++ types only, not ") + algos::dtypeName(dt);
     return "";
   }
 
@@ -134,20 +147,39 @@ class GlooImpl final : public Impl {
       case Coll::kSendRecv: {
         auto sbuf = ctx_->createUnboundBuffer(send, count * sizeof(T));
         auto rbuf = ctx_->createUnboundBuffer(recv, count * sizeof(T));
-        uint64_t slot = ++slot_;
+        // Far above the slots the algorithm classes take from the context (nextSlot counts from 0).
+        const uint64_t slot = (uint64_t{1} << 56) + ++slot_;
         rbuf->recv((me - 1 + n) % n, slot);
         sbuf->send((me + 1) % n, slot);
         sbuf->waitSend();
         rbuf->waitRecv();
         return "";
       }
-      case Coll::kReduceScatter: break;
+      case Coll::kReduceScatter: {
+        if (count * n > static_cast<size_t>(INT32_MAX)) return "gloo: count over INT32_MAX";
+        const std::string key = std::to_string(reinterpret_cast<uintptr_t>(send)) + "/" +
+                                std::to_string(count) + "/" + std::to_string(dt) + "/" +
+                                std::to_string(op);
+        if (key != rsKey_) {
+          rs_.reset();
+          rs_ = std::make_unique<gloo::ReduceScatterHalvingDoubling<T>>(
+              ctx_, std::vector<T*>{send}, static_cast<int>(count * n),
+              std::vector<int>(n, static_cast<int>(count)), reductionFn<T>(op));
+          rsKey_ = key;
+        }
+        rs_->run();
+        if (recv != send) std::memmove(recv, send, count * sizeof(T));
+        if (op == trellisAvg) algos::divideInPlace(recv, count, dt, n);
+        return "";
+      }
     }
     return "unsupported collective";
   }
 
   std::shared_ptr<gloo::rendezvous::Context> ctx_;
   uint64_t slot_ = 0;
+  std::unique_ptr<gloo::Algorithm> rs_;  // the reduce-scatter set up for rsKey_ (buffer/size/type/op)
+  std::string rsKey_;
 };
 
 int envInt(const char* a, const char* b, int def) {

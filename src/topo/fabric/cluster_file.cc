@@ -9,7 +9,7 @@
 //
 // Every name may be a Slurm hostlist expression; lists expand in order. HCA k of every node of
 // an entry is cabled to the k-th leaf of its expanded "leaves" list. Switch ports are numbered in the
-// order cables are declared (down links first). Errors name the file and the JSON path.
+// order cables are declared, host cables first, then uplinks. Errors name the file and the JSON path.
 #include <unordered_map>
 #include <unordered_set>
 
@@ -53,6 +53,12 @@ class ClusterLoader {
     TRELLIS_TRY(switches(doc, "spines"));
     TRELLIS_TRY(switches(doc, "leaves"));
     TRELLIS_TRY(nodes(doc));
+    // Uplinks after the host cables, so a leaf's low ports face the hosts as on real leaves.
+    for (const Uplink& u : uplinks_) {
+      TRELLIS_TRY(portCheck(u.path, u.from));
+      TRELLIS_TRY(portCheck(u.path, u.to));
+      cable({true, u.from, nextPort_[u.from]++}, {true, u.to, nextPort_[u.to]++});
+    }
     classifyTiers(f_);
     return std::move(f_);
   }
@@ -117,11 +123,7 @@ class ClusterLoader {
       }
       for (const std::string& name : names) {
         TRELLIS_ASSIGN_OR_RETURN(uint32_t index, addSwitch(path, name));
-        for (uint32_t up : ups) {
-          TRELLIS_TRY(portCheck(path, index));
-          TRELLIS_TRY(portCheck(path, up));
-          cable({true, index, nextPort_[index]++}, {true, up, nextPort_[up]++});
-        }
+        for (uint32_t up : ups) uplinks_.push_back({path, index, up});
       }
     }
     return Status::ok();
@@ -214,6 +216,11 @@ class ClusterLoader {
   std::string speed_;
   std::unordered_map<std::string, uint32_t> switchIndex_;
   std::vector<uint32_t> nextPort_;
+  struct Uplink {
+    std::string path;
+    uint32_t from, to;
+  };
+  std::vector<Uplink> uplinks_;
 };
 
 }  // namespace

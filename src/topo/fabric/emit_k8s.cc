@@ -1,5 +1,6 @@
 // Kubernetes outputs: node labels in our domain, a Kueue Topology whose levels are those labels,
-// and Volcano HyperNodes (tier 1 = leaf group, tier 2 = spine group, tier 3 = cores).
+// and Volcano HyperNodes (tier 1 = leaf group, tier 2 = spine group, tier 3 = cores). Node names
+// are lower-cased as the kubelet registers them.
 #include "topo/fabric/emit_internal.h"
 
 namespace trellis::topo::fabric::detail {
@@ -12,6 +13,14 @@ std::string quoted(const std::string& s) {
     out += c;
   }
   return out + "\"";
+}
+
+// The kubelet registers a node under its lower-cased host name.
+std::string nodeName(const std::string& host) {
+  std::string out = host;
+  for (char& c : out)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  return out;
 }
 
 std::string hyperNode(const std::string& name, int tier, const char* memberType,
@@ -36,7 +45,7 @@ std::string emitK8sLabels(const Fabric& f, const Analysis& a, const EmitOptions&
   for (const HostInfo& h : a.hosts) {
     if (h.leafGroup < 0) continue;
     const LeafGroup& g = a.leafGroups[h.leafGroup];
-    out += "kubectl label node " + h.name + " --overwrite";
+    out += "kubectl label node " + nodeName(h.name) + " --overwrite";
     if (g.spineGroup >= 0) out += " " + o.labelDomain + "spine-group=" + a.spineGroups[g.spineGroup].name;
     out += " " + o.labelDomain + "leaf-group=" + g.name + "\n";
   }
@@ -65,7 +74,9 @@ std::string emitVolcano(const Fabric& f, const Analysis& a, const EmitOptions&) 
   };
   for (int g : schedulableGroups(a)) {
     sep();
-    out += hyperNode(a.leafGroups[g].name, 1, "Node", a.leafGroups[g].hosts);
+    std::vector<std::string> nodes;
+    for (const std::string& h : a.leafGroups[g].hosts) nodes.push_back(nodeName(h));
+    out += hyperNode(a.leafGroups[g].name, 1, "Node", nodes);
   }
   std::vector<std::string> top;
   for (const SpineGroup& sg : a.spineGroups) {
