@@ -1,85 +1,146 @@
 #!/usr/bin/env bash
-# Runs trellis-bench through Trellis, OpenMPI and Gloo, interleaved (trellis, mpi, gloo, trellis, ...)
-# for REPS repetitions, and writes a markdown table of medians (min-max) of busbw and of time for
-# small sizes. Usage: bench/peers.sh BUILD OUT.md [RANKS="2 4"] [COLLS=...] [REPS=3] [MAXB=256M]
-set -euo pipefail
-build=${1:-build}
-out=${2:-/dev/stdout}
+# Trellis against OpenMPI and Gloo in one invocation: trellis-bench through each implementation,
+# interleaved (trellis, mpi, gloo, trellis, mpi, gloo, ...) for REPS repetitions so that the
+# machine's drift hits every peer alike, for allreduce, alltoall, broadcast, allgather and
+# reducescatter at 2 and 4 ranks, 8 B .. 256 MiB (x4), with a one-thread memcpy ceiling measured
+# in every repetition. Writes a markdown table of medians with their spread (min-max) to OUT.md.
+#
+# Usage: bench/peers.sh BUILD OUT.md
+#   env: RANKS="2 4" COLLS="allreduce alltoall broadcast allgather reducescatter" REPS=3
+#        MAXB=256M IMPLS="trellis mpi gloo" ITERS=10 WARMUP=3
+#
+# Each peer gets its best configuration on this machine (notes/peer-baselines.md): OpenMPI with
+# ob1 + vader + CMA single copy, bound to cores, malloc on huge pages; with more ranks than cores
+# it is overloaded onto the cores and yields when idle (without mpi_yield_when_idle an
+# oversubscribed OpenMPI busy-polls: 8 B allreduce at 4 ranks on 2 cores takes ~33 ms instead of
+# tens of µs). Gloo: TCP on 127.0.0.1, FileStore rendezvous in a fresh directory per run.
+set -uo pipefail
+build=${1:?usage: bench/peers.sh BUILD OUT.md}
+out=${2:?usage: bench/peers.sh BUILD OUT.md}
 RANKS=${RANKS:-"2 4"}
 COLLS=${COLLS:-"allreduce alltoall broadcast allgather reducescatter"}
 REPS=${REPS:-3}
 MAXB=${MAXB:-256M}
 IMPLS=${IMPLS:-"trellis mpi gloo"}
+ITERS=${ITERS:-10}
+WARMUP=${WARMUP:-3}
 run="$build/tools/trellis_run/trellis-run"
 bench="$build/bench/trellis_bench/trellis-bench"
+for b in "$run" "$bench"; do
+  [ -x "$b" ] || { echo "peers.sh: $b not built" >&2; exit 1; }
+done
 raw=$(mktemp -d)
 trap 'rm -rf "$raw"' EXIT
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-for n in $RANKS; do
-  over=""
-  bind="--bind-to core"
-  [ "$n" -gt "$(nproc)" ] && over="--oversubscribe" && bind="--bind-to none"
-  for rep in $(seq 1 "$REPS"); do
-    for impl in $IMPLS; do
-      for coll in $COLLS; do
-        args=(-C "$coll" -b 8 -e "$MAXB" -f 4 -c 1 -n 10 -w 3)
-        f="$raw/$n.$impl.$coll.$rep"
-        case $impl in
-          mpi) timeout 900 mpirun -np "$n" $over $bind --mca pml ob1 --mca btl self,vader \
-                 --mca btl_vader_single_copy_mechanism cma -x GLIBC_TUNABLES=glibc.malloc.hugetlb=1 \
-                 "$bench" --impl mpi "${args[@]}" > "$f" 2>&1 || echo "mpi $coll n=$n failed" >&2 ;;
-          *) timeout 900 "$run" -n "$n" --no-tag "$bench" --impl "$impl" "${args[@]}" > "$f" 2>&1 || echo "$impl $coll n=$n failed" >&2 ;;
-        esac
-      done
-    done
-  done
-done
-# memcpy ceiling in the same run (one thread, 64 MiB, best of 9)
-memcpy_gbs=$(python3 - <<'PY'
+cores=$(nproc)
+mpi_common=(--mca pml ob1 --mca btl self,vader --mca btl_vader_single_copy_mechanism cma
+            -x GLIBC_TUNABLES=glibc.malloc.hugetlb=1)
+
+memcpy_gbs() {  # one thread, 64 MiB, best of 9 (libc memmove through ctypes: no Python loop)
+  python3 - <<'PY'
 import ctypes, time
 n = 64 << 20
 a = ctypes.create_string_buffer(n); b = ctypes.create_string_buffer(n)
 ctypes.memmove(b, a, n)
-best = 0
+best = 0.0
 for _ in range(9):
     t = time.perf_counter(); ctypes.memmove(b, a, n); dt = time.perf_counter() - t
     best = max(best, n / dt / 1e9)
-print(f"{best:.1f}")
+print(f"{best:.2f}")
 PY
-)
-python3 - "$raw" "$memcpy_gbs" "$RANKS" "$COLLS" "$IMPLS" > "$out" <<'PY'
-import sys, os, statistics, collections
-raw, memcpy, ranks, colls, impls = sys.argv[1], sys.argv[2], sys.argv[3].split(), sys.argv[4].split(), sys.argv[5].split()
-data = collections.defaultdict(list)  # (n, coll, impl, size) -> [(time, busbw)]
-for f in os.listdir(raw):
-    n, impl, coll, rep = f.split('.')
-    for line in open(os.path.join(raw, f)):
+}
+
+start=$(date +%s)
+for rep in $(seq 1 "$REPS"); do
+  memcpy_gbs >> "$raw/memcpy"
+  for n in $RANKS; do
+    if [ "$n" -gt "$cores" ]; then
+      mpi_place=(--oversubscribe --bind-to core:overload-allowed --mca mpi_yield_when_idle 1)
+    else
+      mpi_place=(--bind-to core)
+    fi
+    for coll in $COLLS; do
+      for impl in $IMPLS; do
+        args=(--impl "$impl" --op-name "$coll" -b 8 -e "$MAXB" -f 4 -c 1 -n "$ITERS" -w "$WARMUP")
+        f="$raw/$n.$impl.$coll.$rep"
+        echo "peers.sh: rep $rep/$REPS, $n ranks, $coll, $impl ($(( $(date +%s) - start )) s)" >&2
+        case $impl in
+          mpi) timeout 1800 mpirun -np "$n" "${mpi_place[@]}" "${mpi_common[@]}" "$bench" "${args[@]}" ;;
+          *) "$run" -n "$n" --timeout 1800 --no-tag "$bench" "${args[@]}" ;;
+        esac > "$f" 2>&1
+        rc=$?
+        [ "$rc" -eq 0 ] || { echo "peers.sh: $impl $coll n=$n rep $rep exited $rc" >&2; echo "EXIT $rc" >> "$f"; }
+      done
+    done
+  done
+done
+
+{
+  echo "Measured by \`bench/peers.sh\` on $(date -u +%Y-%m-%d): $(nproc) CPUs" \
+       "($(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1)), $REPS repetitions interleaved" \
+       "(per repetition and collective: ${IMPLS// /, }), float32 sum, -n $ITERS -w $WARMUP -c 1," \
+       "$(( $(date +%s) - start )) s in all."
+  echo "OpenMPI $(mpirun --version 2>/dev/null | head -1 | awk '{print $NF}'):" \
+       "\`mpirun ${mpi_common[*]} --bind-to core\` (more ranks than cores:" \
+       "\`--oversubscribe --bind-to core:overload-allowed --mca mpi_yield_when_idle 1\`);" \
+       "Gloo $(dpkg-query -W -f='${Version}' libgloo-dev 2>/dev/null || echo '?') over TCP 127.0.0.1;" \
+       "Trellis under trellis-run."
+  echo
+} > "$out"
+python3 - "$raw" "$RANKS" "$COLLS" "$IMPLS" >> "$out" <<'PY'
+import collections, os, statistics, sys
+raw, ranks, colls, impls = sys.argv[1], sys.argv[2].split(), sys.argv[3].split(), sys.argv[4].split()
+data = collections.defaultdict(list)    # (n, coll, impl, size) -> [(time_us, busbw)]
+bad = collections.defaultdict(set)      # (n, coll, impl) -> problems
+for f in sorted(os.listdir(raw)):
+    if f == "memcpy":
+        continue
+    n, impl, coll, rep = f.split(".")
+    for line in open(os.path.join(raw, f), errors="replace"):
         p = line.split()
-        if len(p) >= 9 and p[0].isdigit():
-            try: data[(n, coll, impl, int(p[0]))].append((float(p[5]), float(p[7])))
-            except ValueError: pass
-def fmt(vals, i):
-    if not vals: return "-"
-    v = [x[i] for x in vals]
-    return f"{statistics.median(v):.3g} ({min(v):.3g}-{max(v):.3g})"
-print(f"One-thread memcpy ceiling measured in the same run (64 MiB, best of 9, python ctypes.memmove): {memcpy} GB/s\n")
+        if line.startswith("EXIT"):
+            bad[(n, coll, impl)].add("run failed (" + line.strip() + ")")
+        elif line.startswith("# skipped"):
+            bad[(n, coll, impl)].add("skipped: " + line.split(":", 2)[-1].strip())
+        elif len(p) >= 13 and p[0].isdigit():
+            if p[8] not in ("0", "N/A"):
+                bad[(n, coll, impl)].add(f"#wrong {p[8]} at {p[0]} B")
+                continue
+            data[(n, coll, impl, int(p[0]))].append((float(p[5]), float(p[7])))
+mem = [float(x) for x in open(os.path.join(raw, "memcpy")).read().split()]
+def spread(v, fmt):
+    return f"{fmt(statistics.median(v))} ({fmt(min(v))}–{fmt(max(v))})"
+g = lambda x: f"{x:.0f}" if x >= 100 else f"{x:.3g}"
+print(f"One-thread memcpy ceiling, 64 MiB, best of 9 per repetition: {spread(mem, g)} GB/s.\n")
+print("Cells: median (min–max) over the repetitions, out-of-place; busbw in GB/s (nccl-tests"
+      " definitions) from 256 KiB up, time in µs below. Ratio: the peer's median time over"
+      " Trellis' (>1: Trellis faster).\n")
 for n in ranks:
     for coll in colls:
         sizes = sorted({k[3] for k in data if k[0] == n and k[1] == coll})
-        if not sizes: continue
-        print(f"### {coll}, {n} ranks: busbw GB/s, median (min-max) of out-of-place runs; time in µs for <= 64 KiB\n")
-        print("| size | " + " | ".join(impls) + " | time of " + " / ".join(impls[1:]) + " over Trellis time (>1: Trellis faster) |")
-        print("|---" * (len(impls) + 2) + "|")
+        if not sizes:
+            continue
+        print(f"#### {coll}, {n} ranks\n")
+        peers = [i for i in impls if i != "trellis"]
+        print("| size (B) | " + " | ".join(impls) + "".join(f" | {p}/trellis" for p in peers) + " |")
+        print("|---:" * (1 + len(impls) + len(peers)) + "|")
         for s in sizes:
             cells, med = [], {}
             for impl in impls:
-                vals = data.get((n, coll, impl, s), [])
-                small = s <= 65536
-                cells.append((fmt(vals, 0) + " µs") if small and vals else fmt(vals, 1))
-                if vals: med[impl] = statistics.median([x[0] for x in vals])
-            ratios = []
-            for impl in impls[1:]:
-                ratios.append(f"{med[impl] / med['trellis']:.2f}x" if 'trellis' in med and impl in med and med['trellis'] > 0 else "-")
-            print(f"| {s} | " + " | ".join(cells) + " | " + " / ".join(ratios) + " |")
+                v = data.get((n, coll, impl, s), [])
+                if not v:
+                    cells.append("–")
+                    continue
+                med[impl] = statistics.median(x[0] for x in v)
+                small = s < 256 * 1024
+                cells.append(spread([x[0] if small else x[1] for x in v], g) + (" µs" if small else ""))
+            ratios = [f"{med[p] / med['trellis']:.2f}" if p in med and med.get("trellis") else "–"
+                      for p in peers]
+            print(f"| {s} | " + " | ".join(cells) + "".join(f" | {r}" for r in ratios) + " |")
+        notes = [f"{impl}: {'; '.join(sorted(bad[(n, coll, impl)]))}" for impl in impls
+                 if bad.get((n, coll, impl))]
+        if notes:
+            print("\n" + "\n".join(f"- {x}" for x in notes))
         print()
 PY
+echo "peers.sh: wrote $out" >&2
