@@ -23,7 +23,8 @@ static Param<std::string> kIsa(
 
 namespace {
 
-enum Isa { kScalar = 0, kAvx2 = 1, kAvx512 = 2, kNumIsas = 3 };
+// Path indices, best last (plain ints: they index the table list and order the choice).
+constexpr int kScalar = 0, kAvx2 = 1, kAvx512 = 2, kNumIsas = 3;
 
 const KernelTable& table(int isa) {
   switch (isa) {
