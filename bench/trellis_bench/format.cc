@@ -6,8 +6,8 @@
 
 namespace trellis::bench {
 
-const char* collName(Coll c) {
-  static const char* kNames[] = {"allreduce", "allgather", "reducescatter", "broadcast",
+const char *collName(Coll c) {
+  static const char *kNames[] = {"allreduce", "allgather", "reducescatter", "broadcast",
                                  "reduce",    "alltoall",  "sendrecv"};
   return kNames[static_cast<int>(c)];
 }
@@ -47,7 +47,7 @@ Counts countsFor(Coll c, size_t bytes, size_t es, int n) {
 
 std::string cell(double v, int width) {
   char b[64];
-  for (const char* f : {"%.2f", "%.1f", "%.0f"}) {
+  for (const char *f : {"%.2f", "%.1f", "%.0f"}) {
     std::snprintf(b, sizeof b, f, v);
     if (static_cast<int>(std::strlen(b)) <= width) return b;
   }
@@ -56,16 +56,20 @@ std::string cell(double v, int width) {
 }
 
 std::string columnHeader() {
-  // The header is fixed text in nccl-tests (its spacing does not follow the row widths exactly).
-  return "#                                                              out-of-place                  "
+  // The header is fixed text in nccl-tests (its spacing does not follow the row
+  // widths exactly).
+  return "#                                                              "
+         "out-of-place                  "
          "     in-place          \n"
-         "#       size         count      type   redop    root     time   algbw   busbw #wrong     time "
+         "#       size         count      type   redop    root     time   "
+         "algbw   busbw #wrong     time "
          "  algbw   busbw #wrong\n"
-         "#        (B)    (elements)                               (us)  (GB/s)  (GB/s)            (us) "
+         "#        (B)    (elements)                               (us)  "
+         "(GB/s)  (GB/s)            (us) "
          " (GB/s)  (GB/s)       \n";
 }
 
-std::string rowLead(size_t sizeBytes, size_t count, const char* type, const char* redop, int root) {
+std::string rowLead(size_t sizeBytes, size_t count, const char *type, const char *redop, int root) {
   char b[128];
   std::snprintf(b, sizeof b, "%12li  %12li  %8s  %6s  %6i", static_cast<long>(sizeBytes),
                 static_cast<long>(count), type, redop, root);

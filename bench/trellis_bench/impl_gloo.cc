@@ -1,9 +1,11 @@
-// trellis-bench through Gloo (Debian's libgloo-dev): TCP device on the given address, FileStore
-// rendezvous in a directory shared by the ranks, ring allreduce out of place (Gloo's default
-// algorithm). This snapshot has no gloo::reduce_scatter function, only the older algorithm class
-// ReduceScatterHalvingDoubling (in place, result in the first block, set up per buffer and size):
-// it is built once per row and its result block moved to the API's output (a copy of count
-// elements, 1/n of the data). float16/bfloat16 are reported as unsupported.
+// trellis-bench through Gloo (Debian's libgloo-dev): TCP device on the given
+// address, FileStore rendezvous in a directory shared by the ranks, ring
+// allreduce out of place (Gloo's default algorithm). This snapshot has no
+// gloo::reduce_scatter function, only the older algorithm class
+// ReduceScatterHalvingDoubling (in place, result in the first block, set up per
+// buffer and size): it is built once per row and its result block moved to the
+// API's output (a copy of count elements, 1/n of the data). float16/bfloat16
+// are reported as unsupported.
 #include <gloo/allgather.h>
 #include <gloo/allreduce.h>
 #include <gloo/alltoall.h>
@@ -27,50 +29,70 @@ namespace {
 
 template <typename T>
 gloo::AllreduceOptions::Func reduceFn(trellisRedOp_t op) {
-  using Fn = void (*)(void*, const void*, const void*, size_t);
+  using Fn = void (*)(void *, const void *, const void *, size_t);
   switch (op) {
-    case trellisProd: return static_cast<Fn>(&gloo::product<T>);
-    case trellisMax: return static_cast<Fn>(&gloo::max<T>);
-    case trellisMin: return static_cast<Fn>(&gloo::min<T>);
-    default: return static_cast<Fn>(&gloo::sum<T>);
+    case trellisProd:
+      return static_cast<Fn>(&gloo::product<T>);
+    case trellisMax:
+      return static_cast<Fn>(&gloo::max<T>);
+    case trellisMin:
+      return static_cast<Fn>(&gloo::min<T>);
+    default:
+      return static_cast<Fn>(&gloo::sum<T>);
   }
 }
 
 template <typename T>
-const gloo::ReductionFunction<T>* reductionFn(trellisRedOp_t op) {
+const gloo::ReductionFunction<T> *reductionFn(trellisRedOp_t op) {
   switch (op) {
-    case trellisProd: return gloo::ReductionFunction<T>::product;
-    case trellisMax: return gloo::ReductionFunction<T>::max;
-    case trellisMin: return gloo::ReductionFunction<T>::min;
-    default: return gloo::ReductionFunction<T>::sum;
+    case trellisProd:
+      return gloo::ReductionFunction<T>::product;
+    case trellisMax:
+      return gloo::ReductionFunction<T>::max;
+    case trellisMin:
+      return gloo::ReductionFunction<T>::min;
+    default:
+      return gloo::ReductionFunction<T>::sum;
   }
 }
 
 class GlooImpl final : public Impl {
  public:
   GlooImpl(std::shared_ptr<gloo::rendezvous::Context> ctx) : ctx_(std::move(ctx)) {}
-  const char* name() const override { return "gloo"; }
+  const char *name() const override { return "gloo"; }
   int rank() const override { return ctx_->rank; }
   int nranks() const override { return ctx_->size; }
   std::string unsupported(Coll, trellisDataType_t dt, trellisRedOp_t) const override {
     if (dt == trellisFloat16 || dt == trellisBfloat16)
-      return std::string("this driver runs Gloo on native C++ types only, not ") + algos::dtypeName(dt);
+      return std::string("this driver runs Gloo on native C++ types only, not ") +
+             algos::dtypeName(dt);
     return "";
   }
 
-  std::string run(Coll c, const void* send, void* recv, size_t count, trellisDataType_t dt, trellisRedOp_t op,
-                  int root) override {
-    if (count == 0) return "";  // Gloo divides by the element count in places: nothing to move anyway
+  std::string run(Coll c, const void *send, void *recv, size_t count, trellisDataType_t dt,
+                  trellisRedOp_t op, int root) override {
+    if (count == 0)
+      return "";  // Gloo divides by the element count in places: nothing to move
+                  // anyway
     switch (dt) {
-      case trellisInt8: return runT<int8_t>(c, send, recv, count, dt, op, root);
-      case trellisUint8: return runT<uint8_t>(c, send, recv, count, dt, op, root);
-      case trellisInt32: return runT<int32_t>(c, send, recv, count, dt, op, root);
-      case trellisUint32: return runT<uint32_t>(c, send, recv, count, dt, op, root);
-      case trellisInt64: return runT<int64_t>(c, send, recv, count, dt, op, root);
-      case trellisUint64: return runT<uint64_t>(c, send, recv, count, dt, op, root);
-      case trellisFloat32: return runT<float>(c, send, recv, count, dt, op, root);
-      case trellisFloat64: return runT<double>(c, send, recv, count, dt, op, root);
-      default: return "unsupported datatype";
+      case trellisInt8:
+        return runT<int8_t>(c, send, recv, count, dt, op, root);
+      case trellisUint8:
+        return runT<uint8_t>(c, send, recv, count, dt, op, root);
+      case trellisInt32:
+        return runT<int32_t>(c, send, recv, count, dt, op, root);
+      case trellisUint32:
+        return runT<uint32_t>(c, send, recv, count, dt, op, root);
+      case trellisInt64:
+        return runT<int64_t>(c, send, recv, count, dt, op, root);
+      case trellisUint64:
+        return runT<uint64_t>(c, send, recv, count, dt, op, root);
+      case trellisFloat32:
+        return runT<float>(c, send, recv, count, dt, op, root);
+      case trellisFloat64:
+        return runT<double>(c, send, recv, count, dt, op, root);
+      default:
+        return "unsupported datatype";
     }
   }
 
@@ -79,15 +101,16 @@ class GlooImpl final : public Impl {
     gloo::AllreduceOptions o(ctx_);
     o.setInput(&v, 1);
     o.setOutput(&out, 1);
-    o.setReduceFunction(op == 0 ? reduceFn<double>(trellisSum) : op == 1 ? reduceFn<double>(trellisMin)
-                                                                         : reduceFn<double>(trellisMax));
+    o.setReduceFunction(op == 0   ? reduceFn<double>(trellisSum)
+                        : op == 1 ? reduceFn<double>(trellisMin)
+                                  : reduceFn<double>(trellisMax));
     gloo::allreduce(o);
     return out;
   }
-  void allgatherBytes(const void* in, void* out, size_t bytes) override {
+  void allgatherBytes(const void *in, void *out, size_t bytes) override {
     gloo::AllgatherOptions o(ctx_);
-    o.setInput(static_cast<uint8_t*>(const_cast<void*>(in)), bytes);
-    o.setOutput(static_cast<uint8_t*>(out), bytes * ctx_->size);
+    o.setInput(static_cast<uint8_t *>(const_cast<void *>(in)), bytes);
+    o.setOutput(static_cast<uint8_t *>(out), bytes * ctx_->size);
     gloo::allgather(o);
   }
   void barrier() override {
@@ -97,10 +120,10 @@ class GlooImpl final : public Impl {
 
  private:
   template <typename T>
-  std::string runT(Coll c, const void* sendv, void* recvv, size_t count, trellisDataType_t dt, trellisRedOp_t op,
-                   int root) {
-    T* send = static_cast<T*>(const_cast<void*>(sendv));
-    T* recv = static_cast<T*>(recvv);
+  std::string runT(Coll c, const void *sendv, void *recvv, size_t count, trellisDataType_t dt,
+                   trellisRedOp_t op, int root) {
+    T *send = static_cast<T *>(const_cast<void *>(sendv));
+    T *recv = static_cast<T *>(recvv);
     const int n = ctx_->size, me = ctx_->rank;
     switch (c) {
       case Coll::kAllReduce: {
@@ -147,7 +170,8 @@ class GlooImpl final : public Impl {
       case Coll::kSendRecv: {
         auto sbuf = ctx_->createUnboundBuffer(send, count * sizeof(T));
         auto rbuf = ctx_->createUnboundBuffer(recv, count * sizeof(T));
-        // Far above the slots the algorithm classes take from the context (nextSlot counts from 0).
+        // Far above the slots the algorithm classes take from the context
+        // (nextSlot counts from 0).
         const uint64_t slot = (uint64_t{1} << 56) + ++slot_;
         rbuf->recv((me - 1 + n) % n, slot);
         sbuf->send((me + 1) % n, slot);
@@ -163,7 +187,7 @@ class GlooImpl final : public Impl {
         if (key != rsKey_) {
           rs_.reset();
           rs_ = std::make_unique<gloo::ReduceScatterHalvingDoubling<T>>(
-              ctx_, std::vector<T*>{send}, static_cast<int>(count * n),
+              ctx_, std::vector<T *>{send}, static_cast<int>(count * n),
               std::vector<int>(n, static_cast<int>(count)), reductionFn<T>(op));
           rsKey_ = key;
         }
@@ -178,19 +202,21 @@ class GlooImpl final : public Impl {
 
   std::shared_ptr<gloo::rendezvous::Context> ctx_;
   uint64_t slot_ = 0;
-  std::unique_ptr<gloo::Algorithm> rs_;  // the reduce-scatter set up for rsKey_ (buffer/size/type/op)
+  std::unique_ptr<gloo::Algorithm>
+      rs_;  // the reduce-scatter set up for rsKey_ (buffer/size/type/op)
   std::string rsKey_;
 };
 
-int envInt(const char* a, const char* b, int def) {
-  const char* v = std::getenv(a);
+int envInt(const char *a, const char *b, int def) {
+  const char *v = std::getenv(a);
   if (v == nullptr) v = std::getenv(b);
   return v ? std::atoi(v) : def;
 }
 
 }  // namespace
 
-std::unique_ptr<Impl> makeGlooImpl(const std::string& storeDir, const std::string& hostname, std::string* error) {
+std::unique_ptr<Impl> makeGlooImpl(const std::string &storeDir, const std::string &hostname,
+                                   std::string *error) {
   const int rank = envInt("TRELLIS_RANK", "OMPI_COMM_WORLD_RANK", -1);
   const int size = envInt("TRELLIS_WORLD_SIZE", "OMPI_COMM_WORLD_SIZE", -1);
   if (rank < 0 || size < 1) {
@@ -198,7 +224,9 @@ std::unique_ptr<Impl> makeGlooImpl(const std::string& storeDir, const std::strin
     return nullptr;
   }
   if (storeDir.empty()) {
-    *error = "gloo: no rendezvous directory (--gloo-store DIR, or TRELLIS_UNIQUE_ID from trellis-run)";
+    *error =
+        "gloo: no rendezvous directory (--gloo-store DIR, or "
+        "TRELLIS_UNIQUE_ID from trellis-run)";
     return nullptr;
   }
   try {
@@ -209,7 +237,7 @@ std::unique_ptr<Impl> makeGlooImpl(const std::string& storeDir, const std::strin
     auto ctx = std::make_shared<gloo::rendezvous::Context>(rank, size);
     ctx->connectFullMesh(store, dev);
     return std::make_unique<GlooImpl>(ctx);
-  } catch (const std::exception& e) {
+  } catch (const std::exception &e) {
     *error = std::string("gloo: ") + e.what();
     return nullptr;
   }

@@ -1,7 +1,9 @@
-// trellis-bench through the Trellis C API. Under trellis-run the communicator comes from the
-// environment; under mpirun (when built with MPI) rank 0 creates the id and MPI_Bcast's it, as
-// nccl-tests does.
+// trellis-bench through the Trellis C API. Under trellis-run the communicator
+// comes from the environment; under mpirun (when built with MPI) rank 0 creates
+// the id and MPI_Bcast's it, as nccl-tests does.
+#include <cstdio>
 #include <cstdlib>
+#include <string>
 #include <vector>
 
 #include "impl.h"
@@ -14,26 +16,45 @@ namespace {
 
 class TrellisImpl final : public Impl {
  public:
-  explicit TrellisImpl(trellisComm_t c) : comm_(c) {
+  /// `finalizeMpi`: MPI was initialised only to broadcast the id (under
+  /// mpirun); finalise it last.
+  TrellisImpl(trellisComm_t c, bool finalizeMpi) : comm_(c), finalizeMpi_(finalizeMpi) {
     trellisCommUserRank(c, &rank_);
     trellisCommCount(c, &n_);
   }
-  ~TrellisImpl() override { trellisCommDestroy(comm_); }
-  const char* name() const override { return "trellis"; }
+  ~TrellisImpl() override {
+    trellisCommDestroy(comm_);
+#ifdef TRELLIS_BENCH_WITH_MPI
+    if (finalizeMpi_) MPI_Finalize();
+#endif
+  }
+  const char *name() const override { return "trellis"; }
   int rank() const override { return rank_; }
   int nranks() const override { return n_; }
   std::string unsupported(Coll, trellisDataType_t, trellisRedOp_t) const override { return ""; }
 
-  std::string run(Coll c, const void* send, void* recv, size_t count, trellisDataType_t dt, trellisRedOp_t op,
-                  int root) override {
+  std::string run(Coll c, const void *send, void *recv, size_t count, trellisDataType_t dt,
+                  trellisRedOp_t op, int root) override {
     trellisResult_t r = trellisSuccess;
     switch (c) {
-      case Coll::kAllReduce: r = trellisAllReduce(send, recv, count, dt, op, comm_, nullptr); break;
-      case Coll::kAllGather: r = trellisAllGather(send, recv, count, dt, comm_, nullptr); break;
-      case Coll::kReduceScatter: r = trellisReduceScatter(send, recv, count, dt, op, comm_, nullptr); break;
-      case Coll::kBroadcast: r = trellisBroadcast(send, recv, count, dt, root, comm_, nullptr); break;
-      case Coll::kReduce: r = trellisReduce(send, recv, count, dt, op, root, comm_, nullptr); break;
-      case Coll::kAlltoAll: r = trellisAlltoAll(send, recv, count, dt, comm_, nullptr); break;
+      case Coll::kAllReduce:
+        r = trellisAllReduce(send, recv, count, dt, op, comm_, nullptr);
+        break;
+      case Coll::kAllGather:
+        r = trellisAllGather(send, recv, count, dt, comm_, nullptr);
+        break;
+      case Coll::kReduceScatter:
+        r = trellisReduceScatter(send, recv, count, dt, op, comm_, nullptr);
+        break;
+      case Coll::kBroadcast:
+        r = trellisBroadcast(send, recv, count, dt, root, comm_, nullptr);
+        break;
+      case Coll::kReduce:
+        r = trellisReduce(send, recv, count, dt, op, root, comm_, nullptr);
+        break;
+      case Coll::kAlltoAll:
+        r = trellisAlltoAll(send, recv, count, dt, comm_, nullptr);
+        break;
       case Coll::kSendRecv:
         trellisGroupStart();
         trellisSend(send, count, dt, (rank_ + 1) % n_, comm_, nullptr);
@@ -47,11 +68,14 @@ class TrellisImpl final : public Impl {
 
   double combine(double v, int op) override {
     double out = 0;
-    trellisAllReduce(&v, &out, 1, trellisFloat64, op == 0 ? trellisSum : op == 1 ? trellisMin : trellisMax, comm_,
-                     nullptr);
+    trellisAllReduce(&v, &out, 1, trellisFloat64,
+                     op == 0   ? trellisSum
+                     : op == 1 ? trellisMin
+                               : trellisMax,
+                     comm_, nullptr);
     return out;
   }
-  void allgatherBytes(const void* in, void* out, size_t bytes) override {
+  void allgatherBytes(const void *in, void *out, size_t bytes) override {
     trellisAllGather(in, out, bytes, trellisUint8, comm_, nullptr);
   }
   void barrier() override {
@@ -61,37 +85,43 @@ class TrellisImpl final : public Impl {
 
  private:
   trellisComm_t comm_;
+  bool finalizeMpi_ = false;
   int rank_ = 0, n_ = 1;
 };
 
 }  // namespace
 
-std::unique_ptr<Impl> makeTrellisImpl(std::string* error) {
+std::unique_ptr<Impl> makeTrellisImpl(std::string *error) {
   trellisComm_t comm = nullptr;
 #ifdef TRELLIS_BENCH_WITH_MPI
-  if (std::getenv("OMPI_COMM_WORLD_SIZE") != nullptr && std::getenv("TRELLIS_UNIQUE_ID") == nullptr) {
+  if (std::getenv("OMPI_COMM_WORLD_SIZE") != nullptr &&
+      std::getenv("TRELLIS_UNIQUE_ID") == nullptr) {
     MPI_Init(nullptr, nullptr);
     int rank = 0, size = 1;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &size);
     trellisUniqueId id;
     if (rank == 0 && trellisGetUniqueId(&id) != trellisSuccess) {
-      *error = std::string("trellisGetUniqueId: ") + trellisGetLastError(nullptr);
+      // The other ranks wait in MPI_Bcast: say why, then take the job down.
+      std::fprintf(stderr, "trellis-bench: rank 0: trellisGetUniqueId: %s\n",
+                   trellisGetLastError(nullptr));
       MPI_Abort(MPI_COMM_WORLD, 1);
     }
     MPI_Bcast(&id, sizeof id, MPI_BYTE, 0, MPI_COMM_WORLD);
     if (trellisCommInitRank(&comm, size, id, rank) != trellisSuccess) {
-      *error = std::string("trellisCommInitRank: ") + trellisGetLastError(nullptr);
+      *error =
+          "rank " + std::to_string(rank) + ": trellisCommInitRank: " + trellisGetLastError(nullptr);
+      MPI_Finalize();
       return nullptr;
     }
-    return std::make_unique<TrellisImpl>(comm);
+    return std::make_unique<TrellisImpl>(comm, true);
   }
 #endif
   if (trellisCommInitFromEnv(&comm) != trellisSuccess) {
     *error = std::string("trellisCommInitFromEnv: ") + trellisGetLastError(nullptr);
     return nullptr;
   }
-  return std::make_unique<TrellisImpl>(comm);
+  return std::make_unique<TrellisImpl>(comm, false);
 }
 
 }  // namespace trellis::bench

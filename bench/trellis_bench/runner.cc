@@ -10,11 +10,12 @@
 namespace trellis::bench {
 
 double Runner::timeIt(Coll c, size_t param, trellisDataType_t dt, trellisRedOp_t op, int root,
-                      bool inPlace, std::string* err) {
-  const void* in;
-  void* out;
+                      bool inPlace, std::string *err) {
+  const void *in;
+  void *out;
   operands(c, param, algos::dtypeSize(dt), impl_.rank(), inPlace, send_, recv_, &in, &out);
-  for (int i = 0; i < cfg_.warmup && err->empty(); ++i) *err = impl_.run(c, in, out, param, dt, op, root);
+  for (int i = 0; i < cfg_.warmup && err->empty(); ++i)
+    *err = impl_.run(c, in, out, param, dt, op, root);
   impl_.barrier();
   const auto t0 = std::chrono::steady_clock::now();
   const int total = cfg_.iters * cfg_.aggIters;
@@ -23,26 +24,34 @@ double Runner::timeIt(Coll c, size_t param, trellisDataType_t dt, trellisRedOp_t
       std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count() /
       total;
   switch (cfg_.average) {
-    case 0: return impl_.combine(impl_.rank() == 0 ? us : 0.0, 0);
-    case 2: return impl_.combine(us, 1);
-    case 3: return impl_.combine(us, 2);
-    default: return impl_.combine(us, 0) / impl_.nranks();  // sum, then divide
+    case 0:
+      return impl_.combine(impl_.rank() == 0 ? us : 0.0, 0);
+    case 2:
+      return impl_.combine(us, 1);
+    case 3:
+      return impl_.combine(us, 2);
+    default:
+      return impl_.combine(us, 0) / impl_.nranks();  // sum, then divide
   }
 }
 
 std::string Runner::row(Coll c, size_t bytes, trellisDataType_t dt, trellisRedOp_t op, int root) {
   const int n = impl_.nranks();
   const Counts k = countsFor(c, bytes, algos::dtypeSize(dt), n);
-  const char* type = cfg_.typeColumnFromList ? cfg_.typeArg.c_str() : algos::dtypeName(dt);
-  const char* redop = isReduction(c) ? algos::opName(op) : "none";
+  const char *type = cfg_.typeColumnFromList ? cfg_.typeArg.c_str() : algos::dtypeName(dt);
+  const char *redop = isReduction(c) ? algos::opName(op) : "none";
   const int rootCol = isRooted(c) ? root : -1;
   std::string line = rowLead(k.sizeBytes, k.elems, type, redop, rootCol);
-  nlohmann::json j = {{"collective", collName(c)}, {"impl", impl_.name()},
-                      {"nranks", n},               {"size", k.sizeBytes},
-                      {"count", k.elems},          {"type", algos::dtypeName(dt)},
-                      {"redop", redop},            {"root", rootCol}};
+  nlohmann::json j = {{"collective", collName(c)},
+                      {"impl", impl_.name()},
+                      {"nranks", n},
+                      {"size", k.sizeBytes},
+                      {"count", k.elems},
+                      {"type", algos::dtypeName(dt)},
+                      {"redop", redop},
+                      {"root", rootCol}};
   for (int ip = 0; ip < 2; ++ip) {
-    const char* key = ip ? "inplace" : "outofplace";
+    const char *key = ip ? "inplace" : "outofplace";
     if (ip && !hasInPlace(c)) {
       line += rowGroupNa();
       j[key] = nullptr;
@@ -53,7 +62,8 @@ std::string Runner::row(Coll c, size_t bytes, trellisDataType_t dt, trellisRedOp
     if (cfg_.check > 0) {
       int64_t mine = 0;
       for (int i = 0; i < cfg_.check && err.empty(); ++i)
-        mine += checkOnce(impl_, {c, k, dt, op, root, ip == 1, cfg_.debugCorrupt}, send_, recv_, &err);
+        mine +=
+            checkOnce(impl_, {c, k, dt, op, root, ip == 1, cfg_.debugCorrupt}, send_, recv_, &err);
       if (!err.empty()) return err;
       wrong = static_cast<int64_t>(impl_.combine(static_cast<double>(mine), 0));
     }
@@ -76,14 +86,18 @@ std::string Runner::row(Coll c, size_t bytes, trellisDataType_t dt, trellisRedOp
   return "";
 }
 
-void Runner::skipped(Coll c, trellisDataType_t dt, trellisRedOp_t op, const std::string& why) {
-  const char* redop = isReduction(c) ? algos::opName(op) : "none";
+void Runner::skipped(Coll c, trellisDataType_t dt, trellisRedOp_t op, const std::string &why) {
+  const char *redop = isReduction(c) ? algos::opName(op) : "none";
   if (impl_.rank() == 0)
     std::printf("# skipped: %s %s %s: %s (not run, not counted as passing)\n", collName(c),
                 algos::dtypeName(dt), redop, why.c_str());
   ++skipped_;
-  rows_.push_back({{"collective", collName(c)}, {"impl", impl_.name()}, {"nranks", impl_.nranks()},
-                   {"type", algos::dtypeName(dt)}, {"redop", redop}, {"skipped", why}});
+  rows_.push_back({{"collective", collName(c)},
+                   {"impl", impl_.name()},
+                   {"nranks", impl_.nranks()},
+                   {"type", algos::dtypeName(dt)},
+                   {"redop", redop},
+                   {"skipped", why}});
 }
 
 }  // namespace trellis::bench

@@ -1,7 +1,8 @@
-// trellis-bench: the nccl-tests format (unit tests of the formatting and option code), and end to
-// end runs under trellis-run (and mpirun when built with MPI) whose every output line must parse as
-// nccl-tests output, with #wrong 0, the footers, and a JSON file holding every row. The check must
-// catch wrong values (--debug-corrupt) and peers must report datatypes they lack as skipped.
+// trellis-bench: the nccl-tests format (unit tests of the formatting and option
+// code), and end to end runs under trellis-run (and mpirun when built with MPI)
+// whose every output line must parse as nccl-tests output, with #wrong 0, the
+// footers, and a JSON file holding every row. The check must catch wrong values
+// (--debug-corrupt) and peers must report datatypes they lack as skipped.
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
@@ -36,7 +37,8 @@ TEST(BenchFormat, RowWidthsAndNa) {
   EXPECT_EQ(footer(0, 1.5), "# Out of bounds values : 0 OK\n# Avg bus bandwidth    : 1.50 \n#\n");
   EXPECT_NE(footer(3, 0).find(": 3 FAILED"), std::string::npos);
   const std::string h = columnHeader();
-  EXPECT_NE(h.find("#       size         count      type   redop    root     time   algbw   busbw "
+  EXPECT_NE(h.find("#       size         count      type   redop    root     "
+                   "time   algbw   busbw "
                    "#wrong     time   algbw   busbw #wrong\n"),
             std::string::npos);
 }
@@ -89,13 +91,15 @@ TEST(BenchOptions, SizesListsAndSweep) {
   EXPECT_EQ(sweepSizes(cfg), (std::vector<size_t>{0, 1, 2, 3}));
 }
 
-// Every line is a comment/preamble line or a row of the exact nccl-tests shape; returns the rows.
-std::vector<std::string> checkNcclFormat(const std::string& out, int nranks) {
-  const std::regex row(R"( *[0-9]+  +[0-9]+  +[a-z0-9]+  +[a-z]+  +-?[0-9]+)"
-                       R"((  +[0-9.e+]+  +[0-9.e+]+  +[0-9.e+]+  +([0-9]+|N/A)|      N/A     N/A     N/A     N/A){2})");
+// Every line is a comment/preamble line or a row of the exact nccl-tests shape;
+// returns the rows.
+std::vector<std::string> checkNcclFormat(const std::string &out, int nranks) {
+  const std::regex row(
+      R"( *[0-9]+  +[0-9]+  +[a-z0-9]+  +[a-z]+  +-?[0-9]+)"
+      R"((  +[0-9.e+]+  +[0-9.e+]+  +[0-9.e+]+  +([0-9]+|N/A)|      N/A     N/A     N/A     N/A){2})");
   std::vector<std::string> rows;
   int rankLines = 0, footers = 0;
-  for (const auto& l : lines(out)) {
+  for (const auto &l : lines(out)) {
     if (l.rfind("#", 0) == 0) {
       rankLines += l.rfind("#  Rank ", 0) == 0 && l.find(" device -1 [cpu] ") != std::string::npos;
       footers += l == "# Out of bounds values : 0 OK";
@@ -111,19 +115,19 @@ std::vector<std::string> checkNcclFormat(const std::string& out, int nranks) {
   return rows;
 }
 
-std::vector<std::string> benchArgs(const std::string& json) {
-  return {kBench, "--op-name", "all", "-b", "8", "-e", "64K", "-f", "8", "-c", "1", "-n", "2",
-          "-w", "1", "-J", json};
+std::vector<std::string> benchArgs(const std::string &json) {
+  return {kBench, "--op-name", "all", "-b", "8",  "-e", "64K", "-f", "8",
+          "-c",   "1",         "-n",  "2",  "-w", "1",  "-J",  json};
 }
 
-void checkJson(const std::string& path, size_t rows, const std::string& impl) {
+void checkJson(const std::string &path, size_t rows, const std::string &impl) {
   std::ifstream f(path);
   ASSERT_TRUE(f.good()) << path;
   auto j = nlohmann::json::parse(f);
   EXPECT_EQ(j["impl"], impl);
   EXPECT_EQ(j["wrong_total"], 0);
   size_t timed = 0;
-  for (const auto& r : j["rows"]) {
+  for (const auto &r : j["rows"]) {
     if (r.contains("skipped")) continue;
     ++timed;
     EXPECT_EQ(r["outofplace"]["wrong"], 0) << r.dump();
@@ -135,12 +139,12 @@ void checkJson(const std::string& path, size_t rows, const std::string& impl) {
 TEST(BenchRun, TrellisEveryCollectiveMatchesTheFormat) {
   const std::string json = ::testing::TempDir() + "bench_trellis.json";
   std::vector<std::string> argv = {kRun, "-n", "3", "--no-tag", "--timeout", "120"};
-  for (const auto& a : benchArgs(json)) argv.push_back(a);
+  for (const auto &a : benchArgs(json)) argv.push_back(a);
   auto r = runProc(argv, 150);
   ASSERT_EQ(exitCode(r), 0) << r.out << r.err;
   auto rows = checkNcclFormat(r.out, 3);
   EXPECT_EQ(rows.size(), 7u * 5);  // 8, 64, 512, 4096, 32768 B per collective
-  for (const auto& l : rows) {
+  for (const auto &l : rows) {
     EXPECT_EQ(l.find("sum      -1") != std::string::npos || l.find("none") != std::string::npos ||
                   l.find("sum       0") != std::string::npos,
               true)
@@ -150,9 +154,10 @@ TEST(BenchRun, TrellisEveryCollectiveMatchesTheFormat) {
 }
 
 TEST(BenchRun, CheckCatchesWrongValues) {
-  std::vector<std::string> argv = {kRun, "-n", "2", "--no-tag", "--timeout", "60", kBench,
-                                   "--op-name", "allreduce,alltoall", "-b", "64", "-e", "64",
-                                   "-n", "1", "-w", "0", "--debug-corrupt", "3"};
+  std::vector<std::string> argv = {
+      kRun, "-n", "2",  "--no-tag", "--timeout", "60", kBench, "--op-name", "allreduce,alltoall",
+      "-b", "64", "-e", "64",       "-n",        "1",  "-w",   "0",         "--debug-corrupt",
+      "3"};
   auto r = runProc(argv, 90);
   EXPECT_EQ(exitCode(r), 3) << r.out << r.err;
   EXPECT_NE(r.out.find("# Out of bounds values : 9 FAILED"), std::string::npos) << r.out;
@@ -167,11 +172,29 @@ TEST(BenchRun, BadArgumentsAreRejected) {
   EXPECT_NE(help.out.find("--op-name"), std::string::npos);
 }
 
+TEST(BenchRun, RootsAllAndAverageModes) {
+  // -r all: one row per root for broadcast/reduce; -a 0/2/3 accepted; -m
+  // aggregates.
+  for (const char *avg : {"0", "2", "3"}) {
+    auto r = runProc(
+        {kRun, "-n",  "3",  "--no-tag", "--timeout", "60", kBench, "--op-name", "broadcast,reduce",
+         "-r", "all", "-a", avg,        "-m",        "2",  "-b",   "1K",        "-e",
+         "1K", "-n",  "2",  "-w",       "1"},
+        90);
+    ASSERT_EQ(exitCode(r), 0) << r.out << r.err;
+    auto rows = checkNcclFormat(r.out, 3);
+    ASSERT_EQ(rows.size(), 6u) << r.out;
+    for (int i = 0; i < 6; ++i)
+      EXPECT_EQ(rows[i].substr(46, 6), "     " + std::to_string(i % 3)) << rows[i];
+    EXPECT_NE(r.out.find("agg iters: 2"), std::string::npos);
+  }
+}
+
 #ifdef TRELLIS_BENCH_HAS_GLOO
 TEST(BenchRun, GlooUnderTrellisRun) {
   const std::string json = ::testing::TempDir() + "bench_gloo.json";
-  std::vector<std::string> argv = {kRun, "-n", "2", "--no-tag", "--timeout", "120", kBench,
-                                   "--impl", "gloo"};
+  std::vector<std::string> argv = {kRun,  "-n",   "2",      "--no-tag", "--timeout",
+                                   "120", kBench, "--impl", "gloo"};
   for (size_t i = 1; i < benchArgs(json).size(); ++i) argv.push_back(benchArgs(json)[i]);
   auto r = runProc(argv, 150);
   ASSERT_EQ(exitCode(r), 0) << r.out << r.err;
@@ -181,13 +204,26 @@ TEST(BenchRun, GlooUnderTrellisRun) {
 #endif
 
 #ifdef TRELLIS_BENCH_HAS_MPI
+TEST(BenchRun, TrellisUnderMpirunBroadcastsTheId) {
+  setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
+  setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
+  auto r = runProc({"timeout", "120", "mpirun",     "-np",  "2",         "--oversubscribe",
+                    "--mca",   "btl", "self,vader", kBench, "--op-name", "allreduce,sendrecv",
+                    "-b",      "8",   "-e",         "4K",   "-f",        "8",
+                    "-n",      "2",   "-w",         "1"},
+                   150);
+  ASSERT_EQ(exitCode(r), 0) << r.out << r.err;
+  EXPECT_EQ(checkNcclFormat(r.out, 2).size(), 2u * 4);
+  EXPECT_NE(r.out.find("impl: trellis"), std::string::npos);
+}
+
 TEST(BenchRun, MpiSkipsHalfPrecisionAndPassesTheRest) {
   setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
   setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
   const std::string json = ::testing::TempDir() + "bench_mpi.json";
-  std::vector<std::string> argv = {"timeout", "120", "mpirun", "-np", "2", "--oversubscribe",
-                                   "--mca", "btl", "self,vader", kBench, "--impl", "mpi",
-                                   "-d", "float16,float,bfloat16"};
+  std::vector<std::string> argv = {
+      "timeout",    "120",  "mpirun", "-np", "2",  "--oversubscribe",       "--mca", "btl",
+      "self,vader", kBench, "--impl", "mpi", "-d", "float16,float,bfloat16"};
   for (size_t i = 1; i < benchArgs(json).size(); ++i) argv.push_back(benchArgs(json)[i]);
   auto r = runProc(argv, 150);
   ASSERT_EQ(exitCode(r), 0) << r.out << r.err;
@@ -195,7 +231,7 @@ TEST(BenchRun, MpiSkipsHalfPrecisionAndPassesTheRest) {
   EXPECT_EQ(rows.size(), 7u * 5);  // float only
   EXPECT_NE(r.out.find("# skipped: allreduce float16 sum: MPI has no float16"), std::string::npos);
   EXPECT_NE(r.out.find("# skipped: alltoall bfloat16 none"), std::string::npos);
-  for (const auto& l : rows) EXPECT_EQ(l.find("float16"), std::string::npos) << l;
+  for (const auto &l : rows) EXPECT_EQ(l.find("float16"), std::string::npos) << l;
   checkJson(json, rows.size(), "mpi");
 }
 #endif

@@ -1,6 +1,7 @@
-// trellis-run end to end: the environment each rank gets, output tagging with stdout and stderr kept
-// apart, failure propagation (exit code, signal, the message naming the rank), --timeout, signal
-// forwarding, and that no wait is unbounded (ranks ignoring SIGTERM, children holding the pipes).
+// trellis-run end to end: the environment each rank gets, output tagging with
+// stdout and stderr kept apart, failure propagation (exit code, signal, the
+// message naming the rank), --timeout, signal forwarding, and that no wait is
+// unbounded (ranks ignoring SIGTERM, children holding the pipes).
 #include <gtest/gtest.h>
 #include <signal.h>
 
@@ -15,31 +16,35 @@ namespace {
 
 const std::string kRun = TRELLIS_RUN_PATH;
 
-std::vector<std::string> launch(int n, const std::vector<std::string>& extra, const std::string& script) {
+std::vector<std::string> launch(int n, const std::vector<std::string> &extra,
+                                const std::string &script) {
   std::vector<std::string> argv = {kRun, "-n", std::to_string(n)};
   argv.insert(argv.end(), extra.begin(), extra.end());
-  for (const char* a : {"--", "/bin/sh", "-c"}) argv.push_back(a);
+  for (const char *a : {"--", "/bin/sh", "-c"}) argv.push_back(a);
   argv.push_back(script);
   return argv;
 }
 
 TEST(TrellisRun, SetsTheEnvironmentOfEveryRank) {
   auto r = runProc(launch(3, {"--no-tag"},
-                          "echo $TRELLIS_RANK $TRELLIS_WORLD_SIZE $TRELLIS_LOCAL_RANK $TRELLIS_LOCAL_SIZE "
+                          "echo $TRELLIS_RANK $TRELLIS_WORLD_SIZE "
+                          "$TRELLIS_LOCAL_RANK $TRELLIS_LOCAL_SIZE "
                           "$TRELLIS_UNIQUE_ID $TRELLIS_ROOT_ADDR"),
                    30);
   ASSERT_EQ(exitCode(r), 0) << r.err;
   auto ls = lines(r.out);
   ASSERT_EQ(ls.size(), 3u) << r.out;
   std::set<std::string> ranks, ids;
-  const std::regex re(R"(^([0-9]+) 3 ([0-9]+) 3 ([0-9a-f]{256}) ([0-9.]+|\[[0-9a-f:]+\]):([0-9]+)$)");
-  for (const auto& l : ls) {
+  const std::regex re(
+      R"(^([0-9]+) 3 ([0-9]+) 3 ([0-9a-f]{256}) ([0-9.]+|\[[0-9a-f:]+\]):([0-9]+)$)");
+  for (const auto &l : ls) {
     std::smatch m;
     ASSERT_TRUE(std::regex_match(l, m, re)) << l;
     EXPECT_EQ(m[1], m[2]) << "one machine: local rank == rank";
     ranks.insert(m[1]);
     ids.insert(m[3]);
-    // The id starts with the magic "TRLS" and carries the root's port (network order at byte 8).
+    // The id starts with the magic "TRLS" and carries the root's port (network
+    // order at byte 8).
     EXPECT_EQ(m[3].str().substr(0, 8), "54524c53");
     const int port = std::stoi(m[3].str().substr(16, 4), nullptr, 16);
     EXPECT_EQ(port, std::stoi(m[5])) << l;
@@ -50,7 +55,10 @@ TEST(TrellisRun, SetsTheEnvironmentOfEveryRank) {
 }
 
 TEST(TrellisRun, TagsLinesAndKeepsStdoutAndStderrApart) {
-  auto r = runProc(launch(2, {}, "echo out$TRELLIS_RANK; echo err$TRELLIS_RANK >&2; printf tail$TRELLIS_RANK"), 30);
+  auto r = runProc(launch(2, {},
+                          "echo out$TRELLIS_RANK; echo err$TRELLIS_RANK >&2; "
+                          "printf tail$TRELLIS_RANK"),
+                   30);
   ASSERT_EQ(exitCode(r), 0) << r.err;
   auto out = lines(r.out), err = lines(r.err);
   std::sort(out.begin(), out.end());
@@ -77,14 +85,18 @@ TEST(TrellisRun, FailingRankStopsTheOthersQuickly) {
 }
 
 TEST(TrellisRun, RankKilledBySignalIsReported) {
-  auto r = runProc(launch(2, {}, "if [ $TRELLIS_RANK = 0 ]; then kill -9 $$; fi; exec sleep 60"), 30);
+  auto r =
+      runProc(launch(2, {}, "if [ $TRELLIS_RANK = 0 ]; then kill -9 $$; fi; exec sleep 60"), 30);
   EXPECT_EQ(exitCode(r), 128 + SIGKILL) << r.err;
   EXPECT_LT(r.seconds, 10);
   EXPECT_NE(r.err.find("rank 0 was killed by signal 9"), std::string::npos) << r.err;
 }
 
 TEST(TrellisRun, RanksIgnoringSigtermAreKilledAfterGrace) {
-  auto r = runProc(launch(2, {}, "trap '' TERM; if [ $TRELLIS_RANK = 1 ]; then exit 5; fi; sleep 60; sleep 60"), 30);
+  auto r = runProc(launch(2, {},
+                          "trap '' TERM; if [ $TRELLIS_RANK = 1 ]; then exit "
+                          "5; fi; sleep 60; sleep 60"),
+                   30);
   EXPECT_EQ(exitCode(r), 5) << r.err;
   EXPECT_GE(r.seconds, 1.5) << "SIGKILL only after the 2 s grace";
   EXPECT_LT(r.seconds, 10);
@@ -98,7 +110,9 @@ TEST(TrellisRun, TimeoutKillsEverythingWith124) {
 }
 
 TEST(TrellisRun, ForwardsSigtermToTheRanks) {
-  Proc p(launch(2, {}, "trap 'echo got-term; exit 7' TERM; echo ready; while :; do sleep 0.1; done"));
+  Proc p(launch(2, {},
+                "trap 'echo got-term; exit 7' TERM; echo ready; while :; do "
+                "sleep 0.1; done"));
   ASSERT_TRUE(p.waitForLines("ready", 2, 20));
   kill(p.pid(), SIGTERM);
   auto r = p.finish(20);
@@ -124,8 +138,10 @@ TEST(TrellisRun, ProgramThatCannotRun) {
 }
 
 TEST(TrellisRun, ProgramOptionsAreNotTakenByTheLauncher) {
-  // Without "--": the program starts at the first word that is not a launcher option.
-  auto r = runProc({kRun, "-n", "2", "--no-tag", "/bin/sh", "-c", "echo -n x$TRELLIS_RANK; echo"}, 30);
+  // Without "--": the program starts at the first word that is not a launcher
+  // option.
+  auto r =
+      runProc({kRun, "-n", "2", "--no-tag", "/bin/sh", "-c", "echo -n x$TRELLIS_RANK; echo"}, 30);
   ASSERT_EQ(exitCode(r), 0) << r.err;
   auto ls = lines(r.out);
   std::sort(ls.begin(), ls.end());

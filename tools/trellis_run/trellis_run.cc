@@ -1,16 +1,18 @@
-// trellis-run: the single-machine launcher. Creates the job's unique id (the rendezvous root then
-// lives in this process), forks N ranks with TRELLIS_RANK/WORLD_SIZE/LOCAL_RANK/LOCAL_SIZE/
-// UNIQUE_ID/ROOT_ADDR set, prefixes every output line with the rank, and when one rank fails kills
-// the others (SIGTERM, then SIGKILL after 2 s) and exits non-zero naming the rank. Every wait is
-// bounded: the job by --timeout, the kill escalation by 2 s, and the draining of output pipes still
-// held open by a rank's own children (a daemon it started) by 2 s after the last rank exited.
+// trellis-run: the single-machine launcher. Creates the job's unique id (the
+// rendezvous root then lives in this process), forks N ranks with
+// TRELLIS_RANK/WORLD_SIZE/LOCAL_RANK/LOCAL_SIZE/ UNIQUE_ID/ROOT_ADDR set,
+// prefixes every output line with the rank, and when one rank fails kills the
+// others (SIGTERM, then SIGKILL after 2 s) and exits non-zero naming the rank.
+// Every wait is bounded: the job by --timeout, the kill escalation by 2 s, and
+// the draining of output pipes still held open by a rank's own children (a
+// daemon it started) by 2 s after the last rank exited.
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include <arpa/inet.h>
 
 #include <CLI/CLI.hpp>
 #include <chrono>
@@ -29,17 +31,18 @@ void onSignal(int sig) { gSignal = sig; }
 struct Stream {
   int fd = -1;
   int rank = 0;
-  FILE* out = nullptr;
+  FILE *out = nullptr;
   std::string partial;
 };
 
-// The id layout of src/core/bootstrap.h: family at 6, port (network order) at 8, address at 12.
-std::string rootAddr(const trellisUniqueId& id) {
+// The id layout of src/core/bootstrap.h: family at 6, port (network order) at
+// 8, address at 12.
+std::string rootAddr(const trellisUniqueId &id) {
   uint16_t family, portBe;
   std::memcpy(&family, id.internal + 6, 2);
   std::memcpy(&portBe, id.internal + 8, 2);
   char host[64] = "?";
-  const unsigned char* a = reinterpret_cast<const unsigned char*>(id.internal + 12);
+  const unsigned char *a = reinterpret_cast<const unsigned char *>(id.internal + 12);
   if (family == 2) {
     std::snprintf(host, sizeof host, "%u.%u.%u.%u", a[0], a[1], a[2], a[3]);
   } else {
@@ -54,8 +57,8 @@ std::string rootAddr(const trellisUniqueId& id) {
   return std::string(host) + ":" + std::to_string(ntohs(portBe));
 }
 
-std::string hexId(const trellisUniqueId& id) {
-  static const char* d = "0123456789abcdef";
+std::string hexId(const trellisUniqueId &id) {
+  static const char *d = "0123456789abcdef";
   std::string s;
   for (char c : id.internal) {
     unsigned char u = static_cast<unsigned char>(c);
@@ -65,7 +68,7 @@ std::string hexId(const trellisUniqueId& id) {
   return s;
 }
 
-void emit(Stream& s, bool tag, const char* data, size_t n) {
+void emit(Stream &s, bool tag, const char *data, size_t n) {
   s.partial.append(data, n);
   size_t pos;
   while ((pos = s.partial.find('\n')) != std::string::npos) {
@@ -78,45 +81,61 @@ void emit(Stream& s, bool tag, const char* data, size_t n) {
 
 std::string describe(int status) {
   if (WIFEXITED(status)) return "exited with code " + std::to_string(WEXITSTATUS(status));
-  if (WIFSIGNALED(status)) return std::string("was killed by signal ") + std::to_string(WTERMSIG(status)) + " (" +
-                                  strsignal(WTERMSIG(status)) + ")";
+  if (WIFSIGNALED(status))
+    return std::string("was killed by signal ") + std::to_string(WTERMSIG(status)) + " (" +
+           strsignal(WTERMSIG(status)) + ")";
   return "stopped";
 }
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  // The launcher's own options come first; the program starts at "--" or at the first word that
-  // is not one of them (so `trellis-run -n 2 sh -c '...'` keeps the program's -c).
+int main(int argc, char **argv) {
+  // The launcher's own options come first; the program starts at "--" or at the
+  // first word that is not one of them (so `trellis-run -n 2 sh -c '...'` keeps
+  // the program's -c).
   int split = 1;
   while (split < argc) {
     std::string a = argv[split];
     if (a == "--") break;
-    if (a == "-n" || a == "--np" || a == "--timeout") { split += 2; continue; }
-    if (a.rfind("--np=", 0) == 0 || a.rfind("--timeout=", 0) == 0 || a == "--no-tag" || a == "--tag-output" ||
-        a == "-h" || a == "--help" ||
-        (a.size() > 2 && a.rfind("-n", 0) == 0)) { ++split; continue; }
+    if (a == "-n" || a == "--np" || a == "--timeout") {
+      split += 2;
+      continue;
+    }
+    if (a.rfind("--np=", 0) == 0 || a.rfind("--timeout=", 0) == 0 || a == "--no-tag" ||
+        a == "--tag-output" || a == "-h" || a == "--help" ||
+        (a.size() > 2 && a.rfind("-n", 0) == 0)) {
+      ++split;
+      continue;
+    }
     break;
   }
   split = std::min(split, argc);
   std::vector<std::string> cmd;
-  for (int i = split + (split < argc && std::string(argv[split]) == "--" ? 1 : 0); i < argc; ++i) cmd.push_back(argv[i]);
-  CLI::App app{"trellis-run: launch N ranks of a Trellis program on this machine\n"
-               "usage: trellis-run -n N [--timeout S] [--tag-output|--no-tag] [--] program [args...]\n"
-               "Each rank gets TRELLIS_RANK, TRELLIS_WORLD_SIZE, TRELLIS_LOCAL_RANK, TRELLIS_LOCAL_SIZE,\n"
-               "TRELLIS_UNIQUE_ID (256 hex chars) and TRELLIS_ROOT_ADDR (host:port of the rendezvous root,\n"
-               "which lives in this process). Exit status: 0 when every rank exits 0; the failing rank's code\n"
-               "(128+signal when killed); 124 on --timeout; 127 when the program cannot be run."};
+  for (int i = split + (split < argc && std::string(argv[split]) == "--" ? 1 : 0); i < argc; ++i)
+    cmd.push_back(argv[i]);
+  CLI::App app{
+      "trellis-run: launch N ranks of a Trellis program on this machine\n"
+      "usage: trellis-run -n N [--timeout S] [--tag-output|--no-tag] [--] "
+      "program [args...]\n"
+      "Each rank gets TRELLIS_RANK, TRELLIS_WORLD_SIZE, TRELLIS_LOCAL_RANK, "
+      "TRELLIS_LOCAL_SIZE,\n"
+      "TRELLIS_UNIQUE_ID (256 hex chars) and TRELLIS_ROOT_ADDR (host:port of "
+      "the rendezvous root,\n"
+      "which lives in this process). Exit status: 0 when every rank exits 0; "
+      "the failing rank's code\n"
+      "(128+signal when killed); 124 on --timeout; 127 when the program cannot "
+      "be run."};
   int n = 1;
   double timeoutS = 0;
   bool noTag = false, tagOutput = false;
   app.add_option("-n,--np", n, "number of ranks")->required()->check(CLI::Range(1, 4096));
-  app.add_option("--timeout", timeoutS, "kill every rank and exit 124 after this many seconds (0: never)");
+  app.add_option("--timeout", timeoutS,
+                 "kill every rank and exit 124 after this many seconds (0: never)");
   app.add_flag("--tag-output", tagOutput, "prefix every output line with [rank] (the default)");
   app.add_flag("--no-tag", noTag, "do not prefix output lines with [rank]");
   try {
     app.parse(split, argv);
-  } catch (const CLI::ParseError& e) {
+  } catch (const CLI::ParseError &e) {
     return app.exit(e);
   }
   if (cmd.empty()) {
@@ -131,11 +150,12 @@ int main(int argc, char** argv) {
 
   trellisUniqueId id;
   if (trellisGetUniqueId(&id) != trellisSuccess) {
-    std::fprintf(stderr, "trellis-run: cannot create the job id: %s\n", trellisGetLastError(nullptr));
+    std::fprintf(stderr, "trellis-run: cannot create the job id: %s\n",
+                 trellisGetLastError(nullptr));
     return 1;
   }
   const std::string hex = hexId(id), root = rootAddr(id);
-  struct sigaction sa{};
+  struct sigaction sa {};
   sa.sa_handler = onSignal;
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
@@ -165,8 +185,8 @@ int main(int argc, char** argv) {
       setenv("TRELLIS_LOCAL_SIZE", std::to_string(n).c_str(), 1);
       setenv("TRELLIS_UNIQUE_ID", hex.c_str(), 1);
       setenv("TRELLIS_ROOT_ADDR", root.c_str(), 1);
-      std::vector<char*> args;
-      for (auto& a : cmd) args.push_back(const_cast<char*>(a.c_str()));
+      std::vector<char *> args;
+      for (auto &a : cmd) args.push_back(const_cast<char *>(a.c_str()));
       args.push_back(nullptr);
       execvp(args[0], args.data());
       std::fprintf(stderr, "trellis-run: cannot run '%s': %s\n", args[0], std::strerror(errno));
@@ -202,7 +222,7 @@ int main(int argc, char** argv) {
     int rc = pf.empty() ? (usleep(20000), 0) : poll(pf.data(), pf.size(), 100);
     for (int k = 0; rc > 0 && k < static_cast<int>(pf.size()); ++k) {
       if (!pf[k].revents) continue;
-      Stream& s = streams[idx[k]];
+      Stream &s = streams[idx[k]];
       char buf[65536];
       ssize_t got = read(s.fd, buf, sizeof buf);
       if (got > 0) {
@@ -227,8 +247,8 @@ int main(int argc, char** argv) {
         failedRank = r;
         exitCode = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
         if (running > 0) {
-          std::fprintf(stderr, "trellis-run: rank %d %s; terminating the other %d rank(s)\n", r, describe(st).c_str(),
-                       running);
+          std::fprintf(stderr, "trellis-run: rank %d %s; terminating the other %d rank(s)\n", r,
+                       describe(st).c_str(), running);
           terminating = true;
           terminateAll(SIGTERM);
           killAt = Clock::now() + std::chrono::seconds(2);
@@ -236,14 +256,17 @@ int main(int argc, char** argv) {
       }
     }
     if (gSignal && !terminating) {
-      std::fprintf(stderr, "trellis-run: got signal %d; forwarding to %d rank(s)\n", static_cast<int>(gSignal), running);
+      std::fprintf(stderr, "trellis-run: got signal %d; forwarding to %d rank(s)\n",
+                   static_cast<int>(gSignal), running);
       terminating = true;
       terminateAll(gSignal);
       killAt = Clock::now() + std::chrono::seconds(2);
       if (exitCode == 0) exitCode = 128 + gSignal;
     }
-    if (timeoutS > 0 && !terminating && Clock::now() - start > std::chrono::duration<double>(timeoutS)) {
-      std::fprintf(stderr, "trellis-run: timeout after %g s; killing %d rank(s)\n", timeoutS, running);
+    if (timeoutS > 0 && !terminating &&
+        Clock::now() - start > std::chrono::duration<double>(timeoutS)) {
+      std::fprintf(stderr, "trellis-run: timeout after %g s; killing %d rank(s)\n", timeoutS,
+                   running);
       terminating = true;
       terminateAll(SIGTERM);
       killAt = Clock::now() + std::chrono::seconds(2);
@@ -253,20 +276,22 @@ int main(int argc, char** argv) {
       terminateAll(SIGKILL);
       killAt = Clock::now() + std::chrono::hours(1);
     }
-    // Output pipes held open by a rank's children must not keep us waiting once all ranks are gone:
-    // drain for at most 2 s, then stop the leftovers (each rank leads its own process group).
+    // Output pipes held open by a rank's children must not keep us waiting once
+    // all ranks are gone: drain for at most 2 s, then stop the leftovers (each
+    // rank leads its own process group).
     if (running == 0 && openStreams > 0) {
       if (drainUntil == Clock::time_point{})
         drainUntil = Clock::now() + std::chrono::milliseconds(terminating ? 500 : 2000);
       if (Clock::now() >= drainUntil) {
         for (int r = 0; r < n; ++r) kill(-rankPids[r], SIGKILL);
-        for (Stream& s : streams)
+        for (Stream &s : streams)
           if (s.fd >= 0 && !s.partial.empty()) emit(s, tag, "\n", 1);
         break;
       }
     }
   }
   if (failedRank >= 0)
-    std::fprintf(stderr, "trellis-run: job failed: rank %d %s\n", failedRank, describe(status[failedRank]).c_str());
+    std::fprintf(stderr, "trellis-run: job failed: rank %d %s\n", failedRank,
+                 describe(status[failedRank]).c_str());
   return exitCode;
 }
