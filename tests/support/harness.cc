@@ -37,9 +37,9 @@ static std::string runOne(trellisUniqueId id, int nranks, int rank, const RankBo
 
 std::string runRanks(int nranks, RankMode mode, const RankBody& body, double timeoutS) {
   trellisUniqueId id;
-  if (trellisGetUniqueId(&id) != trellisSuccess) return std::string("trellisGetUniqueId: ") + trellisGetLastError(nullptr);
   std::string failures;
   if (mode == RankMode::kThreads) {
+    if (trellisGetUniqueId(&id) != trellisSuccess) return std::string("trellisGetUniqueId: ") + trellisGetLastError(nullptr);
     std::vector<std::string> errs(nranks);
     std::vector<std::thread> threads;
     for (int r = 0; r < nranks; ++r) threads.emplace_back([&, r] { errs[r] = runOne(id, nranks, r, body); });
@@ -47,6 +47,37 @@ std::string runRanks(int nranks, RankMode mode, const RankBody& body, double tim
     for (auto& e : errs)
       if (!e.empty()) failures += e + "\n";
     return failures;
+  }
+  // Processes: the rendezvous root lives in a child of its own, so this process has no extra thread
+  // when it forks the ranks (forking while another thread holds an allocator or thread-registry
+  // lock, as sanitizer runtimes do, can leave the child deadlocked).
+  int idPipe[2], holdPipe[2];
+  if (pipe(idPipe) != 0 || pipe(holdPipe) != 0) return "pipe failed";
+  pid_t rootPid = fork();
+  if (rootPid == 0) {
+    close(idPipe[0]);
+    close(holdPipe[1]);
+    trellisUniqueId rid;
+    bool ok = trellisGetUniqueId(&rid) == trellisSuccess;
+    if (ok) (void)!write(idPipe[1], &rid, sizeof rid);
+    close(idPipe[1]);
+    char c;
+    while (read(holdPipe[0], &c, 1) > 0) {
+    }  // until the parent closes its end: the job is over
+    _exit(ok ? 0 : 1);
+  }
+  close(idPipe[1]);
+  close(holdPipe[0]);
+  ssize_t got = read(idPipe[0], &id, sizeof id);
+  close(idPipe[0]);
+  auto releaseRoot = [&] {
+    close(holdPipe[1]);
+    int st = 0;
+    waitpid(rootPid, &st, 0);
+  };
+  if (got != static_cast<ssize_t>(sizeof id)) {
+    releaseRoot();
+    return "the rendezvous root process could not create a unique id";
   }
   // Processes: each child reports its failure text through a pipe and exits 0/1.
   std::vector<pid_t> pids;
@@ -97,6 +128,7 @@ std::string runRanks(int nranks, RankMode mode, const RankBody& body, double tim
     else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
       failures += "rank " + std::to_string(r) + ": exited with status " + std::to_string(status) + "\n";
   }
+  releaseRoot();
   return failures;
 }
 
