@@ -8,8 +8,8 @@
 
 namespace trellis::bench {
 
-void operands(Coll c, size_t param, size_t es, int rank, bool inPlace, char *send, char *recv,
-              const void **in, void **out) {
+void operands(Coll c, size_t param, size_t es, int rank, bool inPlace, char* send, char* recv,
+              const void** in, void** out) {
   *in = send;
   *out = recv;
   if (!inPlace) return;
@@ -26,7 +26,7 @@ void operands(Coll c, size_t param, size_t es, int rank, bool inPlace, char *sen
   }
 }
 
-int64_t checkOnce(Impl &impl, const CheckArgs &a, char *send, char *recv, std::string *err) {
+int64_t checkOnce(Impl& impl, const CheckArgs& a, char* send, char* recv, std::string* err) {
   using trellis::test::countWrong;
   using trellis::test::expectedReduce;
   using trellis::test::fill;
@@ -38,10 +38,10 @@ int64_t checkOnce(Impl &impl, const CheckArgs &a, char *send, char *recv, std::s
   // Data movement uses the Sum pattern (any values do; these are distinct per
   // rank and index).
   auto value = [&](int r, size_t i) { return inputValue(trellisSum, dt, r, i); };
-  const void *in;
-  void *out;
+  const void* in;
+  void* out;
   operands(a.coll, cnt, es, me, a.inPlace, send, recv, &in, &out);
-  void *inw = const_cast<void *>(in);
+  void* inw = const_cast<void*>(in);
   // Poison the output first (the input fill below overwrites its own part when
   // in place), so a result left by an earlier run of the same size cannot pass
   // for this one.

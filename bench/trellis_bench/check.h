@@ -28,11 +28,11 @@ struct CheckArgs {
 /// and returns the number of wrong elements this rank sees (its output only).
 /// `send`/`recv` are the benchmark's buffers. On a failed call sets *err and
 /// returns the element count.
-int64_t checkOnce(Impl &impl, const CheckArgs &a, char *send, char *recv, std::string *err);
+int64_t checkOnce(Impl& impl, const CheckArgs& a, char* send, char* recv, std::string* err);
 
 /// The buffers one operation uses, in place or not (nccl-tests' in-place
 /// definitions).
-void operands(Coll c, size_t param, size_t elemSize, int rank, bool inPlace, char *send, char *recv,
-              const void **in, void **out);
+void operands(Coll c, size_t param, size_t elemSize, int rank, bool inPlace, char* send, char* recv,
+              const void** in, void** out);
 
 }  // namespace trellis::bench

@@ -6,8 +6,8 @@
 
 namespace trellis::bench {
 
-const char *collName(Coll c) {
-  static const char *kNames[] = {"allreduce", "allgather", "reducescatter", "broadcast",
+const char* collName(Coll c) {
+  static const char* kNames[] = {"allreduce", "allgather", "reducescatter", "broadcast",
                                  "reduce",    "alltoall",  "sendrecv"};
   return kNames[static_cast<int>(c)];
 }
@@ -47,7 +47,7 @@ Counts countsFor(Coll c, size_t bytes, size_t es, int n) {
 
 std::string cell(double v, int width) {
   char b[64];
-  for (const char *f : {"%.2f", "%.1f", "%.0f"}) {
+  for (const char* f : {"%.2f", "%.1f", "%.0f"}) {
     std::snprintf(b, sizeof b, f, v);
     if (static_cast<int>(std::strlen(b)) <= width) return b;
   }
@@ -69,7 +69,7 @@ std::string columnHeader() {
          " (GB/s)  (GB/s)       \n";
 }
 
-std::string rowLead(size_t sizeBytes, size_t count, const char *type, const char *redop, int root) {
+std::string rowLead(size_t sizeBytes, size_t count, const char* type, const char* redop, int root) {
   char b[128];
   std::snprintf(b, sizeof b, "%12li  %12li  %8s  %6s  %6i", static_cast<long>(sizeBytes),
                 static_cast<long>(count), type, redop, root);

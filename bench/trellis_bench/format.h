@@ -40,7 +40,7 @@ std::string cell(double v, int width);
 /// each ending in '\n'.
 std::string columnHeader();
 /// The five leading columns of a row.
-std::string rowLead(size_t sizeBytes, size_t count, const char *type, const char *redop, int root);
+std::string rowLead(size_t sizeBytes, size_t count, const char* type, const char* redop, int root);
 /// One out-of-place or in-place group; wrong < 0 prints N/A (no check was run).
 std::string rowGroup(double timeUs, double algbw, double busbw, int64_t wrong);
 /// The group of a collective without that mode.

@@ -29,7 +29,7 @@ namespace {
 
 template <typename T>
 gloo::AllreduceOptions::Func reduceFn(trellisRedOp_t op) {
-  using Fn = void (*)(void *, const void *, const void *, size_t);
+  using Fn = void (*)(void*, const void*, const void*, size_t);
   switch (op) {
     case trellisProd:
       return static_cast<Fn>(&gloo::product<T>);
@@ -43,7 +43,7 @@ gloo::AllreduceOptions::Func reduceFn(trellisRedOp_t op) {
 }
 
 template <typename T>
-const gloo::ReductionFunction<T> *reductionFn(trellisRedOp_t op) {
+const gloo::ReductionFunction<T>* reductionFn(trellisRedOp_t op) {
   switch (op) {
     case trellisProd:
       return gloo::ReductionFunction<T>::product;
@@ -59,7 +59,7 @@ const gloo::ReductionFunction<T> *reductionFn(trellisRedOp_t op) {
 class GlooImpl final : public Impl {
  public:
   GlooImpl(std::shared_ptr<gloo::rendezvous::Context> ctx) : ctx_(std::move(ctx)) {}
-  const char *name() const override { return "gloo"; }
+  const char* name() const override { return "gloo"; }
   int rank() const override { return ctx_->rank; }
   int nranks() const override { return ctx_->size; }
   std::string unsupported(Coll, trellisDataType_t dt, trellisRedOp_t) const override {
@@ -69,7 +69,7 @@ class GlooImpl final : public Impl {
     return "";
   }
 
-  std::string run(Coll c, const void *send, void *recv, size_t count, trellisDataType_t dt,
+  std::string run(Coll c, const void* send, void* recv, size_t count, trellisDataType_t dt,
                   trellisRedOp_t op, int root) override {
     if (count == 0)
       return "";  // Gloo divides by the element count in places: nothing to move
@@ -107,10 +107,10 @@ class GlooImpl final : public Impl {
     gloo::allreduce(o);
     return out;
   }
-  void allgatherBytes(const void *in, void *out, size_t bytes) override {
+  void allgatherBytes(const void* in, void* out, size_t bytes) override {
     gloo::AllgatherOptions o(ctx_);
-    o.setInput(static_cast<uint8_t *>(const_cast<void *>(in)), bytes);
-    o.setOutput(static_cast<uint8_t *>(out), bytes * ctx_->size);
+    o.setInput(static_cast<uint8_t*>(const_cast<void*>(in)), bytes);
+    o.setOutput(static_cast<uint8_t*>(out), bytes * ctx_->size);
     gloo::allgather(o);
   }
   void barrier() override {
@@ -120,10 +120,10 @@ class GlooImpl final : public Impl {
 
  private:
   template <typename T>
-  std::string runT(Coll c, const void *sendv, void *recvv, size_t count, trellisDataType_t dt,
+  std::string runT(Coll c, const void* sendv, void* recvv, size_t count, trellisDataType_t dt,
                    trellisRedOp_t op, int root) {
-    T *send = static_cast<T *>(const_cast<void *>(sendv));
-    T *recv = static_cast<T *>(recvv);
+    T* send = static_cast<T*>(const_cast<void*>(sendv));
+    T* recv = static_cast<T*>(recvv);
     const int n = ctx_->size, me = ctx_->rank;
     switch (c) {
       case Coll::kAllReduce: {
@@ -187,7 +187,7 @@ class GlooImpl final : public Impl {
         if (key != rsKey_) {
           rs_.reset();
           rs_ = std::make_unique<gloo::ReduceScatterHalvingDoubling<T>>(
-              ctx_, std::vector<T *>{send}, static_cast<int>(count * n),
+              ctx_, std::vector<T*>{send}, static_cast<int>(count * n),
               std::vector<int>(n, static_cast<int>(count)), reductionFn<T>(op));
           rsKey_ = key;
         }
@@ -207,16 +207,16 @@ class GlooImpl final : public Impl {
   std::string rsKey_;
 };
 
-int envInt(const char *a, const char *b, int def) {
-  const char *v = std::getenv(a);
+int envInt(const char* a, const char* b, int def) {
+  const char* v = std::getenv(a);
   if (v == nullptr) v = std::getenv(b);
   return v ? std::atoi(v) : def;
 }
 
 }  // namespace
 
-std::unique_ptr<Impl> makeGlooImpl(const std::string &storeDir, const std::string &hostname,
-                                   std::string *error) {
+std::unique_ptr<Impl> makeGlooImpl(const std::string& storeDir, const std::string& hostname,
+                                   const std::string& iface, std::string* error) {
   const int rank = envInt("TRELLIS_RANK", "OMPI_COMM_WORLD_RANK", -1);
   const int size = envInt("TRELLIS_WORLD_SIZE", "OMPI_COMM_WORLD_SIZE", -1);
   if (rank < 0 || size < 1) {
@@ -231,13 +231,16 @@ std::unique_ptr<Impl> makeGlooImpl(const std::string &storeDir, const std::strin
   }
   try {
     gloo::transport::tcp::attr attr;
-    attr.hostname = hostname;
+    if (iface.empty())
+      attr.hostname = hostname;
+    else
+      attr.iface = iface;
     auto dev = gloo::transport::tcp::CreateDevice(attr);
     gloo::rendezvous::FileStore store(storeDir);
     auto ctx = std::make_shared<gloo::rendezvous::Context>(rank, size);
     ctx->connectFullMesh(store, dev);
     return std::make_unique<GlooImpl>(ctx);
-  } catch (const std::exception &e) {
+  } catch (const std::exception& e) {
     *error = std::string("gloo: ") + e.what();
     return nullptr;
   }

@@ -57,7 +57,7 @@ class MpiImpl final : public Impl {
     MPI_Comm_size(MPI_COMM_WORLD, &n_);
   }
   ~MpiImpl() override { MPI_Finalize(); }
-  const char *name() const override { return "mpi"; }
+  const char* name() const override { return "mpi"; }
   int rank() const override { return rank_; }
   int nranks() const override { return n_; }
   std::string unsupported(Coll, trellisDataType_t dt, trellisRedOp_t) const override {
@@ -66,7 +66,7 @@ class MpiImpl final : public Impl {
                : "";
   }
 
-  std::string run(Coll c, const void *send, void *recv, size_t count, trellisDataType_t dt,
+  std::string run(Coll c, const void* send, void* recv, size_t count, trellisDataType_t dt,
                   trellisRedOp_t op, int root) override {
     MPI_Datatype t = mpiType(dt);
     const int cnt = static_cast<int>(count);
@@ -80,14 +80,14 @@ class MpiImpl final : public Impl {
         break;
       case Coll::kAllGather:
         rc = MPI_Allgather(
-            send == static_cast<char *>(recv) + rank_ * count * es ? MPI_IN_PLACE : send, cnt, t,
+            send == static_cast<char*>(recv) + rank_ * count * es ? MPI_IN_PLACE : send, cnt, t,
             recv, cnt, t, MPI_COMM_WORLD);
         break;
       case Coll::kReduceScatter:
-        if (recv == static_cast<const char *>(send) + rank_ * count * es) {
+        if (recv == static_cast<const char*>(send) + rank_ * count * es) {
           // MPI's in-place form reduces into the send buffer's first block: move
           // it afterwards.
-          rc = MPI_Reduce_scatter_block(MPI_IN_PLACE, const_cast<void *>(send), cnt, t, mpiOp(op),
+          rc = MPI_Reduce_scatter_block(MPI_IN_PLACE, const_cast<void*>(send), cnt, t, mpiOp(op),
                                         MPI_COMM_WORLD);
           if (rank_ != 0) std::memmove(recv, send, count * es);
         } else {
@@ -124,7 +124,7 @@ class MpiImpl final : public Impl {
                   MPI_COMM_WORLD);
     return out;
   }
-  void allgatherBytes(const void *in, void *out, size_t bytes) override {
+  void allgatherBytes(const void* in, void* out, size_t bytes) override {
     MPI_Allgather(in, static_cast<int>(bytes), MPI_BYTE, out, static_cast<int>(bytes), MPI_BYTE,
                   MPI_COMM_WORLD);
   }
@@ -136,6 +136,6 @@ class MpiImpl final : public Impl {
 
 }  // namespace
 
-std::unique_ptr<Impl> makeMpiImpl(std::string *) { return std::make_unique<MpiImpl>(); }
+std::unique_ptr<Impl> makeMpiImpl(std::string*) { return std::make_unique<MpiImpl>(); }
 
 }  // namespace trellis::bench

@@ -28,12 +28,12 @@ class TrellisImpl final : public Impl {
     if (finalizeMpi_) MPI_Finalize();
 #endif
   }
-  const char *name() const override { return "trellis"; }
+  const char* name() const override { return "trellis"; }
   int rank() const override { return rank_; }
   int nranks() const override { return n_; }
   std::string unsupported(Coll, trellisDataType_t, trellisRedOp_t) const override { return ""; }
 
-  std::string run(Coll c, const void *send, void *recv, size_t count, trellisDataType_t dt,
+  std::string run(Coll c, const void* send, void* recv, size_t count, trellisDataType_t dt,
                   trellisRedOp_t op, int root) override {
     trellisResult_t r = trellisSuccess;
     switch (c) {
@@ -75,7 +75,7 @@ class TrellisImpl final : public Impl {
                      comm_, nullptr);
     return out;
   }
-  void allgatherBytes(const void *in, void *out, size_t bytes) override {
+  void allgatherBytes(const void* in, void* out, size_t bytes) override {
     trellisAllGather(in, out, bytes, trellisUint8, comm_, nullptr);
   }
   void barrier() override {
@@ -91,7 +91,7 @@ class TrellisImpl final : public Impl {
 
 }  // namespace
 
-std::unique_ptr<Impl> makeTrellisImpl(std::string *error) {
+std::unique_ptr<Impl> makeTrellisImpl(std::string* error) {
   trellisComm_t comm = nullptr;
 #ifdef TRELLIS_BENCH_WITH_MPI
   if (std::getenv("OMPI_COMM_WORLD_SIZE") != nullptr &&

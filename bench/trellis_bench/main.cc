@@ -29,19 +29,19 @@ namespace {
 // Allocated once at the largest size, 2 MiB aligned and advised to use
 // transparent huge pages, touched once: no page faults inside the timed loops,
 // no allocation per size or iteration.
-char *bigAlloc(size_t bytes) {
+char* bigAlloc(size_t bytes) {
   constexpr size_t kHuge = 2 << 20;
   bytes = (std::max<size_t>(bytes, 4096) + kHuge - 1) / kHuge * kHuge;
-  void *p =
+  void* p =
       mmap(nullptr, bytes + kHuge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) return nullptr;
-  char *a = reinterpret_cast<char *>((reinterpret_cast<uintptr_t>(p) + kHuge - 1) / kHuge * kHuge);
+  char* a = reinterpret_cast<char*>((reinterpret_cast<uintptr_t>(p) + kHuge - 1) / kHuge * kHuge);
   madvise(a, bytes, MADV_HUGEPAGE);
   std::memset(a, 0, bytes);
   return a;
 }
 
-std::unique_ptr<Impl> makeImpl(Config &cfg, std::string *err) {
+std::unique_ptr<Impl> makeImpl(Config& cfg, std::string* err) {
   if (cfg.impl == "trellis") return makeTrellisImpl(err);
 #ifdef TRELLIS_BENCH_WITH_MPI
   if (cfg.impl == "mpi") return makeMpiImpl(err);
@@ -50,11 +50,15 @@ std::unique_ptr<Impl> makeImpl(Config &cfg, std::string *err) {
   if (cfg.impl == "gloo") {
     // Ranks of one trellis-run job share TRELLIS_UNIQUE_ID: a store directory
     // named after it is the same for all of them and different for every job.
-    const char *id = std::getenv("TRELLIS_UNIQUE_ID");
+    const char* id = std::getenv("TRELLIS_UNIQUE_ID");
+    // Under mpirun the job id of OpenMPI's runtime plays that part.
+    const char* ompiJob = std::getenv("OMPI_MCA_ess_base_jobid");
+    if (cfg.glooStore.empty() && id == nullptr && ompiJob != nullptr)
+      cfg.glooStore = std::string("/tmp/trellis-bench-gloo-ompi-") + ompiJob;
     if (cfg.glooStore.empty() && id != nullptr)
       cfg.glooStore = "/tmp/trellis-bench-gloo-" + std::to_string(std::hash<std::string>{}(id));
     if (!cfg.glooStore.empty()) mkdir(cfg.glooStore.c_str(), 0700);
-    return makeGlooImpl(cfg.glooStore, cfg.glooHost, err);
+    return makeGlooImpl(cfg.glooStore, cfg.glooHost, cfg.glooIface, err);
   }
 #endif
   *err = "--impl " + cfg.impl +
@@ -64,7 +68,7 @@ std::unique_ptr<Impl> makeImpl(Config &cfg, std::string *err) {
   return nullptr;
 }
 
-void printPreamble(Impl &impl, const Config &cfg) {
+void printPreamble(Impl& impl, const Config& cfg) {
   struct RankInfo {
     int pid;
     char host[60];
@@ -99,7 +103,7 @@ void printPreamble(Impl &impl, const Config &cfg) {
 }  // namespace
 }  // namespace trellis::bench
 
-int main(int argc, char **argv) {
+int main(int argc, char** argv) {
   using namespace trellis::bench;
   Config cfg;
   if (int rc = parseArgs(argc, argv, &cfg); rc >= 0) return rc;
@@ -112,8 +116,8 @@ int main(int argc, char **argv) {
   }
   const int n = impl->nranks(), me = impl->rank();
   const size_t bufBytes = cfg.maxBytes + 4096;
-  char *send = bigAlloc(bufBytes);
-  char *recv = bigAlloc(bufBytes);
+  char* send = bigAlloc(bufBytes);
+  char* recv = bigAlloc(bufBytes);
   if (!send || !recv) {
     std::fprintf(stderr, "trellis-bench: rank %d: cannot allocate 2 x %zu bytes\n", me, bufBytes);
     return 1;

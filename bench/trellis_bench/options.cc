@@ -11,7 +11,7 @@ constexpr Coll kAllColls[] = {Coll::kAllReduce, Coll::kAllGather, Coll::kReduceS
                               Coll::kBroadcast, Coll::kReduce,    Coll::kAlltoAll,
                               Coll::kSendRecv};
 
-std::vector<std::string> splitList(const std::string &s) {
+std::vector<std::string> splitList(const std::string& s) {
   std::vector<std::string> out;
   size_t p = 0;
   while (p <= s.size()) {
@@ -25,8 +25,8 @@ std::vector<std::string> splitList(const std::string &s) {
 
 }  // namespace
 
-bool parseSize(const std::string &s, size_t *out) {
-  char *end = nullptr;
+bool parseSize(const std::string& s, size_t* out) {
+  char* end = nullptr;
   const double v = std::strtod(s.c_str(), &end);
   if (s.empty() || end == s.c_str() || v < 0) return false;
   double m = 1;
@@ -52,38 +52,38 @@ bool parseSize(const std::string &s, size_t *out) {
   return true;
 }
 
-bool parseType(const std::string &s, trellisDataType_t *out) {
-  static const std::pair<const char *, trellisDataType_t> k[] = {
+bool parseType(const std::string& s, trellisDataType_t* out) {
+  static const std::pair<const char*, trellisDataType_t> k[] = {
       {"int8", trellisInt8},       {"char", trellisInt8},       {"uint8", trellisUint8},
       {"int32", trellisInt32},     {"int", trellisInt32},       {"uint32", trellisUint32},
       {"int64", trellisInt64},     {"uint64", trellisUint64},   {"half", trellisFloat16},
       {"float16", trellisFloat16}, {"float", trellisFloat32},   {"float32", trellisFloat32},
       {"double", trellisFloat64},  {"float64", trellisFloat64}, {"bfloat16", trellisBfloat16}};
-  for (auto &[n, t] : k)
+  for (auto& [n, t] : k)
     if (s == n) return *out = t, true;
   return false;
 }
 
-bool parseOp(const std::string &s, trellisRedOp_t *out) {
-  static const std::pair<const char *, trellisRedOp_t> k[] = {{"sum", trellisSum},
-                                                              {"prod", trellisProd},
-                                                              {"max", trellisMax},
-                                                              {"min", trellisMin},
-                                                              {"avg", trellisAvg}};
-  for (auto &[n, o] : k)
+bool parseOp(const std::string& s, trellisRedOp_t* out) {
+  static const std::pair<const char*, trellisRedOp_t> k[] = {{"sum", trellisSum},
+                                                             {"prod", trellisProd},
+                                                             {"max", trellisMax},
+                                                             {"min", trellisMin},
+                                                             {"avg", trellisAvg}};
+  for (auto& [n, o] : k)
     if (s == n) return *out = o, true;
   return false;
 }
 
-bool parseColl(const std::string &s, Coll *out) {
+bool parseColl(const std::string& s, Coll* out) {
   for (Coll c : kAllColls)
     if (s == collName(c)) return *out = c, true;
   return false;
 }
 
-std::string parseCollList(const std::string &s, std::vector<Coll> *out) {
+std::string parseCollList(const std::string& s, std::vector<Coll>* out) {
   out->clear();
-  for (const std::string &name : splitList(s)) {
+  for (const std::string& name : splitList(s)) {
     Coll c;
     if (name == "all") {
       out->insert(out->end(), std::begin(kAllColls), std::end(kAllColls));
@@ -98,7 +98,7 @@ std::string parseCollList(const std::string &s, std::vector<Coll> *out) {
   return out->empty() ? "no collective given" : "";
 }
 
-std::vector<size_t> sweepSizes(const Config &cfg) {
+std::vector<size_t> sweepSizes(const Config& cfg) {
   std::vector<size_t> out;
   for (size_t b = cfg.minBytes; b <= cfg.maxBytes;) {
     out.push_back(b);
@@ -109,7 +109,7 @@ std::vector<size_t> sweepSizes(const Config &cfg) {
   return out;
 }
 
-int parseArgs(int argc, char **argv, Config *cfg) {
+int parseArgs(int argc, char** argv, Config* cfg) {
   CLI::App app{
       "trellis-bench: collective benchmark with nccl-tests' flags and output, "
       "through Trellis,\n"
@@ -159,8 +159,10 @@ int parseArgs(int argc, char **argv, Config *cfg) {
   app.add_option("--gloo-store", cfg->glooStore,
                  "Gloo FileStore directory shared by the ranks (default: derived from "
                  "TRELLIS_UNIQUE_ID under trellis-run)");
-  app.add_option("--gloo-host,--gloo-iface", cfg->glooHost,
+  app.add_option("--gloo-host", cfg->glooHost,
                  "address Gloo's TCP device binds (default 127.0.0.1)");
+  app.add_option("--gloo-iface", cfg->glooIface,
+                 "network interface Gloo's TCP device binds (its address; overrides --gloo-host)");
   app.add_option("--debug-corrupt", cfg->debugCorrupt,
                  "testing: rank 0 spoils this many output elements of every "
                  "checked run, so the "
@@ -168,10 +170,10 @@ int parseArgs(int argc, char **argv, Config *cfg) {
       ->group("");
   try {
     app.parse(argc, argv);
-  } catch (const CLI::ParseError &e) {
+  } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
-  auto fail = [](const std::string &m) {
+  auto fail = [](const std::string& m) {
     std::fprintf(stderr, "trellis-bench: %s\n", m.c_str());
     return 2;
   };
@@ -186,7 +188,7 @@ int parseArgs(int argc, char **argv, Config *cfg) {
   }
   if (std::string e = parseCollList(colls, &cfg->colls); !e.empty()) return fail(e);
   cfg->types.clear();
-  for (const std::string &t : splitList(cfg->typeArg)) {
+  for (const std::string& t : splitList(cfg->typeArg)) {
     trellisDataType_t dt;
     if (t == "all") {
       for (int i = 0; i < trellisNumTypes; ++i)
@@ -200,7 +202,7 @@ int parseArgs(int argc, char **argv, Config *cfg) {
   cfg->typeColumnFromList = cfg->types.size() == 1 && cfg->typeArg.find(',') == std::string::npos &&
                             cfg->typeArg != "all";
   cfg->ops.clear();
-  for (const std::string &o : splitList(ops)) {
+  for (const std::string& o : splitList(ops)) {
     trellisRedOp_t op;
     if (o == "all") {
       for (int i = 0; i < trellisNumOps; ++i) cfg->ops.push_back(static_cast<trellisRedOp_t>(i));
@@ -217,7 +219,7 @@ int parseArgs(int argc, char **argv, Config *cfg) {
   if (cfg->factor != 0 && cfg->factor <= 1) return fail("-f must be > 1");
   if (cfg->factor == 0 && cfg->stepBytes == 0) return fail("-i must be > 0");
   if (cfg->root != "all") {
-    char *end = nullptr;
+    char* end = nullptr;
     long r = std::strtol(cfg->root.c_str(), &end, 10);
     if (cfg->root.empty() || *end != '\0' || r < 0) return fail("bad root '" + cfg->root + "'");
   }

@@ -23,23 +23,23 @@ struct Config {
   bool typeColumnFromList = false;  ///< print the type as given (`float`) rather than canonical
   std::string typeArg = "float";
   std::string impl = "trellis";
-  std::string jsonFile, glooStore, glooHost = "127.0.0.1";
+  std::string jsonFile, glooStore, glooHost = "127.0.0.1", glooIface;
 };
 
 /// Parses argv. Returns -1 to go on, else the exit code (after printing help or
 /// the error).
-int parseArgs(int argc, char **argv, Config *cfg);
+int parseArgs(int argc, char** argv, Config* cfg);
 
 /// "8", "64K", "1M", "2G" (powers of 1024, optional B). False on anything else.
-bool parseSize(const std::string &s, size_t *out);
-bool parseType(const std::string &s, trellisDataType_t *out);
-bool parseOp(const std::string &s, trellisRedOp_t *out);
-bool parseColl(const std::string &s, Coll *out);
+bool parseSize(const std::string& s, size_t* out);
+bool parseType(const std::string& s, trellisDataType_t* out);
+bool parseOp(const std::string& s, trellisRedOp_t* out);
+bool parseColl(const std::string& s, Coll* out);
 /// Comma-separated lists of collectives ("all" for every one). Returns "" or
 /// the error.
-std::string parseCollList(const std::string &s, std::vector<Coll> *out);
+std::string parseCollList(const std::string& s, std::vector<Coll>* out);
 
 /// The sizes of the sweep, in order.
-std::vector<size_t> sweepSizes(const Config &cfg);
+std::vector<size_t> sweepSizes(const Config& cfg);
 
 }  // namespace trellis::bench

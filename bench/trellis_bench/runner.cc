@@ -10,9 +10,9 @@
 namespace trellis::bench {
 
 double Runner::timeIt(Coll c, size_t param, trellisDataType_t dt, trellisRedOp_t op, int root,
-                      bool inPlace, std::string *err) {
-  const void *in;
-  void *out;
+                      bool inPlace, std::string* err) {
+  const void* in;
+  void* out;
   operands(c, param, algos::dtypeSize(dt), impl_.rank(), inPlace, send_, recv_, &in, &out);
   for (int i = 0; i < cfg_.warmup && err->empty(); ++i)
     *err = impl_.run(c, in, out, param, dt, op, root);
@@ -38,8 +38,8 @@ double Runner::timeIt(Coll c, size_t param, trellisDataType_t dt, trellisRedOp_t
 std::string Runner::row(Coll c, size_t bytes, trellisDataType_t dt, trellisRedOp_t op, int root) {
   const int n = impl_.nranks();
   const Counts k = countsFor(c, bytes, algos::dtypeSize(dt), n);
-  const char *type = cfg_.typeColumnFromList ? cfg_.typeArg.c_str() : algos::dtypeName(dt);
-  const char *redop = isReduction(c) ? algos::opName(op) : "none";
+  const char* type = cfg_.typeColumnFromList ? cfg_.typeArg.c_str() : algos::dtypeName(dt);
+  const char* redop = isReduction(c) ? algos::opName(op) : "none";
   const int rootCol = isRooted(c) ? root : -1;
   std::string line = rowLead(k.sizeBytes, k.elems, type, redop, rootCol);
   nlohmann::json j = {{"collective", collName(c)},
@@ -51,7 +51,7 @@ std::string Runner::row(Coll c, size_t bytes, trellisDataType_t dt, trellisRedOp
                       {"redop", redop},
                       {"root", rootCol}};
   for (int ip = 0; ip < 2; ++ip) {
-    const char *key = ip ? "inplace" : "outofplace";
+    const char* key = ip ? "inplace" : "outofplace";
     if (ip && !hasInPlace(c)) {
       line += rowGroupNa();
       j[key] = nullptr;
@@ -86,8 +86,8 @@ std::string Runner::row(Coll c, size_t bytes, trellisDataType_t dt, trellisRedOp
   return "";
 }
 
-void Runner::skipped(Coll c, trellisDataType_t dt, trellisRedOp_t op, const std::string &why) {
-  const char *redop = isReduction(c) ? algos::opName(op) : "none";
+void Runner::skipped(Coll c, trellisDataType_t dt, trellisRedOp_t op, const std::string& why) {
+  const char* redop = isReduction(c) ? algos::opName(op) : "none";
   if (impl_.rank() == 0)
     std::printf("# skipped: %s %s %s: %s (not run, not counted as passing)\n", collName(c),
                 algos::dtypeName(dt), redop, why.c_str());

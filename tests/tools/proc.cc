@@ -19,7 +19,7 @@ double now() {
 
 }  // namespace
 
-Proc::Proc(const std::vector<std::string> &argv) {
+Proc::Proc(const std::vector<std::string>& argv) {
   int out[2], err[2];
   if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) return;
   start_ = now();
@@ -28,8 +28,8 @@ Proc::Proc(const std::vector<std::string> &argv) {
     setpgid(0, 0);
     dup2(out[1], 1);
     dup2(err[1], 2);
-    std::vector<char *> args;
-    for (const auto &a : argv) args.push_back(const_cast<char *>(a.c_str()));
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
     execvp(args[0], args.data());
     std::fprintf(stderr, "exec %s: %s\n", args[0], std::strerror(errno));
@@ -74,11 +74,11 @@ bool Proc::pump(int timeoutMs) {
   return true;
 }
 
-bool Proc::waitForLines(const std::string &needle, int count, double timeoutS) {
+bool Proc::waitForLines(const std::string& needle, int count, double timeoutS) {
   const double end = now() + timeoutS;
   while (now() < end) {
     int seen = 0;
-    for (const auto &l : lines(res_.out)) seen += l.find(needle) != std::string::npos;
+    for (const auto& l : lines(res_.out)) seen += l.find(needle) != std::string::npos;
     if (seen >= count) return true;
     if (!pump(50)) return false;
   }
@@ -107,19 +107,19 @@ ProcResult Proc::finish(double timeoutS) {
   return res_;
 }
 
-ProcResult runProc(const std::vector<std::string> &argv, double timeoutS) {
+ProcResult runProc(const std::vector<std::string>& argv, double timeoutS) {
   Proc p(argv);
   return p.finish(timeoutS);
 }
 
-int exitCode(const ProcResult &r) {
+int exitCode(const ProcResult& r) {
   if (r.status < 0) return -1;
   if (WIFEXITED(r.status)) return WEXITSTATUS(r.status);
   if (WIFSIGNALED(r.status)) return 128 + WTERMSIG(r.status);
   return -1;
 }
 
-std::vector<std::string> lines(const std::string &s) {
+std::vector<std::string> lines(const std::string& s) {
   std::vector<std::string> out;
   size_t p = 0;
   while (p < s.size()) {

@@ -19,14 +19,14 @@ struct ProcResult {
 /// left.
 class Proc {
  public:
-  explicit Proc(const std::vector<std::string> &argv);
+  explicit Proc(const std::vector<std::string>& argv);
   ~Proc();
-  Proc(const Proc &) = delete;
-  Proc &operator=(const Proc &) = delete;
+  Proc(const Proc&) = delete;
+  Proc& operator=(const Proc&) = delete;
   int pid() const { return pid_; }
   /// Reads output until `count` lines containing `needle` were seen on stdout,
   /// or the deadline.
-  bool waitForLines(const std::string &needle, int count, double timeoutS);
+  bool waitForLines(const std::string& needle, int count, double timeoutS);
   /// Reads until the process exits or the deadline (then SIGKILL, status -1).
   ProcResult finish(double timeoutS);
 
@@ -38,13 +38,13 @@ class Proc {
 };
 
 /// Starts argv and finishes it within timeoutS.
-ProcResult runProc(const std::vector<std::string> &argv, double timeoutS);
+ProcResult runProc(const std::vector<std::string>& argv, double timeoutS);
 
 /// The exit code, or 128+signal when killed by a signal, or -1 when it did not
 /// exit in time.
-int exitCode(const ProcResult &r);
+int exitCode(const ProcResult& r);
 
 /// Lines of s (without the newlines).
-std::vector<std::string> lines(const std::string &s);
+std::vector<std::string> lines(const std::string& s);
 
 }  // namespace trellis::test

@@ -93,13 +93,13 @@ TEST(BenchOptions, SizesListsAndSweep) {
 
 // Every line is a comment/preamble line or a row of the exact nccl-tests shape;
 // returns the rows.
-std::vector<std::string> checkNcclFormat(const std::string &out, int nranks) {
+std::vector<std::string> checkNcclFormat(const std::string& out, int nranks) {
   const std::regex row(
       R"( *[0-9]+  +[0-9]+  +[a-z0-9]+  +[a-z]+  +-?[0-9]+)"
       R"((  +[0-9.e+]+  +[0-9.e+]+  +[0-9.e+]+  +([0-9]+|N/A)|      N/A     N/A     N/A     N/A){2})");
   std::vector<std::string> rows;
   int rankLines = 0, footers = 0;
-  for (const auto &l : lines(out)) {
+  for (const auto& l : lines(out)) {
     if (l.rfind("#", 0) == 0) {
       rankLines += l.rfind("#  Rank ", 0) == 0 && l.find(" device -1 [cpu] ") != std::string::npos;
       footers += l == "# Out of bounds values : 0 OK";
@@ -115,19 +115,19 @@ std::vector<std::string> checkNcclFormat(const std::string &out, int nranks) {
   return rows;
 }
 
-std::vector<std::string> benchArgs(const std::string &json) {
+std::vector<std::string> benchArgs(const std::string& json) {
   return {kBench, "--op-name", "all", "-b", "8",  "-e", "64K", "-f", "8",
           "-c",   "1",         "-n",  "2",  "-w", "1",  "-J",  json};
 }
 
-void checkJson(const std::string &path, size_t rows, const std::string &impl) {
+void checkJson(const std::string& path, size_t rows, const std::string& impl) {
   std::ifstream f(path);
   ASSERT_TRUE(f.good()) << path;
   auto j = nlohmann::json::parse(f);
   EXPECT_EQ(j["impl"], impl);
   EXPECT_EQ(j["wrong_total"], 0);
   size_t timed = 0;
-  for (const auto &r : j["rows"]) {
+  for (const auto& r : j["rows"]) {
     if (r.contains("skipped")) continue;
     ++timed;
     EXPECT_EQ(r["outofplace"]["wrong"], 0) << r.dump();
@@ -139,12 +139,12 @@ void checkJson(const std::string &path, size_t rows, const std::string &impl) {
 TEST(BenchRun, TrellisEveryCollectiveMatchesTheFormat) {
   const std::string json = ::testing::TempDir() + "bench_trellis.json";
   std::vector<std::string> argv = {kRun, "-n", "3", "--no-tag", "--timeout", "120"};
-  for (const auto &a : benchArgs(json)) argv.push_back(a);
+  for (const auto& a : benchArgs(json)) argv.push_back(a);
   auto r = runProc(argv, 150);
   ASSERT_EQ(exitCode(r), 0) << r.out << r.err;
   auto rows = checkNcclFormat(r.out, 3);
   EXPECT_EQ(rows.size(), 7u * 5);  // 8, 64, 512, 4096, 32768 B per collective
-  for (const auto &l : rows) {
+  for (const auto& l : rows) {
     EXPECT_EQ(l.find("sum      -1") != std::string::npos || l.find("none") != std::string::npos ||
                   l.find("sum       0") != std::string::npos,
               true)
@@ -175,7 +175,7 @@ TEST(BenchRun, BadArgumentsAreRejected) {
 TEST(BenchRun, RootsAllAndAverageModes) {
   // -r all: one row per root for broadcast/reduce; -a 0/2/3 accepted; -m
   // aggregates.
-  for (const char *avg : {"0", "2", "3"}) {
+  for (const char* avg : {"0", "2", "3"}) {
     auto r = runProc(
         {kRun, "-n",  "3",  "--no-tag", "--timeout", "60", kBench, "--op-name", "broadcast,reduce",
          "-r", "all", "-a", avg,        "-m",        "2",  "-b",   "1K",        "-e",
@@ -231,7 +231,7 @@ TEST(BenchRun, MpiSkipsHalfPrecisionAndPassesTheRest) {
   EXPECT_EQ(rows.size(), 7u * 5);  // float only
   EXPECT_NE(r.out.find("# skipped: allreduce float16 sum: MPI has no float16"), std::string::npos);
   EXPECT_NE(r.out.find("# skipped: alltoall bfloat16 none"), std::string::npos);
-  for (const auto &l : rows) EXPECT_EQ(l.find("float16"), std::string::npos) << l;
+  for (const auto& l : rows) EXPECT_EQ(l.find("float16"), std::string::npos) << l;
   checkJson(json, rows.size(), "mpi");
 }
 #endif

@@ -4,6 +4,8 @@
 // unbounded (ranks ignoring SIGTERM, children holding the pipes).
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <regex>
@@ -16,11 +18,11 @@ namespace {
 
 const std::string kRun = TRELLIS_RUN_PATH;
 
-std::vector<std::string> launch(int n, const std::vector<std::string> &extra,
-                                const std::string &script) {
+std::vector<std::string> launch(int n, const std::vector<std::string>& extra,
+                                const std::string& script) {
   std::vector<std::string> argv = {kRun, "-n", std::to_string(n)};
   argv.insert(argv.end(), extra.begin(), extra.end());
-  for (const char *a : {"--", "/bin/sh", "-c"}) argv.push_back(a);
+  for (const char* a : {"--", "/bin/sh", "-c"}) argv.push_back(a);
   argv.push_back(script);
   return argv;
 }
@@ -37,7 +39,7 @@ TEST(TrellisRun, SetsTheEnvironmentOfEveryRank) {
   std::set<std::string> ranks, ids;
   const std::regex re(
       R"(^([0-9]+) 3 ([0-9]+) 3 ([0-9a-f]{256}) ([0-9.]+|\[[0-9a-f:]+\]):([0-9]+)$)");
-  for (const auto &l : ls) {
+  for (const auto& l : ls) {
     std::smatch m;
     ASSERT_TRUE(std::regex_match(l, m, re)) << l;
     EXPECT_EQ(m[1], m[2]) << "one machine: local rank == rank";
@@ -93,10 +95,20 @@ TEST(TrellisRun, RankKilledBySignalIsReported) {
 }
 
 TEST(TrellisRun, RanksIgnoringSigtermAreKilledAfterGrace) {
+  // Rank 1 fails only once rank 0 ignores SIGTERM (it says so with a marker file; rank 1 polls
+  // for it, boundedly), so the launcher must fall back to SIGKILL after its 2 s grace.
+  char dir[] = "/tmp/trellis-run-test-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  const std::string marker = std::string(dir) + "/ignoring";
   auto r = runProc(launch(2, {},
-                          "trap '' TERM; if [ $TRELLIS_RANK = 1 ]; then exit "
-                          "5; fi; sleep 60; sleep 60"),
+                          "trap '' TERM; if [ $TRELLIS_RANK = 1 ]; then i=0; while [ ! -e " +
+                              marker +
+                              " ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done; exit 5; "
+                              "fi; touch " +
+                              marker + "; sleep 60; sleep 60"),
                    30);
+  unlink(marker.c_str());
+  rmdir(dir);
   EXPECT_EQ(exitCode(r), 5) << r.err;
   EXPECT_GE(r.seconds, 1.5) << "SIGKILL only after the 2 s grace";
   EXPECT_LT(r.seconds, 10);

@@ -31,18 +31,18 @@ void onSignal(int sig) { gSignal = sig; }
 struct Stream {
   int fd = -1;
   int rank = 0;
-  FILE *out = nullptr;
+  FILE* out = nullptr;
   std::string partial;
 };
 
 // The id layout of src/core/bootstrap.h: family at 6, port (network order) at
 // 8, address at 12.
-std::string rootAddr(const trellisUniqueId &id) {
+std::string rootAddr(const trellisUniqueId& id) {
   uint16_t family, portBe;
   std::memcpy(&family, id.internal + 6, 2);
   std::memcpy(&portBe, id.internal + 8, 2);
   char host[64] = "?";
-  const unsigned char *a = reinterpret_cast<const unsigned char *>(id.internal + 12);
+  const unsigned char* a = reinterpret_cast<const unsigned char*>(id.internal + 12);
   if (family == 2) {
     std::snprintf(host, sizeof host, "%u.%u.%u.%u", a[0], a[1], a[2], a[3]);
   } else {
@@ -57,8 +57,8 @@ std::string rootAddr(const trellisUniqueId &id) {
   return std::string(host) + ":" + std::to_string(ntohs(portBe));
 }
 
-std::string hexId(const trellisUniqueId &id) {
-  static const char *d = "0123456789abcdef";
+std::string hexId(const trellisUniqueId& id) {
+  static const char* d = "0123456789abcdef";
   std::string s;
   for (char c : id.internal) {
     unsigned char u = static_cast<unsigned char>(c);
@@ -68,7 +68,7 @@ std::string hexId(const trellisUniqueId &id) {
   return s;
 }
 
-void emit(Stream &s, bool tag, const char *data, size_t n) {
+void emit(Stream& s, bool tag, const char* data, size_t n) {
   s.partial.append(data, n);
   size_t pos;
   while ((pos = s.partial.find('\n')) != std::string::npos) {
@@ -89,7 +89,7 @@ std::string describe(int status) {
 
 }  // namespace
 
-int main(int argc, char **argv) {
+int main(int argc, char** argv) {
   // The launcher's own options come first; the program starts at "--" or at the
   // first word that is not one of them (so `trellis-run -n 2 sh -c '...'` keeps
   // the program's -c).
@@ -135,7 +135,7 @@ int main(int argc, char **argv) {
   app.add_flag("--no-tag", noTag, "do not prefix output lines with [rank]");
   try {
     app.parse(split, argv);
-  } catch (const CLI::ParseError &e) {
+  } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
   if (cmd.empty()) {
@@ -185,8 +185,8 @@ int main(int argc, char **argv) {
       setenv("TRELLIS_LOCAL_SIZE", std::to_string(n).c_str(), 1);
       setenv("TRELLIS_UNIQUE_ID", hex.c_str(), 1);
       setenv("TRELLIS_ROOT_ADDR", root.c_str(), 1);
-      std::vector<char *> args;
-      for (auto &a : cmd) args.push_back(const_cast<char *>(a.c_str()));
+      std::vector<char*> args;
+      for (auto& a : cmd) args.push_back(const_cast<char*>(a.c_str()));
       args.push_back(nullptr);
       execvp(args[0], args.data());
       std::fprintf(stderr, "trellis-run: cannot run '%s': %s\n", args[0], std::strerror(errno));
@@ -222,7 +222,7 @@ int main(int argc, char **argv) {
     int rc = pf.empty() ? (usleep(20000), 0) : poll(pf.data(), pf.size(), 100);
     for (int k = 0; rc > 0 && k < static_cast<int>(pf.size()); ++k) {
       if (!pf[k].revents) continue;
-      Stream &s = streams[idx[k]];
+      Stream& s = streams[idx[k]];
       char buf[65536];
       ssize_t got = read(s.fd, buf, sizeof buf);
       if (got > 0) {
@@ -284,7 +284,7 @@ int main(int argc, char **argv) {
         drainUntil = Clock::now() + std::chrono::milliseconds(terminating ? 500 : 2000);
       if (Clock::now() >= drainUntil) {
         for (int r = 0; r < n; ++r) kill(-rankPids[r], SIGKILL);
-        for (Stream &s : streams)
+        for (Stream& s : streams)
           if (s.fd >= 0 && !s.partial.empty()) emit(s, tag, "\n", 1);
         break;
       }
