@@ -55,12 +55,18 @@ class TrellisImpl final : public Impl {
       case Coll::kAlltoAll:
         r = trellisAlltoAll(send, recv, count, dt, comm_, nullptr);
         break;
-      case Coll::kSendRecv:
+      case Coll::kSendRecv: {
+        // The group always ends, so a failed enqueue cannot leave this thread inside a group.
         trellisGroupStart();
-        trellisSend(send, count, dt, (rank_ + 1) % n_, comm_, nullptr);
-        trellisRecv(recv, count, dt, (rank_ - 1 + n_) % n_, comm_, nullptr);
+        trellisResult_t rs = trellisSend(send, count, dt, (rank_ + 1) % n_, comm_, nullptr);
+        trellisResult_t rr = trellisRecv(recv, count, dt, (rank_ - 1 + n_) % n_, comm_, nullptr);
         r = trellisGroupEnd();
+        if (rs != trellisSuccess)
+          r = rs;
+        else if (rr != trellisSuccess)
+          r = rr;
         break;
+      }
     }
     if (r == trellisSuccess) return "";
     return std::string(trellisGetErrorString(r)) + ": " + trellisGetLastError(comm_);
