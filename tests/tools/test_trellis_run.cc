@@ -141,6 +141,18 @@ TEST(TrellisRun, ChildHoldingThePipeDoesNotHangTheLauncher) {
   EXPECT_LT(r.seconds, 10);
 }
 
+TEST(TrellisRun, OnlyRankZeroReadsStdin) {
+  // The test's stdin is whatever ctest gives; rank 0 sees it only when it is not a terminal, and
+  // every other rank reads /dev/null (never blocks, never stops on a terminal read).
+  auto r = runProc(launch(3, {"--no-tag"},
+                          "if [ $TRELLIS_RANK != 0 ]; then n=$(wc -c); echo r$TRELLIS_RANK=$n; fi"),
+                   30);
+  ASSERT_EQ(exitCode(r), 0) << r.err;
+  auto ls = lines(r.out);
+  std::sort(ls.begin(), ls.end());
+  EXPECT_EQ(ls, (std::vector<std::string>{"r1=0", "r2=0"}));
+}
+
 TEST(TrellisRun, ProgramThatCannotRun) {
   auto r = runProc({kRun, "-n", "2", "/nonexistent/program"}, 30);
   EXPECT_EQ(exitCode(r), 127);

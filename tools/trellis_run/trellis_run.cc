@@ -177,6 +177,13 @@ int main(int argc, char** argv) {
     }
     if (pid == 0) {
       setpgid(0, 0);
+      // Ranks lead their own process groups (so a Ctrl-C reaches only the launcher, which
+      // forwards it): a rank reading a terminal would be stopped, so only rank 0 keeps a stdin
+      // that is a pipe or a file, as mpirun does; the others read /dev/null.
+      if (r != 0 || isatty(0)) {
+        int devNull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (devNull >= 0) dup2(devNull, 0);
+      }
       dup2(out[1], 1);
       dup2(err[1], 2);
       setenv("TRELLIS_RANK", std::to_string(r).c_str(), 1);
