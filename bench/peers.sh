@@ -50,6 +50,16 @@ print(f"{best:.2f}")
 PY
 }
 
+sweep_reaches() {  # is MAXB one of 8 x 4^k?
+  python3 -c "
+import sys
+s = sys.argv[1]; m = {'K': 1 << 10, 'M': 1 << 20, 'G': 1 << 30}
+v = int(s[:-1]) * m[s[-1].upper()] if s[-1].upper() in m else int(s)
+x = 8
+while x < v: x *= 4
+print('yes' if x == v else 'no')" "$1"
+}
+
 start=$(date +%s)
 for rep in $(seq 1 "$REPS"); do
   memcpy_gbs >> "$raw/memcpy"
@@ -61,15 +71,23 @@ for rep in $(seq 1 "$REPS"); do
     fi
     for coll in $COLLS; do
       for impl in $IMPLS; do
-        args=(--impl "$impl" --op-name "$coll" -b 8 -e "$MAXB" -f 4 -c 1 -n "$ITERS" -w "$WARMUP")
+        args=(--impl "$impl" --op-name "$coll" -c 1 -n "$ITERS" -w "$WARMUP")
         f="$raw/$n.$impl.$coll.$rep"
         echo "peers.sh: rep $rep/$REPS, $n ranks, $coll, $impl ($(( $(date +%s) - start )) s)" >&2
-        case $impl in
-          mpi) timeout 1800 mpirun -np "$n" "${mpi_place[@]}" "${mpi_common[@]}" "$bench" "${args[@]}" ;;
-          *) "$run" -n "$n" --timeout 1800 --no-tag "$bench" "${args[@]}" ;;
-        esac > "$f" 2>&1
-        rc=$?
-        [ "$rc" -eq 0 ] || { echo "peers.sh: $impl $coll n=$n rep $rep exited $rc" >&2; echo "EXIT $rc" >> "$f"; }
+        # 8 x 4^k never equals a power of two with an even exponent (256 MiB): the last size
+        # is its own short run when the x4 sweep does not reach it.
+        sweeps=("-b 8 -e $MAXB -f 4")
+        [ "$(sweep_reaches "$MAXB")" = yes ] || sweeps+=("-b $MAXB -e $MAXB")
+        : > "$f"
+        for sizes in "${sweeps[@]}"; do
+          # shellcheck disable=SC2086  # $sizes is a list of flags
+          case $impl in
+            mpi) timeout 1800 mpirun -np "$n" "${mpi_place[@]}" "${mpi_common[@]}" "$bench" "${args[@]}" $sizes ;;
+            *) "$run" -n "$n" --timeout 1800 --no-tag "$bench" "${args[@]}" $sizes ;;
+          esac >> "$f" 2>&1
+          rc=$?
+          [ "$rc" -eq 0 ] || { echo "peers.sh: $impl $coll n=$n rep $rep exited $rc" >&2; echo "EXIT $rc" >> "$f"; }
+        done
       done
     done
   done
