@@ -79,6 +79,20 @@ void emit(Stream& s, bool tag, const char* data, size_t n) {
   std::fflush(s.out);
 }
 
+// This process's environment with `set` added (replacing variables of the same name).
+std::vector<std::string> rankEnv(const std::vector<std::pair<std::string, std::string>>& set) {
+  std::vector<std::string> out;
+  for (char** e = environ; *e != nullptr; ++e) {
+    const std::string kv = *e;
+    const std::string name = kv.substr(0, kv.find('='));
+    bool replaced = false;
+    for (const auto& [k, v] : set) replaced = replaced || k == name;
+    if (!replaced) out.push_back(kv);
+  }
+  for (const auto& [k, v] : set) out.push_back(k + "=" + v);
+  return out;
+}
+
 std::string describe(int status) {
   if (WIFEXITED(status)) return "exited with code " + std::to_string(WEXITSTATUS(status));
   if (WIFSIGNALED(status))
@@ -169,6 +183,22 @@ int main(int argc, char** argv) {
       std::perror("trellis-run: pipe");
       return 1;
     }
+    // Everything the child needs is built here: the launcher already runs the rendezvous root's
+    // thread, and between fork and exec the child only makes async-signal-safe calls (no malloc,
+    // no stdio, whose locks another thread may have held at the fork).
+    const std::vector<std::string> env = rankEnv({{"TRELLIS_RANK", std::to_string(r)},
+                                                  {"TRELLIS_WORLD_SIZE", std::to_string(n)},
+                                                  {"TRELLIS_LOCAL_RANK", std::to_string(r)},
+                                                  {"TRELLIS_LOCAL_SIZE", std::to_string(n)},
+                                                  {"TRELLIS_UNIQUE_ID", hex},
+                                                  {"TRELLIS_ROOT_ADDR", root}});
+    std::vector<char*> envp, args;
+    for (const auto& e : env) envp.push_back(const_cast<char*>(e.c_str()));
+    envp.push_back(nullptr);
+    for (const auto& a : cmd) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    const std::string execFailed = "trellis-run: cannot run '" + cmd[0] + "': ";
+    const bool nullStdin = r != 0 || isatty(0);
     pid_t pid = fork();
     if (pid < 0) {
       std::perror("trellis-run: fork");
@@ -180,23 +210,18 @@ int main(int argc, char** argv) {
       // Ranks lead their own process groups (so a Ctrl-C reaches only the launcher, which
       // forwards it): a rank reading a terminal would be stopped, so only rank 0 keeps a stdin
       // that is a pipe or a file, as mpirun does; the others read /dev/null.
-      if (r != 0 || isatty(0)) {
+      if (nullStdin) {
         int devNull = open("/dev/null", O_RDONLY | O_CLOEXEC);
         if (devNull >= 0) dup2(devNull, 0);
       }
       dup2(out[1], 1);
       dup2(err[1], 2);
-      setenv("TRELLIS_RANK", std::to_string(r).c_str(), 1);
-      setenv("TRELLIS_WORLD_SIZE", std::to_string(n).c_str(), 1);
-      setenv("TRELLIS_LOCAL_RANK", std::to_string(r).c_str(), 1);
-      setenv("TRELLIS_LOCAL_SIZE", std::to_string(n).c_str(), 1);
-      setenv("TRELLIS_UNIQUE_ID", hex.c_str(), 1);
-      setenv("TRELLIS_ROOT_ADDR", root.c_str(), 1);
-      std::vector<char*> args;
-      for (auto& a : cmd) args.push_back(const_cast<char*>(a.c_str()));
-      args.push_back(nullptr);
-      execvp(args[0], args.data());
-      std::fprintf(stderr, "trellis-run: cannot run '%s': %s\n", args[0], std::strerror(errno));
+      execvpe(args[0], args.data(), envp.data());
+      const char* why = strerror(errno);
+      ssize_t ignored = write(2, execFailed.data(), execFailed.size());
+      ignored = write(2, why, strlen(why));
+      ignored = write(2, "\n", 1);
+      (void)ignored;
       _exit(127);
     }
     pids[r] = pid;
