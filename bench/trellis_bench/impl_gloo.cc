@@ -168,6 +168,10 @@ class GlooImpl final : public Impl {
         return "";
       }
       case Coll::kSendRecv: {
+        if (n == 1) {  // Gloo has no pair to itself: sending to yourself is a copy
+          if (recv != send) std::memcpy(recv, send, count * sizeof(T));
+          return "";
+        }
         auto sbuf = ctx_->createUnboundBuffer(send, count * sizeof(T));
         auto rbuf = ctx_->createUnboundBuffer(recv, count * sizeof(T));
         // Far above the slots the algorithm classes take from the context
@@ -217,13 +221,16 @@ int envInt(const char* a, const char* b, int def) {
 
 std::unique_ptr<Impl> makeGlooImpl(const std::string& storeDir, const std::string& hostname,
                                    const std::string& iface, std::string* error) {
-  const int rank = envInt("TRELLIS_RANK", "OMPI_COMM_WORLD_RANK", -1);
-  const int size = envInt("TRELLIS_WORLD_SIZE", "OMPI_COMM_WORLD_SIZE", -1);
-  if (rank < 0 || size < 1) {
-    *error = "gloo: rank/size not found (run under trellis-run or mpirun)";
+  int rank = envInt("TRELLIS_RANK", "OMPI_COMM_WORLD_RANK", -1);
+  int size = envInt("TRELLIS_WORLD_SIZE", "OMPI_COMM_WORLD_SIZE", -1);
+  const std::string& store = storeDir;
+  if (rank < 0 && size < 0) rank = 0, size = 1;  // started by hand: a job of one rank
+  if (rank < 0 || size < 1 || rank >= size) {
+    *error = "gloo: rank " + std::to_string(rank) + " of " + std::to_string(size) +
+             " (TRELLIS_RANK/TRELLIS_WORLD_SIZE or OMPI_COMM_WORLD_RANK/SIZE)";
     return nullptr;
   }
-  if (storeDir.empty()) {
+  if (store.empty()) {
     *error =
         "gloo: no rendezvous directory (--gloo-store DIR, or "
         "TRELLIS_UNIQUE_ID from trellis-run)";
@@ -236,9 +243,9 @@ std::unique_ptr<Impl> makeGlooImpl(const std::string& storeDir, const std::strin
     else
       attr.iface = iface;
     auto dev = gloo::transport::tcp::CreateDevice(attr);
-    gloo::rendezvous::FileStore store(storeDir);
+    gloo::rendezvous::FileStore fileStore(store);
     auto ctx = std::make_shared<gloo::rendezvous::Context>(rank, size);
-    ctx->connectFullMesh(store, dev);
+    ctx->connectFullMesh(fileStore, dev);
     return std::make_unique<GlooImpl>(ctx);
   } catch (const std::exception& e) {
     *error = std::string("gloo: ") + e.what();

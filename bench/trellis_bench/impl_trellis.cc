@@ -14,6 +14,14 @@
 namespace trellis::bench {
 namespace {
 
+// Whether some launcher's environment is there (the ones trellisCommInitFromEnv reads).
+bool underLauncher() {
+  for (const char* v : {"TRELLIS_RANK", "TRELLIS_UNIQUE_ID", "OMPI_COMM_WORLD_SIZE", "PMI_SIZE",
+                        "PMI_RANK", "SLURM_PROCID", "SLURM_NTASKS", "RANK", "WORLD_SIZE"})
+    if (std::getenv(v) != nullptr) return true;
+  return false;
+}
+
 class TrellisImpl final : public Impl {
  public:
   /// `finalizeMpi`: MPI was initialised only to broadcast the id (under
@@ -123,8 +131,18 @@ std::unique_ptr<Impl> makeTrellisImpl(std::string* error) {
     return std::make_unique<TrellisImpl>(comm, true);
   }
 #endif
+  if (!underLauncher()) {
+    // Started by hand, as nccl-tests' binaries can be: a job of one rank.
+    trellisUniqueId id;
+    if (trellisGetUniqueId(&id) != trellisSuccess ||
+        trellisCommInitRank(&comm, 1, id, 0) != trellisSuccess) {
+      *error = std::string("one-rank communicator: ") + trellisGetLastError(nullptr);
+      return nullptr;
+    }
+    return std::make_unique<TrellisImpl>(comm, false);
+  }
   if (trellisCommInitFromEnv(&comm) != trellisSuccess) {
-    *error = std::string("trellisCommInitFromEnv: ") + trellisGetLastError(nullptr);
+    *error = trellisGetLastError(nullptr);  // names the function and the variables it read
     return nullptr;
   }
   return std::make_unique<TrellisImpl>(comm, false);

@@ -57,7 +57,13 @@ std::unique_ptr<Impl> makeImpl(Config& cfg, std::string* err) {
       cfg.glooStore = std::string("/tmp/trellis-bench-gloo-ompi-") + ompiJob;
     if (cfg.glooStore.empty() && id != nullptr)
       cfg.glooStore = "/tmp/trellis-bench-gloo-" + std::to_string(std::hash<std::string>{}(id));
-    if (!cfg.glooStore.empty()) mkdir(cfg.glooStore.c_str(), 0700);
+    if (!cfg.glooStore.empty()) {
+      mkdir(cfg.glooStore.c_str(), 0700);
+    } else if (std::getenv("TRELLIS_RANK") == nullptr &&
+               std::getenv("OMPI_COMM_WORLD_RANK") == nullptr) {
+      char tmpl[] = "/tmp/trellis-bench-gloo-XXXXXX";  // started by hand: one rank
+      if (mkdtemp(tmpl) != nullptr) cfg.glooStore = tmpl;
+    }
     return makeGlooImpl(cfg.glooStore, cfg.glooHost, cfg.glooIface, err);
   }
 #endif

@@ -190,7 +190,21 @@ TEST(BenchRun, RootsAllAndAverageModes) {
   }
 }
 
+TEST(BenchRun, StartedByHandIsOneRank) {
+  auto r = runProc({kBench, "--op-name", "all", "-b", "8", "-e", "512", "-f", "8", "-n", "2"}, 60);
+  ASSERT_EQ(exitCode(r), 0) << r.out << r.err;
+  EXPECT_EQ(checkNcclFormat(r.out, 1).size(), 7u * 3);
+}
+
 #ifdef TRELLIS_BENCH_HAS_GLOO
+TEST(BenchRun, GlooStartedByHandIsOneRank) {
+  auto r = runProc({kBench, "--impl", "gloo", "--op-name", "all", "-b", "8", "-e", "512", "-f",
+                    "8", "-n", "2"},
+                   60);
+  ASSERT_EQ(exitCode(r), 0) << r.out << r.err;
+  EXPECT_EQ(checkNcclFormat(r.out, 1).size(), 7u * 3);
+}
+
 TEST(BenchRun, GlooUnderTrellisRun) {
   const std::string json = ::testing::TempDir() + "bench_gloo.json";
   std::vector<std::string> argv = {kRun,  "-n",   "2",      "--no-tag", "--timeout",
