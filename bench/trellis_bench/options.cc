@@ -111,12 +111,16 @@ std::vector<size_t> sweepSizes(const Config& cfg) {
 
 int parseArgs(int argc, char** argv, Config* cfg) {
   CLI::App app{
-      "trellis-bench: collective benchmark with nccl-tests' flags and output, "
-      "through Trellis,\n"
+      "trellis-bench: collective benchmark with nccl-tests' flags and output, through Trellis,\n"
       "OpenMPI or Gloo (--impl). Launch under trellis-run (or mpirun):\n"
       "  trellis-run -n 4 trellis-bench --op-name all -b 8 -e 64M -f 4 -c 1\n"
-      "Exit status: 0, or 3 when a check found wrong values, 1 on errors, 2 on "
-      "bad arguments."};
+      "Started by hand it runs one rank. Rows follow nccl-tests (size/count of the whole buffer "
+      "for\n"
+      "allgather, reducescatter, alltoall; GB = 1e9 B; busbw factors as nccl-tests). AlltoAll and\n"
+      "SendRecv have no in-place form: their in-place columns print N/A. A type or op an\n"
+      "implementation lacks (MPI, Gloo: float16, bfloat16) prints a '# skipped:' line, never a\n"
+      "passing row. -J writes {impl, nranks, wrong_total, skipped, avg_busbw_gbps, rows: [...]}.\n"
+      "Exit status: 0, or 3 when a check found wrong values, 1 on errors, 2 on bad arguments."};
   std::string minB = "32M", maxB = "32M", stepB = "1M", colls = "allreduce", ops = "sum";
   std::string cflag;
   int nthreads = 1, ngpus = 1;
@@ -157,8 +161,8 @@ int parseArgs(int argc, char** argv, Config* cfg) {
   app.add_option("--impl", cfg->impl, "trellis (default), mpi or gloo")
       ->check(CLI::IsMember({"trellis", "mpi", "gloo"}));
   app.add_option("--gloo-store", cfg->glooStore,
-                 "Gloo FileStore directory shared by the ranks (default: derived from "
-                 "TRELLIS_UNIQUE_ID under trellis-run)");
+                 "Gloo FileStore directory shared by the ranks (default: named after the job: "
+                 "TRELLIS_UNIQUE_ID under trellis-run, OpenMPI's job id under mpirun)");
   app.add_option("--gloo-host", cfg->glooHost,
                  "address Gloo's TCP device binds (default 127.0.0.1)");
   app.add_option("--gloo-iface", cfg->glooIface,
