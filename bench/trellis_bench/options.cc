@@ -117,8 +117,8 @@ int parseArgs(int argc, char** argv, Config* cfg) {
       "Started by hand it runs one rank. Rows follow nccl-tests (size/count of the whole buffer "
       "for\n"
       "allgather, reducescatter, alltoall; GB = 1e9 B; busbw factors as nccl-tests). AlltoAll and\n"
-      "SendRecv have no in-place form: their in-place columns print N/A. A type or op an\n"
-      "implementation lacks (MPI: float16, bfloat16; Gloo: bfloat16) prints a '# skipped:' line, never a\n"
+      "SendRecv have no in-place form: their in-place columns print N/A. A type an implementation\n"
+      "lacks (MPI: float16, bfloat16; Gloo: bfloat16) prints a '# skipped:' line, never a\n"
       "passing row. -J writes {impl, nranks, wrong_total, skipped, avg_busbw_gbps, rows: [...]}.\n"
       "Exit status: 0, or 3 when a check found wrong values, 1 on errors, 2 on bad arguments."};
   std::string minB = "32M", maxB = "32M", stepB = "1M", colls = "allreduce", ops = "sum";
