@@ -16,6 +16,9 @@ double Runner::timeIt(Coll c, size_t param, trellisDataType_t dt, trellisRedOp_t
   operands(c, param, algos::dtypeSize(dt), impl_.rank(), inPlace, send_, recv_, &in, &out);
   for (int i = 0; i < cfg_.warmup && err->empty(); ++i)
     *err = impl_.run(c, in, out, param, dt, op, root);
+  // A failed call ends this rank here (the caller exits and the launcher stops the others);
+  // joining the barrier would leave the peers waiting in a collective this rank never posts.
+  if (!err->empty()) return 0;
   impl_.barrier();
   const auto t0 = std::chrono::steady_clock::now();
   const int total = cfg_.iters * cfg_.aggIters;
@@ -23,6 +26,7 @@ double Runner::timeIt(Coll c, size_t param, trellisDataType_t dt, trellisRedOp_t
   const double us =
       std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count() /
       total;
+  if (!err->empty()) return 0;
   switch (cfg_.average) {
     case 0:
       return impl_.combine(impl_.rank() == 0 ? us : 0.0, 0);
