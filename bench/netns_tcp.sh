@@ -39,7 +39,7 @@ for coll in $COLLS; do
     port=$((port + 1))
     common=(env TRELLIS_WORLD_SIZE=2 TRELLIS_ROOT_ADDR=10.77.0.1:$port TRELLIS_SECRET=$secret
             TRELLIS_SOCKET_IFNAME=tva,tvb TRELLIS_TIMEOUT_S=300)
-    args=(--impl "$impl" -C "$coll" -b 8 -e "$MAXB" -f 4 -c 1 -n 5 -w 1 --gloo-store "$store/$coll" )
+    args=(--impl "$impl" --op-name "$coll" -b 8 -e "$MAXB" -f 4 -c 1 -n 5 -w 1 --gloo-store "$store/$coll" )
     mkdir -p "$store/$coll"
     ip netns exec $A taskset -c 0 "${common[@]}" TRELLIS_RANK=0 TRELLIS_HOST_ID=nsa "$bench" "${args[@]}" --gloo-host 10.77.0.1 > "$store/out.a" 2>&1 &
     pa=$!
