@@ -357,13 +357,19 @@ Result makeVDevice(int* d, const NetVDeviceProps* props) {
   if (mode == "none" && members.size() > 1)
     return fail(invalidUsage("makeVDevice(%s): NIC fusion is off (TRELLIS_NCCL_NET_FUSION=none)", names.c_str()));
   if (mode == "rail") {
-    for (int m : members)
-      if (phys[m].railGroup.empty() || phys[m].railGroup != phys[members[0]].railGroup)
+    for (int m : members) {
+      const PhysDevice& first = phys[members[0]];
+      if (phys[m].railGroup.empty())
+        return fail(invalidUsage("makeVDevice(%s): %s is in no rail group (a virtual interface); "
+                                 "TRELLIS_NCCL_NET_FUSION=any fuses it anyway",
+                                 names.c_str(), phys[m].name.c_str()));
+      if (phys[m].railGroup != first.railGroup)
         return fail(invalidUsage(
             "makeVDevice(%s): %s (rail group '%s') and %s (rail group '%s') are not in one rail group; "
             "TRELLIS_NCCL_NET_FUSION=any fuses them anyway",
-            names.c_str(), phys[members[0]].name.c_str(), phys[members[0]].railGroup.c_str(), phys[m].name.c_str(),
+            names.c_str(), first.name.c_str(), first.railGroup.c_str(), phys[m].name.c_str(),
             phys[m].railGroup.c_str()));
+    }
   } else if (mode != "any" && mode != "none") {
     return fail(invalidArgument("TRELLIS_NCCL_NET_FUSION='%s' is not one of rail, any, none", mode.c_str()));
   }

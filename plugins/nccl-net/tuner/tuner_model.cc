@@ -22,7 +22,7 @@ constexpr double kStepFactor[kNumProtocols] = {1.0, 1.5, 3.0};  // x link latenc
 constexpr double kBwEff[kNumProtocols] = {0.5, 120.0 / 128.0, 1.0};
 constexpr double kTreeEff = 0.9;  // a tree pipelines less well than a ring
 constexpr double kPatEff = 0.75;  // PAT's aggregation costs a quarter of the bandwidth
-constexpr double kNvlinkLatUs = 0.6, kPcieLatUs = 1.5, kIbLatUs = 2.5, kEthLatUs = 5.0;
+constexpr double kNvlinkLatUs = 0.6, kPcieLatUs = 1.5, kRdmaLatUs = 2.5, kEthLatUs = 5.0;
 constexpr double kDefaultNetGBps = 12.5;  // 100 Gb/s when no NIC speed is known
 
 double log2ceil(int n) { return n <= 1 ? 0.0 : std::ceil(std::log2(static_cast<double>(n))); }
@@ -60,7 +60,9 @@ NodeFacts nodeFactsFrom(const topo::System& s) {
     double best = 0;
     for (const topo::NetPort& port : s.nodes[nic].ports) {
       best = std::max(best, static_cast<double>(port.speedMbps));
-      ib = ib || port.linkLayer == "InfiniBand";
+      // An RDMA port (InfiniBand, or an RDMA device without a kernel interface: RoCE, or a
+      // topology file's <net> with a guid) has RDMA latency.
+      ib = ib || port.linkLayer == "InfiniBand" || (port.netdev.empty() && !port.guid.empty());
     }
     mbps += best;
   }
@@ -70,11 +72,11 @@ NodeFacts nodeFactsFrom(const topo::System& s) {
   } else {
     f.netGBps = kDefaultNetGBps;
   }
-  f.netLatUs = ib ? kIbLatUs : kEthLatUs;
+  f.netLatUs = ib ? kRdmaLatUs : kEthLatUs;
   char buf[256];
   snprintf(buf, sizeof buf, "%d GPU(s), intra %.0f GB/s (%s), net %.1f GB/s%s (%s)", f.gpus, f.intraGBps,
            f.nvswitch ? "NVSwitch" : f.nvlink ? "NVLink" : "PCIe", f.netGBps, known ? "" : " assumed",
-           ib ? "InfiniBand" : "Ethernet/unknown");
+           ib ? "RDMA" : "TCP/unknown");
   f.describe = buf;
   return f;
 }
