@@ -15,6 +15,7 @@
 #include "core/params.h"
 #include "topo/hwloc_local.h"
 #include "topo/hwloc_xml.h"
+#include "topo/cuda_devices.h"
 #include "topo/nvml.h"
 #include "topo/smi_matrix.h"
 #include "topo/nccl_xml.h"
@@ -232,6 +233,7 @@ Result<System> detectLocalSystem() {
   }
   TRELLIS_TRY(addHwlocCpuFacts(s));
   TRELLIS_TRY(addNvmlFacts(s));
+  TRELLIS_TRY(addCudaDeviceIds(s));
   return s;
 }
 
