@@ -74,4 +74,10 @@ set -e
 "$T" show > "$TMP/local.txt"
 grep -q '^CPUs: ' "$TMP/local.txt" || fail "local CPUs"
 grep -q '^Network interfaces: ' "$TMP/local.txt" || fail "local interfaces"
+# TRELLIS_TOPO_DUMP_FILE writes what was detected (%h: host name; .xml: NCCL XML), loadable again.
+TRELLIS_TOPO_DUMP_FILE="$TMP/dump-%h.json" "$T" show > /dev/null
+TRELLIS_TOPO_DUMP_FILE="$TMP/dump.xml" "$T" show > /dev/null
+d=$(ls "$TMP"/dump-*.json) || fail "no JSON dump"
+"$T" diff "$d" "$TMP/dump.xml" > /dev/null || fail "dumps disagree"
+"$T" show --input "$d" | grep -q "NICs: " || fail "dump does not load"
 echo "cli ok"
