@@ -12,6 +12,7 @@
 #include <memory>
 #include <vector>
 
+#include "core/acceptor.h"
 #include "core/crc32c.h"
 #include "core/log.h"
 #include "core/params.h"
@@ -364,22 +365,28 @@ Result<std::unique_ptr<TcpTransport>> TcpTransport::create(Bootstrap& bs, const 
       addSock(sock->release(), p, i);
     }
   }
+  net::GreetingAcceptor acceptor(listen.fd(), sizeof(Hello), 5.0,
+                                 formatString("rank %d: tcp listener %s", bs.rank(), bound.toString().c_str()));
   while (expectAccepts > 0) {
-    net::SockAddr from;
-    auto sock = net::acceptOne(listen.fd(), deadline, abort, &from);
-    if (!sock)
-      return sock.status().withContext(formatString("rank %d: waiting for %d tcp connections from lower ranks",
-                                                    bs.rank(), expectAccepts));
+    auto got = acceptor.next(deadline, abort);
+    if (!got)
+      return got.status().withContext(formatString("rank %d: waiting for %d tcp connections from lower ranks",
+                                                   bs.rank(), expectAccepts));
     Hello h;
-    Status s = net::recvAll(sock->fd(), &h, sizeof h, std::min(deadline, net::deadlineIn(5)), abort);
-    if (!s.isOk() || h.magic != kHelloMagic || !net::constantTimeEqual(h.secret, bs.secret(), sizeof h.secret) ||
-        h.from < 0 || h.from >= bs.rank() || !want_peer[h.from] || h.socketIndex < 0 ||
-        h.socketIndex >= opt.socketsPerPeer || slots[h.from][h.socketIndex] >= 0) {
-      TRELLIS_WARN(kNet, "rank %d: dropped a tcp connection from %s without a valid hello", bs.rank(),
-                   from.toString().c_str());
+    std::memcpy(&h, got->greeting.data(), sizeof h);
+    if (h.magic != kHelloMagic || !net::constantTimeEqual(h.secret, bs.secret(), sizeof h.secret)) {
+      TRELLIS_WARN(kNet, "rank %d: dropped a tcp connection from %s: not a hello with the job's secret", bs.rank(),
+                   got->from.toString().c_str());
       continue;
     }
-    addSock(sock->release(), h.from, h.socketIndex);
+    if (h.from < 0 || h.from >= bs.rank() || !want_peer[h.from] || h.socketIndex < 0 ||
+        h.socketIndex >= opt.socketsPerPeer || slots[h.from][h.socketIndex] >= 0) {
+      TRELLIS_WARN(kNet, "rank %d: dropped a tcp connection from %s: hello from rank %d socket %d is not one "
+                   "expected (%d sockets per peer, lower ranks only, once each)", bs.rank(),
+                   got->from.toString().c_str(), h.from, h.socketIndex, opt.socketsPerPeer);
+      continue;
+    }
+    addSock(got->sock.release(), h.from, h.socketIndex);
     --expectAccepts;
   }
   impl->epfd = epoll_create1(EPOLL_CLOEXEC);
