@@ -11,6 +11,7 @@ PKGS=(
   libopenmpi-dev openmpi-bin libgloo-dev              # peers for trellis-bench --impl mpi|gloo
   iproute2 procps                                     # namespaces for the emulated cluster, ps
   python3-jsonschema                                  # validates trellis-topo JSON against the schema in tests
+  qemu-system-x86 busybox-static cpio kmod ibverbs-utils perftest  # tests/rdma: Soft-RoCE in a qemu guest
 )
 missing=()
 for p in "${PKGS[@]}"; do
@@ -24,5 +25,5 @@ echo "deps: installing ${missing[*]}"
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
 export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+$SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq
+$SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}"
