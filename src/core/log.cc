@@ -80,6 +80,7 @@ void load() {
   c.mask = mask;
   gethostname(c.host, sizeof c.host - 1);
   std::string file = kDebugFile.get();
+  c.out = stderr;  // a reload without a file goes back to stderr (an earlier file stays open: lines may be in flight)
   if (!file.empty()) {
     std::string path;
     for (size_t i = 0; i < file.size(); ++i) {
