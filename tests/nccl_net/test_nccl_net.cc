@@ -121,6 +121,7 @@ struct Op {
   void* mh[8] = {};
   void* req = nullptr;
   bool posted = false, done = false;
+  bool optionalCompletion = false;  // irecv: NCCL's LL/LL128 hint in *request (v9+)
   int got[8] = {};
   Result error = abi::kSuccess;
 };
@@ -140,9 +141,15 @@ Result runOps(NetApi& net, std::vector<Op>& ops, double timeoutS = kOpTimeoutS) 
         bool wait = false;
         for (void* b : blocked) wait = wait || b == op.comm;
         if (wait) continue;
+        if (!op.isSend && op.optionalCompletion && net.version() >= 9)
+          op.req = reinterpret_cast<void*>(abi::kNetOptionalRecvCompletion);
         Result r = op.isSend ? net.isend(op.comm, op.data[0], op.sizes[0], op.tags[0], op.mh[0], &op.req)
                              : net.irecv(op.comm, op.n, op.data, op.sizes, op.tags, op.mh, &op.req);
         if (r != abi::kSuccess) return op.error = r;
+        if (op.req == reinterpret_cast<void*>(abi::kNetOptionalRecvCompletion)) {
+          ADD_FAILURE() << "irecv returned NCCL's optional-completion hint as its request";
+          return op.error = abi::kInternalError;
+        }
         if (op.req == nullptr) {
           blocked.push_back(op.comm);
           continue;
@@ -316,6 +323,7 @@ TEST_P(NetTest, TransfersBothDirections) {
       ops[0].sizes[0] = size + slack;
       ops[0].tags[0] = 3;
       ops[0].mh[0] = rmh;
+      ops[0].optionalCompletion = (size & 1) != 0;  // as NCCL does for LL/LL128 receives
       ops[1].isSend = true;
       ops[1].comm = sc;
       ops[1].data[0] = sbuf;

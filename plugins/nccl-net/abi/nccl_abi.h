@@ -59,6 +59,10 @@ constexpr int kMaxRequests = 32;              // in-flight requests per comm NCC
 constexpr int kMaxDevsPerNic = 4;             // members of one virtual device (v9..v11)
 constexpr size_t kMaxNetSizeBytes = size_t{1} << 40;  // largest maxP2pBytes/maxCollBytes NCCL accepts
 constexpr int kTrafficClassUndef = -1;
+/// NCCL (v9+) puts this value in *request before irecv when the LL/LL128 protocols poll flags in
+/// the data themselves: the plugin may complete such a receive early, but must still return a
+/// real request.
+constexpr uintptr_t kNetOptionalRecvCompletion = 0x1;
 constexpr int kNetAttrUndef = -1;
 
 /// ncclNetDeviceType values.

@@ -537,6 +537,8 @@ Result isend(void* sendComm, void* data, size_t size, int tag, void* mhandle, vo
 Result irecv(void* recvComm, int n, void** data, const size_t* sizes, const int* tags, void** mhandles,
              void** request) {
   if (request == nullptr) return fail(invalidArgument("irecv: null request output"));
+  // NCCL's optional-completion hint (kNetOptionalRecvCompletion) is accepted and not used: the
+  // request completes when the data is in place, which is always correct.
   *request = nullptr;
   auto c = commOf(recvComm, Kind::kRecv, "irecv");
   if (!c) return fail(c.status());
