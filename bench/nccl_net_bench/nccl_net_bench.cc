@@ -75,15 +75,17 @@ void* post(Net& net, bool send, void* buf, size_t size, void* mh) {
   void* req = nullptr;
   int tag = 0;
   while (req == nullptr) {
-    if (send) check(net.n->isend(net.sc, buf, size, tag, mh, nullptr, &req), "isend");
-    else check(net.n->irecv(net.rc, 1, &buf, &size, &tag, &mh, nullptr, &req), "irecv");
+    if (send)
+      check(net.n->isend(net.sc, buf, size, tag, mh, nullptr, &req), "isend");
+    else
+      check(net.n->irecv(net.rc, 1, &buf, &size, &tag, &mh, nullptr, &req), "irecv");
   }
   return req;
 }
 
 // One rank's part; rank 0 writes "latency_us bw_1 bw_2 ..." to `out`.
-void rankMain(int rank, int ch, int out, const std::string& plugin, const std::vector<size_t>& sizes, int window,
-              size_t perPoint) {
+void rankMain(int rank, int ch, int out, const std::string& plugin,
+              const std::vector<size_t>& sizes, int window, size_t perPoint) {
   void* lib = dlopen(plugin.c_str(), RTLD_NOW | RTLD_LOCAL);
   if (lib == nullptr) die(dlerror());
   Net net{static_cast<abi::NetV11*>(dlsym(lib, "ncclNetPlugin_v11"))};
@@ -103,7 +105,9 @@ void rankMain(int rank, int ch, int out, const std::string& plugin, const std::v
   std::vector<std::vector<char>> bufs(window, std::vector<char>(std::max<size_t>(maxSize, 8)));
   std::vector<void*> mh(window);
   for (int w = 0; w < window; ++w)
-    check(net.n->regMr(w % 2 ? net.rc : net.sc, bufs[w].data(), bufs[w].size(), abi::kPtrHost, &mh[w]), "regMr");
+    check(net.n->regMr(w % 2 ? net.rc : net.sc, bufs[w].data(), bufs[w].size(), abi::kPtrHost,
+                       &mh[w]),
+          "regMr");
   char ack[8] = {};
   void* ackMh = nullptr;
   check(net.n->regMr(net.sc, ack, sizeof ack, abi::kPtrHost, &ackMh), "regMr");
@@ -125,9 +129,11 @@ void rankMain(int rank, int ch, int out, const std::string& plugin, const std::v
     double us = std::chrono::duration<double, std::micro>(Clock::now() - t0).count() / iters / 2;
     result += std::to_string(us);
   }
-  // Bandwidth: rank 0 sends `window` messages at a time, rank 1 receives; an 8-byte ack ends a point.
+  // Bandwidth: rank 0 sends `window` messages at a time, rank 1 receives; an 8-byte ack ends a
+  // point.
   for (size_t size : sizes) {
-    int msgs = static_cast<int>(std::max<size_t>(static_cast<size_t>(window), perPoint / std::max<size_t>(size, 1)));
+    int msgs = static_cast<int>(
+        std::max<size_t>(static_cast<size_t>(window), perPoint / std::max<size_t>(size, 1)));
     msgs = (msgs + window - 1) / window * window;
     Clock::time_point t0 = Clock::now();
     for (int m = 0; m < msgs; m += window) {
@@ -153,8 +159,10 @@ void rankMain(int rank, int ch, int out, const std::string& plugin, const std::v
         }
       }
     }
-    if (rank == 1) waitReq(net, post(net, true, ack, 8, ackMh));
-    else waitReq(net, post(net, false, ack, 8, ackMh));
+    if (rank == 1)
+      waitReq(net, post(net, true, ack, 8, ackMh));
+    else
+      waitReq(net, post(net, false, ack, 8, ackMh));
     double s = std::chrono::duration<double>(Clock::now() - t0).count();
     result += " " + std::to_string(static_cast<double>(size) * msgs / s / 1e9);
   }
@@ -171,8 +179,8 @@ void rankMain(int rank, int ch, int out, const std::string& plugin, const std::v
 }
 
 // Runs one pair with TRELLIS_NCCL_NET_SOCKETS=sockets; returns latency then one bandwidth per size.
-std::vector<double> runPair(int sockets, const std::string& plugin, const std::vector<size_t>& sizes, int window,
-                            size_t perPoint) {
+std::vector<double> runPair(int sockets, const std::string& plugin,
+                            const std::vector<size_t>& sizes, int window, size_t perPoint) {
   int sv[2], pipefd[2];
   if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0 || pipe(pipefd) != 0) die("socketpair/pipe");
   pid_t pids[2];
@@ -232,34 +240,47 @@ int main(int argc, char** argv) {
     std::string a = argv[i];
     const char* v = i + 1 < argc ? argv[i + 1] : nullptr;
     if (a == "--help" || a == "-h") {
-      printf("usage: %s [--plugin PATH] [--sockets 1,2,4] [--reps 3] [--window 8] [--min 64K] [--max 64M] "
-             "[--bytes-per-point 256M]\n", argv[0]);
+      printf(
+          "usage: %s [--plugin PATH] [--sockets 1,2,4] [--reps 3] [--window 8] [--min 64K] [--max "
+          "64M] "
+          "[--bytes-per-point 256M]\n",
+          argv[0]);
       return 0;
     }
     if (v == nullptr) die(("missing value after " + a).c_str());
     ++i;
-    if (a == "--plugin") plugin = v;
-    else if (a == "--reps") reps = atoi(v);
-    else if (a == "--window") window = atoi(v);
-    else if (a == "--min") minB = parseSize(v);
-    else if (a == "--max") maxB = parseSize(v);
-    else if (a == "--bytes-per-point") perPoint = parseSize(v);
+    if (a == "--plugin")
+      plugin = v;
+    else if (a == "--reps")
+      reps = atoi(v);
+    else if (a == "--window")
+      window = atoi(v);
+    else if (a == "--min")
+      minB = parseSize(v);
+    else if (a == "--max")
+      maxB = parseSize(v);
+    else if (a == "--bytes-per-point")
+      perPoint = parseSize(v);
     else if (a == "--sockets") {
       sockets.clear();
-      for (char* t = strtok(const_cast<char*>(v), ","); t; t = strtok(nullptr, ",")) sockets.push_back(atoi(t));
+      for (char* t = strtok(const_cast<char*>(v), ","); t; t = strtok(nullptr, ","))
+        sockets.push_back(atoi(t));
     } else {
       die(("unknown option " + a).c_str());
     }
   }
-  if (reps < 1 || window < 1 || window > abi::kMaxRequests || minB < 16 || maxB < minB || sockets.empty())
+  if (reps < 1 || window < 1 || window > abi::kMaxRequests || minB < 16 || maxB < minB ||
+      sockets.empty())
     die("bad arguments (window 1..32, sizes >= 16 bytes)");
   std::vector<size_t> sizes;
   for (size_t s = minB; s <= maxB; s *= 4) sizes.push_back(s);
   std::map<int, std::vector<std::vector<double>>> runs;  // sockets -> reps x values
   for (int r = 0; r < reps; ++r)
     for (int s : sockets) runs[s].push_back(runPair(s, plugin, sizes, window, perPoint));
-  printf("# %s, ncclNetPlugin_v11, TCP backend, 2 processes on this host, window %d, %d repetitions "
-         "(configurations interleaved): median (min-max)\n\n", plugin.c_str(), window, reps);
+  printf(
+      "# %s, ncclNetPlugin_v11, TCP backend, 2 processes on this host, window %d, %d repetitions "
+      "(configurations interleaved): median (min-max)\n\n",
+      plugin.c_str(), window, reps);
   printf("| | ");
   for (int s : sockets) printf("%d data stream%s | ", s, s > 1 ? "s" : "");
   printf("\n|---|");
@@ -272,8 +293,10 @@ int main(int argc, char** argv) {
   }
   printf("\n");
   for (size_t k = 0; k < sizes.size(); ++k) {
-    if (sizes[k] >= (1 << 20)) printf("| %zu MiB (GB/s) | ", sizes[k] >> 20);
-    else printf("| %zu KiB (GB/s) | ", sizes[k] >> 10);
+    if (sizes[k] >= (1 << 20))
+      printf("| %zu MiB (GB/s) | ", sizes[k] >> 20);
+    else
+      printf("| %zu KiB (GB/s) | ", sizes[k] >> 10);
     for (int s : sockets) {
       std::vector<double> v;
       for (auto& run : runs[s]) v.push_back(run[k + 1]);

@@ -30,8 +30,10 @@ static_assert(static_cast<int>(NCCL_NET_DEVICE_GIN_GDAKI) == a::kDeviceGinGdaki)
 static_assert(sizeof(ncclNetDeviceType) == sizeof(a::NetDeviceType));
 
 static_assert(sizeof(ncclNetDeviceHandle_v11_t) == sizeof(a::NetDeviceHandle));
-static_assert(offsetof(ncclNetDeviceHandle_v11_t, netDeviceType) == offsetof(a::NetDeviceHandle, netDeviceType));
-static_assert(offsetof(ncclNetDeviceHandle_v11_t, netDeviceVersion) == offsetof(a::NetDeviceHandle, netDeviceVersion));
+static_assert(offsetof(ncclNetDeviceHandle_v11_t, netDeviceType) ==
+              offsetof(a::NetDeviceHandle, netDeviceType));
+static_assert(offsetof(ncclNetDeviceHandle_v11_t, netDeviceVersion) ==
+              offsetof(a::NetDeviceHandle, netDeviceVersion));
 static_assert(offsetof(ncclNetDeviceHandle_v11_t, handle) == offsetof(a::NetDeviceHandle, handle));
 static_assert(offsetof(ncclNetDeviceHandle_v11_t, size) == offsetof(a::NetDeviceHandle, size));
 static_assert(offsetof(ncclNetDeviceHandle_v11_t, needsProxyProgress) ==
@@ -39,7 +41,10 @@ static_assert(offsetof(ncclNetDeviceHandle_v11_t, needsProxyProgress) ==
 static_assert(sizeof(ncclNetDeviceHandle_v7_t) == sizeof(a::NetDeviceHandle));
 
 int main() {
-  std::printf("ABI cross-check against nccl.h %d (NCCL_VERSION_CODE) compiled: results, device types and the "
-              "device handle match\n", NCCL_VERSION_CODE);
+  std::printf(
+      "ABI cross-check against nccl.h %d (NCCL_VERSION_CODE) compiled: results, device types and "
+      "the "
+      "device handle match\n",
+      NCCL_VERSION_CODE);
   return 0;
 }

@@ -1,6 +1,7 @@
 #include "harness.h"
 
 #include <dlfcn.h>
+#include <gtest/gtest.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -9,8 +10,6 @@
 
 #include <chrono>
 #include <cstring>
-
-#include <gtest/gtest.h>
 
 // LeakSanitizer's check runs at exit(); forked ranks leave with _exit(), so they ask for it
 // explicitly when the runtime is there (a leak then exits non-zero and fails the test).
@@ -24,7 +23,9 @@ using Clock = std::chrono::steady_clock;
 [[noreturn]] void leaveRank(int code) {
   fflush(stdout);
   fflush(stderr);
-  if (code == 0 && __lsan_do_recoverable_leak_check != nullptr && __lsan_do_recoverable_leak_check() != 0) code = 23;
+  if (code == 0 && __lsan_do_recoverable_leak_check != nullptr &&
+      __lsan_do_recoverable_leak_check() != 0)
+    code = 23;
   _exit(code);
 }
 
@@ -34,7 +35,8 @@ void waitFd(int fd, short events) {
   do rc = ::poll(&p, 1, 30000);
   while (rc < 0 && errno == EINTR);
   if (rc == 0) {
-    fprintf(stderr, "[pid %d] channel: no progress in 30 s; the other rank is stuck or gone\n", getpid());
+    fprintf(stderr, "[pid %d] channel: no progress in 30 s; the other rank is stuck or gone\n",
+            getpid());
     _exit(3);
   }
 }
@@ -86,7 +88,8 @@ namespace {
 std::vector<std::string> reap(std::vector<pid_t> pids, double timeoutS, bool* skipped) {
   *skipped = false;
   std::vector<std::string> errors;
-  auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(timeoutS));
+  auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                     std::chrono::duration<double>(timeoutS));
   std::vector<bool> done(pids.size(), false);
   size_t left = pids.size();
   while (left > 0) {
@@ -100,9 +103,11 @@ std::vector<std::string> reap(std::vector<pid_t> pids, double timeoutS, bool* sk
       if (WIFEXITED(status) && WEXITSTATUS(status) == kSkipExit)
         *skipped = true;
       else if (WIFEXITED(status) && WEXITSTATUS(status) != 0)
-        errors.push_back("rank " + std::to_string(i) + " exited with " + std::to_string(WEXITSTATUS(status)));
+        errors.push_back("rank " + std::to_string(i) + " exited with " +
+                         std::to_string(WEXITSTATUS(status)));
       else if (WIFSIGNALED(status))
-        errors.push_back("rank " + std::to_string(i) + " died of signal " + std::to_string(WTERMSIG(status)));
+        errors.push_back("rank " + std::to_string(i) + " died of signal " +
+                         std::to_string(WTERMSIG(status)));
     }
     if (left == 0) break;
     if (Clock::now() > deadline) {
@@ -110,8 +115,8 @@ std::vector<std::string> reap(std::vector<pid_t> pids, double timeoutS, bool* sk
         if (!done[i]) {
           kill(pids[i], SIGKILL);
           waitpid(pids[i], nullptr, 0);
-          errors.push_back("rank " + std::to_string(i) + " still running after " + std::to_string(timeoutS) +
-                           " s: killed");
+          errors.push_back("rank " + std::to_string(i) + " still running after " +
+                           std::to_string(timeoutS) + " s: killed");
         }
       break;
     }
@@ -129,8 +134,8 @@ void skipRank(const char* why) {
   _exit(kSkipExit);
 }
 
-bool runTwo(const std::function<void(int, std::vector<Channel>&)>& body, double timeoutS, int nChannels,
-            bool maySkip) {
+bool runTwo(const std::function<void(int, std::vector<Channel>&)>& body, double timeoutS,
+            int nChannels, bool maySkip) {
   std::vector<int> ends[2];
   for (int c = 0; c < nChannels; ++c) {
     int sv[2];

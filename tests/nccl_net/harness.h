@@ -40,15 +40,16 @@ std::string pluginPath();
 void* openPlugin();
 
 /// A rank that cannot run its case on this machine calls skipRank(why): it exits with kSkipExit and
-/// runTwo/runOne return true (the test then calls GTEST_SKIP, so a skip is never counted as a pass).
+/// runTwo/runOne return true (the test then calls GTEST_SKIP, so a skip is never counted as a
+/// pass).
 constexpr int kSkipExit = 77;
 [[noreturn]] void skipRank(const char* why);
 
 /// Runs body(rank, channels) in two processes; `channels` has `nChannels` socketpair ends shared
 /// with the other rank (one per thread for multi-threaded tests). Returns true when a rank skipped.
 /// A skip where `maySkip` is false is a failure.
-bool runTwo(const std::function<void(int rank, std::vector<Channel>& channels)>& body, double timeoutS = 120,
-            int nChannels = 1, bool maySkip = false);
+bool runTwo(const std::function<void(int rank, std::vector<Channel>& channels)>& body,
+            double timeoutS = 120, int nChannels = 1, bool maySkip = false);
 /// Runs body() in one forked process (a fresh plugin state). Returns true when it skipped.
 bool runOne(const std::function<void()>& body, double timeoutS = 60, bool maySkip = false);
 

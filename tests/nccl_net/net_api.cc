@@ -23,7 +23,8 @@ void clearLog() {
   gLog().clear();
 }
 
-void testLogger(abi::LogLevel level, unsigned long flags, const char* file, int line, const char* fmt, ...) {
+void testLogger(abi::LogLevel level, unsigned long flags, const char* file, int line,
+                const char* fmt, ...) {
   char buf[2048];
   va_list ap;
   va_start(ap, fmt);
@@ -33,18 +34,44 @@ void testLogger(abi::LogLevel level, unsigned long flags, const char* file, int 
     std::lock_guard<std::mutex> lock(gLogMu);
     gLog().push_back({level, flags, buf});
   }
-  if (level == abi::kLogWarn) fprintf(stderr, "[pid %d] plugin WARN %s:%d %s\n", getpid(), file, line, buf);
+  if (level == abi::kLogWarn)
+    fprintf(stderr, "[pid %d] plugin WARN %s:%d %s\n", getpid(), file, line, buf);
 }
 
 namespace {
 
-template <int V> struct Table;
-template <> struct Table<6> { using T = abi::NetV6; using P = abi::NetPropertiesV6; };
-template <> struct Table<7> { using T = abi::NetV7; using P = abi::NetPropertiesV7; };
-template <> struct Table<8> { using T = abi::NetV8; using P = abi::NetPropertiesV8; };
-template <> struct Table<9> { using T = abi::NetV9; using P = abi::NetPropertiesV9; };
-template <> struct Table<10> { using T = abi::NetV10; using P = abi::NetPropertiesV10; };
-template <> struct Table<11> { using T = abi::NetV11; using P = abi::NetPropertiesV11; };
+template <int V>
+struct Table;
+template <>
+struct Table<6> {
+  using T = abi::NetV6;
+  using P = abi::NetPropertiesV6;
+};
+template <>
+struct Table<7> {
+  using T = abi::NetV7;
+  using P = abi::NetPropertiesV7;
+};
+template <>
+struct Table<8> {
+  using T = abi::NetV8;
+  using P = abi::NetPropertiesV8;
+};
+template <>
+struct Table<9> {
+  using T = abi::NetV9;
+  using P = abi::NetPropertiesV9;
+};
+template <>
+struct Table<10> {
+  using T = abi::NetV10;
+  using P = abi::NetPropertiesV10;
+};
+template <>
+struct Table<11> {
+  using T = abi::NetV11;
+  using P = abi::NetPropertiesV11;
+};
 
 template <int V>
 class Impl final : public NetApi {
@@ -71,12 +98,21 @@ class Impl final : public NetApi {
     }
   }
   Result finalize(void* ctx) override {
-    if constexpr (V == 11) return t_->finalize(ctx);
-    else { (void)ctx; return abi::kSuccess; }
+    if constexpr (V == 11)
+      return t_->finalize(ctx);
+    else {
+      (void)ctx;
+      return abi::kSuccess;
+    }
   }
   Result setNetAttr(void* ctx, abi::NetAttr* attr) override {
-    if constexpr (V == 11) return t_->setNetAttr(ctx, attr);
-    else { (void)ctx; (void)attr; return abi::kSuccess; }
+    if constexpr (V == 11)
+      return t_->setNetAttr(ctx, attr);
+    else {
+      (void)ctx;
+      (void)attr;
+      return abi::kSuccess;
+    }
   }
   Result devices(int* n) override { return t_->devices(n); }
   Result getProperties(int dev, Props* out) override {
@@ -98,7 +134,8 @@ class Impl final : public NetApi {
     if constexpr (V >= 9) {
       out->forceFlush = p.forceFlush;
       out->vNdevs = p.vProps.ndevs;
-      for (int i = 0; i < abi::kMaxDevsPerNic && i < p.vProps.ndevs; ++i) out->vDevs[i] = p.vProps.devs[i];
+      for (int i = 0; i < abi::kMaxDevsPerNic && i < p.vProps.ndevs; ++i)
+        out->vDevs[i] = p.vProps.devs[i];
       out->maxP2pBytes = p.maxP2pBytes;
       out->maxCollBytes = p.maxCollBytes;
     }
@@ -106,12 +143,17 @@ class Impl final : public NetApi {
     return r;
   }
   Result listen(void* ctx, int dev, void* handle, void** lc) override {
-    if constexpr (V == 11) return t_->listen(ctx, dev, handle, lc);
-    else { (void)ctx; return t_->listen(dev, handle, lc); }
+    if constexpr (V == 11)
+      return t_->listen(ctx, dev, handle, lc);
+    else {
+      (void)ctx;
+      return t_->listen(dev, handle, lc);
+    }
   }
   Result connect(void* ctx, int dev, void* handle, void** sc) override {
     abi::NetDeviceHandle* dh = nullptr;  // NULL: no device offload requested
-    if constexpr (V == 11) return t_->connect(ctx, dev, handle, sc, &dh);
+    if constexpr (V == 11)
+      return t_->connect(ctx, dev, handle, sc, &dh);
     else if constexpr (V == 10) {
       (void)ctx;
       abi::NetCommConfig cfg{trafficClass_};
@@ -134,16 +176,22 @@ class Impl final : public NetApi {
     }
   }
   Result regMr(void* comm, void* data, size_t size, int type, void** mh) override {
-    if constexpr (V <= 7) return t_->regMr(comm, data, narrow(size), type, mh);
-    else return t_->regMr(comm, data, size, type, mh);
+    if constexpr (V <= 7)
+      return t_->regMr(comm, data, narrow(size), type, mh);
+    else
+      return t_->regMr(comm, data, size, type, mh);
   }
   Result deregMr(void* comm, void* mh) override { return t_->deregMr(comm, mh); }
   Result isend(void* sc, void* data, size_t size, int tag, void* mh, void** req) override {
-    if constexpr (V <= 8) return t_->isend(sc, data, narrow(size), tag, mh, req);
-    else if constexpr (V == 9) return t_->isend(sc, data, size, tag, mh, req);
-    else return t_->isend(sc, data, size, tag, mh, nullptr, req);
+    if constexpr (V <= 8)
+      return t_->isend(sc, data, narrow(size), tag, mh, req);
+    else if constexpr (V == 9)
+      return t_->isend(sc, data, size, tag, mh, req);
+    else
+      return t_->isend(sc, data, size, tag, mh, nullptr, req);
   }
-  Result irecv(void* rc, int n, void** data, size_t* sizes, int* tags, void** mhs, void** req) override {
+  Result irecv(void* rc, int n, void** data, size_t* sizes, int* tags, void** mhs,
+               void** req) override {
     if constexpr (V <= 8) {
       int narrowSizes[64];
       for (int i = 0; i < n && i < 64; ++i) narrowSizes[i] = narrow(sizes[i]);
@@ -163,16 +211,25 @@ class Impl final : public NetApi {
   Result closeRecv(void* c) override { return t_->closeRecv(c); }
   Result closeListen(void* c) override { return t_->closeListen(c); }
   bool hasMakeVDevice() const override {
-    if constexpr (V >= 9) return t_->makeVDevice != nullptr;
-    else return false;
+    if constexpr (V >= 9)
+      return t_->makeVDevice != nullptr;
+    else
+      return false;
   }
   Result makeVDevice(int* d, abi::NetVDeviceProps* props) override {
-    if constexpr (V >= 9) return t_->makeVDevice(d, props);
-    else { (void)d; (void)props; return abi::kInternalError; }
+    if constexpr (V >= 9)
+      return t_->makeVDevice(d, props);
+    else {
+      (void)d;
+      (void)props;
+      return abi::kInternalError;
+    }
   }
 
  private:
-  static int narrow(size_t s) { return s > static_cast<size_t>(INT_MAX) ? -1 : static_cast<int>(s); }
+  static int narrow(size_t s) {
+    return s > static_cast<size_t>(INT_MAX) ? -1 : static_cast<int>(s);
+  }
   const T* t_;
   int trafficClass_ = -1;
 };
@@ -187,12 +244,18 @@ std::unique_ptr<NetApi> loadNet(void* lib, int version, std::string* why) {
     return nullptr;
   }
   switch (version) {
-    case 6: return std::make_unique<Impl<6>>(static_cast<const abi::NetV6*>(p));
-    case 7: return std::make_unique<Impl<7>>(static_cast<const abi::NetV7*>(p));
-    case 8: return std::make_unique<Impl<8>>(static_cast<const abi::NetV8*>(p));
-    case 9: return std::make_unique<Impl<9>>(static_cast<const abi::NetV9*>(p));
-    case 10: return std::make_unique<Impl<10>>(static_cast<const abi::NetV10*>(p));
-    case 11: return std::make_unique<Impl<11>>(static_cast<const abi::NetV11*>(p));
+    case 6:
+      return std::make_unique<Impl<6>>(static_cast<const abi::NetV6*>(p));
+    case 7:
+      return std::make_unique<Impl<7>>(static_cast<const abi::NetV7*>(p));
+    case 8:
+      return std::make_unique<Impl<8>>(static_cast<const abi::NetV8*>(p));
+    case 9:
+      return std::make_unique<Impl<9>>(static_cast<const abi::NetV9*>(p));
+    case 10:
+      return std::make_unique<Impl<10>>(static_cast<const abi::NetV10*>(p));
+    case 11:
+      return std::make_unique<Impl<11>>(static_cast<const abi::NetV11*>(p));
   }
   *why = "no driver for version " + std::to_string(version);
   return nullptr;

@@ -44,7 +44,8 @@ struct LogLine {
 std::vector<LogLine> logLines();
 void clearLog();
 /// The logger handed to init.
-void testLogger(abi::LogLevel level, unsigned long flags, const char* file, int line, const char* fmt, ...);
+void testLogger(abi::LogLevel level, unsigned long flags, const char* file, int line,
+                const char* fmt, ...);
 
 class NetApi {
  public:
@@ -53,7 +54,7 @@ class NetApi {
   virtual const char* name() const = 0;
   /// v11: a new context in *ctx; older versions: *ctx = nullptr (one init per process).
   virtual Result init(void** ctx, int trafficClass = -1) = 0;
-  virtual Result finalize(void* ctx) = 0;  // v11 only; success elsewhere
+  virtual Result finalize(void* ctx) = 0;                        // v11 only; success elsewhere
   virtual Result setNetAttr(void* ctx, abi::NetAttr* attr) = 0;  // v11 only
   virtual Result devices(int* n) = 0;
   virtual Result getProperties(int dev, Props* p) = 0;
@@ -63,7 +64,8 @@ class NetApi {
   virtual Result regMr(void* comm, void* data, size_t size, int type, void** mh) = 0;
   virtual Result deregMr(void* comm, void* mh) = 0;
   virtual Result isend(void* sc, void* data, size_t size, int tag, void* mh, void** req) = 0;
-  virtual Result irecv(void* rc, int n, void** data, size_t* sizes, int* tags, void** mhs, void** req) = 0;
+  virtual Result irecv(void* rc, int n, void** data, size_t* sizes, int* tags, void** mhs,
+                       void** req) = 0;
   virtual Result iflush(void* rc, int n, void** data, int* sizes, void** mhs, void** req) = 0;
   virtual Result test(void* req, int* done, int* sizes) = 0;
   virtual Result closeSend(void* c) = 0;

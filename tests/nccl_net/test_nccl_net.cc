@@ -4,6 +4,7 @@
 // return no request: post again later; test never blocks; at most 32 receives in flight per comm;
 // the sender may have 32 x maxRecvs sends in flight). Every received byte is checked.
 #include <dlfcn.h>
+#include <gtest/gtest.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -12,8 +13,6 @@
 #include <cstring>
 #include <thread>
 #include <tuple>
-
-#include <gtest/gtest.h>
 
 #include "harness.h"
 #include "net_api.h"
@@ -25,9 +24,13 @@ namespace {
 using Clock = std::chrono::steady_clock;
 constexpr double kOpTimeoutS = 60;
 
-double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+double since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
 
-uint8_t patternByte(uint64_t seed, size_t i) { return static_cast<uint8_t>(seed * 131 + i * 7 + (i >> 9) + 1); }
+uint8_t patternByte(uint64_t seed, size_t i) {
+  return static_cast<uint8_t>(seed * 131 + i * 7 + (i >> 9) + 1);
+}
 void fill(void* p, size_t n, uint64_t seed) {
   auto* b = static_cast<uint8_t*>(p);
   for (size_t i = 0; i < n; ++i) b[i] = patternByte(seed, i);
@@ -145,8 +148,9 @@ Result runOps(NetApi& net, std::vector<Op>& ops, double timeoutS = kOpTimeoutS) 
         if (wait) continue;
         if (!op.isSend && op.optionalCompletion && net.version() >= 9)
           op.req = reinterpret_cast<void*>(abi::kNetOptionalRecvCompletion);
-        Result r = op.isSend ? net.isend(op.comm, op.data[0], op.sizes[0], op.tags[0], op.mh[0], &op.req)
-                             : net.irecv(op.comm, op.n, op.data, op.sizes, op.tags, op.mh, &op.req);
+        Result r = op.isSend
+                       ? net.isend(op.comm, op.data[0], op.sizes[0], op.tags[0], op.mh[0], &op.req)
+                       : net.irecv(op.comm, op.n, op.data, op.sizes, op.tags, op.mh, &op.req);
         if (r != abi::kSuccess) return op.error = r;
         if (op.req == reinterpret_cast<void*>(abi::kNetOptionalRecvCompletion)) {
           ADD_FAILURE() << "irecv returned NCCL's optional-completion hint as its request";
@@ -170,7 +174,8 @@ Result runOps(NetApi& net, std::vector<Op>& ops, double timeoutS = kOpTimeoutS) 
         pending += !op.done;
         unposted += !op.posted;
       }
-      ADD_FAILURE() << pending << " operations still pending (" << unposted << " not posted) after " << timeoutS << " s";
+      ADD_FAILURE() << pending << " operations still pending (" << unposted << " not posted) after "
+                    << timeoutS << " s";
       return abi::kInternalError;
     }
   }
@@ -275,7 +280,8 @@ TEST_P(NetTest, InitTwiceAndContexts) {
       EXPECT_EQ(r.net->setNetAttr(ctx2, &attr), abi::kSuccess);
       EXPECT_EQ(r.net->finalize(ctx2), abi::kSuccess);
       EXPECT_EQ(stats(r.lib).contexts, 1u);
-      EXPECT_EQ(r.net->finalize(nullptr), abi::kSuccess) << "NCCL finalizes after a failed init too";
+      EXPECT_EQ(r.net->finalize(nullptr), abi::kSuccess)
+          << "NCCL finalizes after a failed init too";
     } else {
       EXPECT_EQ(ctx2, nullptr);
       EXPECT_EQ(s.contexts, 0u);
@@ -301,12 +307,14 @@ TEST_P(NetTest, InitFailsClearlyWhenNothingIsUsable) {
     EXPECT_EQ(ctx, nullptr);
     bool found = false;
     for (const LogLine& l : logLines())
-      found = found || (l.level == abi::kLogWarn && l.text.find("NCCL will use its own nets") != std::string::npos &&
+      found = found || (l.level == abi::kLogWarn &&
+                        l.text.find("NCCL will use its own nets") != std::string::npos &&
                         l.text.find("no-such-if0") != std::string::npos);
     EXPECT_TRUE(found) << "no WARN line naming the interface filter";
     EXPECT_EQ(net->finalize(ctx), abi::kSuccess) << "NCCL finalizes after a failed init";
     int n = -1;
-    EXPECT_NE(net->devices(&n), abi::kSuccess) << "devices() after a failed init must fail, not report 0 silently";
+    EXPECT_NE(net->devices(&n), abi::kSuccess)
+        << "devices() after a failed init must fail, not report 0 silently";
   });
 }
 
@@ -325,13 +333,18 @@ TEST_P(VersionTest, InitFailsClearlyForABackendNotBuilt) {
     EXPECT_EQ(net->init(&ctx), abi::kInvalidUsage);
     bool found = false;
     for (const LogLine& l : logLines())
-      found = found || l.text.find("TRELLIS_NCCL_NET_TRANSPORT=verbs: this build of the plugin has no verbs backend") !=
-                           std::string::npos;
+      found =
+          found ||
+          l.text.find(
+              "TRELLIS_NCCL_NET_TRANSPORT=verbs: this build of the plugin has no verbs backend") !=
+              std::string::npos;
     EXPECT_TRUE(found);
   });
 }
 INSTANTIATE_TEST_SUITE_P(Versions, VersionTest, ::testing::Values(6, 7, 8, 9, 10, 11),
-                         [](const ::testing::TestParamInfo<int>& i) { return "v" + std::to_string(i.param); });
+                         [](const ::testing::TestParamInfo<int>& i) {
+                           return "v" + std::to_string(i.param);
+                         });
 
 // ---- Transfers -------------------------------------------------------------------------------
 
@@ -371,7 +384,8 @@ TEST_P(NetTest, TransfersBothDirections) {
       EXPECT_EQ(static_cast<size_t>(ops[1].got[0]), size);
       EXPECT_EQ(firstMismatch(rbuf, size, size * 2 + (1 - rank)), -1) << "size " << size;
       auto* tail = static_cast<uint8_t*>(rbuf) + size;
-      for (size_t i = 0; i < slack; ++i) ASSERT_EQ(tail[i], 0x5a) << "byte " << size + i << " beyond the message";
+      for (size_t i = 0; i < slack; ++i)
+        ASSERT_EQ(tail[i], 0x5a) << "byte " << size + i << " beyond the message";
     }
     ch[0].barrier();
     EXPECT_EQ(r.net->closeSend(sc), abi::kSuccess);
@@ -419,8 +433,10 @@ TEST_P(NetTest, ManyRequestsInFlight) {
     ASSERT_EQ(runOps(*r.net, ops), abi::kSuccess);
     for (int g = 0; g < kGroups; ++g)
       for (int t = 0; t < m; ++t) {
-        ASSERT_EQ(static_cast<size_t>(ops[g].got[t]), sizeOf(g, t)) << "group " << g << " tag " << t;
-        ASSERT_EQ(firstMismatch(ops[g].data[t], sizeOf(g, t), (1 - rank) * 100000 + g * 100 + t), -1)
+        ASSERT_EQ(static_cast<size_t>(ops[g].got[t]), sizeOf(g, t))
+            << "group " << g << " tag " << t;
+        ASSERT_EQ(firstMismatch(ops[g].data[t], sizeOf(g, t), (1 - rank) * 100000 + g * 100 + t),
+                  -1)
             << "group " << g << " tag " << t;
       }
     ch[0].barrier();
@@ -466,7 +482,8 @@ TEST_P(NetTest, GroupedReceiveMatchesTags) {
       ASSERT_EQ(runOps(*r.net, ops), abi::kSuccess);
       for (int i = 0; i < 4; ++i) {
         EXPECT_EQ(static_cast<size_t>(ops[0].got[i]), sizeOfTag(tags[i]) + round) << "buffer " << i;
-        EXPECT_EQ(firstMismatch(ops[0].data[i], sizeOfTag(tags[i]) + round, (1 - rank) * 1000 + tags[i] * 10 + round),
+        EXPECT_EQ(firstMismatch(ops[0].data[i], sizeOfTag(tags[i]) + round,
+                                (1 - rank) * 1000 + tags[i] * 10 + round),
                   -1)
             << "buffer " << i << " (tag " << tags[i] << ")";
       }
@@ -495,12 +512,14 @@ TEST_P(NetTest, SendLargerThanReceiveIsAnError) {
       ops[0].isSend = true;
       ops[0].comm = sc;
       ops[0].sizes[0] = 2000;
-      EXPECT_EQ(runOps(*r.net, ops, 20), abi::kInvalidUsage) << "a 2000-byte send into a 1000-byte receive";
+      EXPECT_EQ(runOps(*r.net, ops, 20), abi::kInvalidUsage)
+          << "a 2000-byte send into a 1000-byte receive";
     } else {
       ops[0].comm = rc;
       ops[0].sizes[0] = 1000;
       void* req = nullptr;
-      ASSERT_EQ(r.net->irecv(rc, 1, ops[0].data, ops[0].sizes, ops[0].tags, ops[0].mh, &req), abi::kSuccess);
+      ASSERT_EQ(r.net->irecv(rc, 1, ops[0].data, ops[0].sizes, ops[0].tags, ops[0].mh, &req),
+                abi::kSuccess);
       ASSERT_NE(req, nullptr);
     }
     ch[0].barrier();
@@ -635,7 +654,9 @@ TEST_P(NetTest, CloseWithRequestsInFlight) {
       std::vector<std::vector<char>> bufs(16, std::vector<char>(1 << 20));
       void* mh[16];
       for (int i = 0; i < 16; ++i)
-        ASSERT_EQ(r.net->regMr(i < 8 ? rc : sc, bufs[i].data(), bufs[i].size(), abi::kPtrHost, &mh[i]), abi::kSuccess);
+        ASSERT_EQ(
+            r.net->regMr(i < 8 ? rc : sc, bufs[i].data(), bufs[i].size(), abi::kPtrHost, &mh[i]),
+            abi::kSuccess);
       for (int i = 0; i < 8; ++i) {
         void* req = nullptr;
         size_t size = bufs[i].size();
@@ -744,12 +765,15 @@ TEST_P(NetTest, ThreadsWithOwnComms) {
               ops[1].tags[0] = t;
               ops[1].data[0] = sb.add(size, &ops[1].mh[0]);
               fill(ops[1].data[0], size, static_cast<uint64_t>(rank * 10 + t) * size);
-              if (runOps(*r.net, ops) != abi::kSuccess || static_cast<size_t>(ops[0].got[0]) != size ||
-                  firstMismatch(ops[0].data[0], size, static_cast<uint64_t>((1 - rank) * 10 + t) * size) != -1)
+              if (runOps(*r.net, ops) != abi::kSuccess ||
+                  static_cast<size_t>(ops[0].got[0]) != size ||
+                  firstMismatch(ops[0].data[0], size,
+                                static_cast<uint64_t>((1 - rank) * 10 + t) * size) != -1)
                 ++failures;
             }
             ch[t].barrier();
-            if (r.net->closeSend(sc) != abi::kSuccess || r.net->closeRecv(rc) != abi::kSuccess) ++failures;
+            if (r.net->closeSend(sc) != abi::kSuccess || r.net->closeRecv(rc) != abi::kSuccess)
+              ++failures;
             if (r.net->finalize(ctx) != abi::kSuccess) ++failures;
           });
         for (auto& th : threads) th.join();
@@ -774,8 +798,10 @@ TEST_P(NetTest, RegistrationCache) {
     void *h1, *h2, *h3, *h4;
     trellisNcclNetStats_t s0 = stats(r.lib);
     ASSERT_EQ(r.net->regMr(sc, a.data(), a.size(), abi::kPtrHost, &h1), abi::kSuccess);
-    ASSERT_EQ(r.net->regMr(rc, a.data(), a.size(), abi::kPtrHost, &h2), abi::kSuccess);  // another comm
-    ASSERT_EQ(r.net->regMr(sc, a.data() + 4096, 65536, abi::kPtrHost, &h3), abi::kSuccess);  // inside a
+    ASSERT_EQ(r.net->regMr(rc, a.data(), a.size(), abi::kPtrHost, &h2),
+              abi::kSuccess);  // another comm
+    ASSERT_EQ(r.net->regMr(sc, a.data() + 4096, 65536, abi::kPtrHost, &h3),
+              abi::kSuccess);  // inside a
     ASSERT_EQ(r.net->regMr(sc, b.data(), b.size(), abi::kPtrHost, &h4), abi::kSuccess);
     EXPECT_EQ(h1, h2) << "registrations are global: the same range gives the same handle";
     EXPECT_EQ(h1, h3) << "a range inside a registration reuses it";
@@ -806,7 +832,8 @@ TEST_P(NetTest, RegistrationCache) {
     ASSERT_EQ(runOps(*r.net, ops), abi::kSuccess);
     EXPECT_EQ(firstMismatch(a.data() + 8192, 65536, 8 - rank), -1);
     for (void* h : {h1, h2, h3, h4}) EXPECT_EQ(r.net->deregMr(sc, h), abi::kSuccess);
-    EXPECT_NE(r.net->deregMr(sc, h1), abi::kSuccess) << "a handle whose last reference went is gone";
+    EXPECT_NE(r.net->deregMr(sc, h1), abi::kSuccess)
+        << "a handle whose last reference went is gone";
     EXPECT_EQ(stats(r.lib).liveRegistrations, 0u);
     ch[0].barrier();
     EXPECT_EQ(r.net->closeSend(sc), abi::kSuccess);
@@ -823,27 +850,32 @@ class VdevTest : public NetTest {};  // makeVDevice exists from v9
 TEST_P(VdevTest, FusionFollowsRailGroups) {
   const int v = std::get<0>(GetParam());
   const std::string tr = std::get<1>(GetParam());
-  bool skipped = runOne([v, tr] {
-    setenv("TRELLIS_SOCKET_IFNAME", "^docker,virbr", 1);  // this machine's interfaces and loopback
-    Rank r;
-    ASSERT_TRUE(r.open(v, tr));
-    ASSERT_TRUE(r.net->hasMakeVDevice());
-    if (r.ndev < 2) skipRank("fewer than two interfaces: nothing to fuse");
-    Props p0, p1;
-    ASSERT_EQ(r.net->getProperties(0, &p0), abi::kSuccess);
-    ASSERT_EQ(r.net->getProperties(1, &p1), abi::kSuccess);
-    ASSERT_TRUE(p0.pciPathNull || p1.pciPathNull) << "expected loopback among the devices";
-    abi::NetVDeviceProps vp{2, {0, 1, 0, 0}};
-    int d = -1;
-    EXPECT_EQ(r.net->makeVDevice(&d, &vp), abi::kInvalidUsage);
-    bool said = false;
-    for (const LogLine& l : logLines()) said = said || l.text.find("is in no rail group (a virtual interface)") != std::string::npos;
-    EXPECT_TRUE(said);
-    int n = 0;
-    ASSERT_EQ(r.net->devices(&n), abi::kSuccess);
-    EXPECT_EQ(n, r.ndev) << "a refused fusion adds no device";
-    r.close();
-  }, 60, /*maySkip=*/true);
+  bool skipped = runOne(
+      [v, tr] {
+        setenv("TRELLIS_SOCKET_IFNAME", "^docker,virbr",
+               1);  // this machine's interfaces and loopback
+        Rank r;
+        ASSERT_TRUE(r.open(v, tr));
+        ASSERT_TRUE(r.net->hasMakeVDevice());
+        if (r.ndev < 2) skipRank("fewer than two interfaces: nothing to fuse");
+        Props p0, p1;
+        ASSERT_EQ(r.net->getProperties(0, &p0), abi::kSuccess);
+        ASSERT_EQ(r.net->getProperties(1, &p1), abi::kSuccess);
+        ASSERT_TRUE(p0.pciPathNull || p1.pciPathNull) << "expected loopback among the devices";
+        abi::NetVDeviceProps vp{2, {0, 1, 0, 0}};
+        int d = -1;
+        EXPECT_EQ(r.net->makeVDevice(&d, &vp), abi::kInvalidUsage);
+        bool said = false;
+        for (const LogLine& l : logLines())
+          said =
+              said || l.text.find("is in no rail group (a virtual interface)") != std::string::npos;
+        EXPECT_TRUE(said);
+        int n = 0;
+        ASSERT_EQ(r.net->devices(&n), abi::kSuccess);
+        EXPECT_EQ(n, r.ndev) << "a refused fusion adds no device";
+        r.close();
+      },
+      60, /*maySkip=*/true);
   if (skipped) GTEST_SKIP() << "this machine has fewer than two interfaces";
 }
 
@@ -852,72 +884,78 @@ TEST_P(VdevTest, FusionFollowsRailGroups) {
 TEST_P(VdevTest, VirtualDeviceFusesNics) {
   const int v = std::get<0>(GetParam());
   const std::string tr = std::get<1>(GetParam());
-  bool skipped = runTwo([v, tr](int rank, std::vector<Channel>& ch) {
-    setenv("TRELLIS_SOCKET_IFNAME", "^docker,virbr", 1);
-    setenv("TRELLIS_NCCL_NET_FUSION", "any", 1);
-    Rank r;
-    ASSERT_TRUE(r.open(v, tr));
-    if (r.ndev < 2) skipRank("fewer than two interfaces: nothing to fuse");
-    abi::NetVDeviceProps vp{2, {0, 1, 0, 0}};
-    int d = -1;
-    Props p0, p1;
-    ASSERT_EQ(r.net->getProperties(0, &p0), abi::kSuccess);
-    ASSERT_EQ(r.net->getProperties(1, &p1), abi::kSuccess);
-    abi::NetVDeviceProps bad{2, {0, 0, 0, 0}};
-    EXPECT_EQ(r.net->makeVDevice(&d, &bad), abi::kInvalidArgument) << "a device twice";
-    abi::NetVDeviceProps five{5, {0, 1, 0, 1}};
-    EXPECT_EQ(r.net->makeVDevice(&d, &five), abi::kInvalidArgument) << "more than 4 members";
-    ASSERT_EQ(r.net->makeVDevice(&d, &vp), abi::kSuccess);
-    EXPECT_EQ(d, r.ndev);
-    int again = -1;
-    ASSERT_EQ(r.net->makeVDevice(&again, &vp), abi::kSuccess);
-    EXPECT_EQ(again, d) << "the same fusion gives the same device";
-    int n = 0;
-    ASSERT_EQ(r.net->devices(&n), abi::kSuccess);
-    EXPECT_EQ(n, r.ndev + 1);
-    Props pv;
-    ASSERT_EQ(r.net->getProperties(d, &pv), abi::kSuccess);
-    EXPECT_EQ(pv.vNdevs, 2);
-    EXPECT_EQ(pv.vDevs[0], 0);
-    EXPECT_EQ(pv.vDevs[1], 1);
-    EXPECT_EQ(pv.speed, p0.speed + p1.speed);
-    EXPECT_EQ(pv.name, p0.name + "+" + p1.name);
-    EXPECT_EQ(stats(r.lib).virtualDevices, 1u);
-    void *sc, *rc;
-    connectPair(*r.net, r.ctx, d, ch[0], &sc, &rc);
-    Buffers sb{r.net.get(), sc}, rb{r.net.get(), rc};
-    std::vector<Op> ops(2);
-    const size_t size = (6 << 20) + 11;
-    ops[0].comm = rc;
-    ops[0].sizes[0] = size;
-    ops[0].data[0] = rb.add(size, &ops[0].mh[0]);
-    ops[1].isSend = true;
-    ops[1].comm = sc;
-    ops[1].sizes[0] = size;
-    ops[1].data[0] = sb.add(size, &ops[1].mh[0]);
-    fill(ops[1].data[0], size, 77 + rank);
-    ASSERT_EQ(runOps(*r.net, ops), abi::kSuccess);
-    EXPECT_EQ(firstMismatch(ops[0].data[0], size, 78 - rank), -1);
-    ch[0].barrier();
-    EXPECT_EQ(r.net->closeSend(sc), abi::kSuccess);
-    EXPECT_EQ(r.net->closeRecv(rc), abi::kSuccess);
-    r.close();
-  }, 120, 1, /*maySkip=*/true);
+  bool skipped = runTwo(
+      [v, tr](int rank, std::vector<Channel>& ch) {
+        setenv("TRELLIS_SOCKET_IFNAME", "^docker,virbr", 1);
+        setenv("TRELLIS_NCCL_NET_FUSION", "any", 1);
+        Rank r;
+        ASSERT_TRUE(r.open(v, tr));
+        if (r.ndev < 2) skipRank("fewer than two interfaces: nothing to fuse");
+        abi::NetVDeviceProps vp{2, {0, 1, 0, 0}};
+        int d = -1;
+        Props p0, p1;
+        ASSERT_EQ(r.net->getProperties(0, &p0), abi::kSuccess);
+        ASSERT_EQ(r.net->getProperties(1, &p1), abi::kSuccess);
+        abi::NetVDeviceProps bad{2, {0, 0, 0, 0}};
+        EXPECT_EQ(r.net->makeVDevice(&d, &bad), abi::kInvalidArgument) << "a device twice";
+        abi::NetVDeviceProps five{5, {0, 1, 0, 1}};
+        EXPECT_EQ(r.net->makeVDevice(&d, &five), abi::kInvalidArgument) << "more than 4 members";
+        ASSERT_EQ(r.net->makeVDevice(&d, &vp), abi::kSuccess);
+        EXPECT_EQ(d, r.ndev);
+        int again = -1;
+        ASSERT_EQ(r.net->makeVDevice(&again, &vp), abi::kSuccess);
+        EXPECT_EQ(again, d) << "the same fusion gives the same device";
+        int n = 0;
+        ASSERT_EQ(r.net->devices(&n), abi::kSuccess);
+        EXPECT_EQ(n, r.ndev + 1);
+        Props pv;
+        ASSERT_EQ(r.net->getProperties(d, &pv), abi::kSuccess);
+        EXPECT_EQ(pv.vNdevs, 2);
+        EXPECT_EQ(pv.vDevs[0], 0);
+        EXPECT_EQ(pv.vDevs[1], 1);
+        EXPECT_EQ(pv.speed, p0.speed + p1.speed);
+        EXPECT_EQ(pv.name, p0.name + "+" + p1.name);
+        EXPECT_EQ(stats(r.lib).virtualDevices, 1u);
+        void *sc, *rc;
+        connectPair(*r.net, r.ctx, d, ch[0], &sc, &rc);
+        Buffers sb{r.net.get(), sc}, rb{r.net.get(), rc};
+        std::vector<Op> ops(2);
+        const size_t size = (6 << 20) + 11;
+        ops[0].comm = rc;
+        ops[0].sizes[0] = size;
+        ops[0].data[0] = rb.add(size, &ops[0].mh[0]);
+        ops[1].isSend = true;
+        ops[1].comm = sc;
+        ops[1].sizes[0] = size;
+        ops[1].data[0] = sb.add(size, &ops[1].mh[0]);
+        fill(ops[1].data[0], size, 77 + rank);
+        ASSERT_EQ(runOps(*r.net, ops), abi::kSuccess);
+        EXPECT_EQ(firstMismatch(ops[0].data[0], size, 78 - rank), -1);
+        ch[0].barrier();
+        EXPECT_EQ(r.net->closeSend(sc), abi::kSuccess);
+        EXPECT_EQ(r.net->closeRecv(rc), abi::kSuccess);
+        r.close();
+      },
+      120, 1, /*maySkip=*/true);
   if (skipped) GTEST_SKIP() << "this machine has fewer than two interfaces";
 }
 
 INSTANTIATE_TEST_SUITE_P(Versions, NetTest,
-                         ::testing::Combine(::testing::Values(6, 7, 8, 9, 10, 11), ::testing::ValuesIn(kTransports)),
+                         ::testing::Combine(::testing::Values(6, 7, 8, 9, 10, 11),
+                                            ::testing::ValuesIn(kTransports)),
                          caseName);
 INSTANTIATE_TEST_SUITE_P(Versions, VdevTest,
-                         ::testing::Combine(::testing::Values(9, 10, 11), ::testing::ValuesIn(kTransports)), caseName);
+                         ::testing::Combine(::testing::Values(9, 10, 11),
+                                            ::testing::ValuesIn(kTransports)),
+                         caseName);
 
 TEST(NetPlugin, ExportsEveryVersionAndTheTuner) {
   runOne([] {
     void* lib = openPlugin();
     ASSERT_NE(lib, nullptr);
-    for (const char* sym : {"ncclNetPlugin_v6", "ncclNetPlugin_v7", "ncclNetPlugin_v8", "ncclNetPlugin_v9",
-                            "ncclNetPlugin_v10", "ncclNetPlugin_v11", "ncclTunerPlugin_v4", "ncclTunerPlugin_v5"})
+    for (const char* sym :
+         {"ncclNetPlugin_v6", "ncclNetPlugin_v7", "ncclNetPlugin_v8", "ncclNetPlugin_v9",
+          "ncclNetPlugin_v10", "ncclNetPlugin_v11", "ncclTunerPlugin_v4", "ncclTunerPlugin_v5"})
       EXPECT_NE(dlsym(lib, sym), nullptr) << sym;
     EXPECT_EQ(dlsym(lib, "ncclNetPlugin_v5"), nullptr) << "NCCL 2.28 refuses v5 and older";
     EXPECT_EQ(dlsym(lib, "ncclCollNetPlugin_v11"), nullptr) << "no CollNet";

@@ -4,6 +4,7 @@
 // written here (TRELLIS_TOPO_FILE); each case runs in its own process because the topology is
 // detected once per process.
 #include <dlfcn.h>
+#include <gtest/gtest.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -11,8 +12,6 @@
 #include <cstdio>
 #include <fstream>
 #include <string>
-
-#include <gtest/gtest.h>
 
 #include "abi/nccl_abi.h"
 #include "harness.h"
@@ -33,7 +32,8 @@ using Table = float[kNumAlgorithms][kNumProtocols];
 std::string writeTopo(const std::string& name, int gpus, bool nvswitch, long nicMbps) {
   std::string path = "/tmp/trellis-tuner-" + name + "-" + std::to_string(getpid()) + ".xml";
   std::ofstream out(path);
-  out << "<system version=\"1\">\n <cpu numaid=\"0\" affinity=\"ffffffff\" arch=\"x86_64\" vendor=\"GenuineIntel\" "
+  out << "<system version=\"1\">\n <cpu numaid=\"0\" affinity=\"ffffffff\" arch=\"x86_64\" "
+         "vendor=\"GenuineIntel\" "
          "familyid=\"6\" modelid=\"143\">\n";
   for (int g = 0; g < gpus; ++g) {
     char sw[16], nic[16], gpu[16];
@@ -43,14 +43,19 @@ std::string writeTopo(const std::string& name, int gpus, bool nvswitch, long nic
     out << "  <pci busid=\"" << sw << "\" class=\"0x060400\" vendor=\"0x1000\" device=\"0xc030\" "
         << "link_speed=\"32.0 GT/s PCIe\" link_width=\"16\">\n";
     if (nicMbps > 0)
-      out << "   <pci busid=\"" << nic << "\" class=\"0x020700\" vendor=\"0x15b3\" device=\"0x1021\" link_speed=\"32.0 "
-          << "GT/s PCIe\" link_width=\"16\"><nic><net name=\"mlx5_" << g << "\" dev=\"" << g << "\" speed=\"" << nicMbps
-          << "\" port=\"1\" guid=\"0x" << std::hex << (0x1000 + g) << std::dec << "\"/></nic></pci>\n";
-    out << "   <pci busid=\"" << gpu << "\" class=\"0x030200\" vendor=\"0x10de\" device=\"0x2330\" link_speed=\"32.0 "
-        << "GT/s PCIe\" link_width=\"16\"><gpu dev=\"" << g << "\" sm=\"90\" rank=\"" << g << "\" gdr=\"1\">";
+      out << "   <pci busid=\"" << nic
+          << "\" class=\"0x020700\" vendor=\"0x15b3\" device=\"0x1021\" link_speed=\"32.0 "
+          << "GT/s PCIe\" link_width=\"16\"><nic><net name=\"mlx5_" << g << "\" dev=\"" << g
+          << "\" speed=\"" << nicMbps << "\" port=\"1\" guid=\"0x" << std::hex << (0x1000 + g)
+          << std::dec << "\"/></nic></pci>\n";
+    out << "   <pci busid=\"" << gpu
+        << "\" class=\"0x030200\" vendor=\"0x10de\" device=\"0x2330\" link_speed=\"32.0 "
+        << "GT/s PCIe\" link_width=\"16\"><gpu dev=\"" << g << "\" sm=\"90\" rank=\"" << g
+        << "\" gdr=\"1\">";
     if (nvswitch)
       for (int s = 0; s < 4; ++s)
-        out << "<nvlink target=\"0000:f" << s << ":00.0\" count=\"" << (s < 2 ? 5 : 4) << "\" tclass=\"0x068000\"/>";
+        out << "<nvlink target=\"0000:f" << s << ":00.0\" count=\"" << (s < 2 ? 5 : 4)
+            << "\" tclass=\"0x068000\"/>";
     out << "</gpu></pci>\n  </pci>\n";
   }
   out << " </cpu>\n</system>\n";
@@ -99,7 +104,8 @@ struct Tuner {
       return false;
     }
     EXPECT_STREQ(v5->name, "Trellis");
-    NvlDomainInfoV5 nvl{static_cast<int>(nNodes), static_cast<int>(nRanks / nNodes), static_cast<int>(nRanks / nNodes)};
+    NvlDomainInfoV5 nvl{static_cast<int>(nNodes), static_cast<int>(nRanks / nNodes),
+                        static_cast<int>(nRanks / nNodes)};
     TunerConstantsV5 constants{};
     constants.baseLatencies[0][0] = 123.0;
     EXPECT_EQ(v5->init(&ctx, 0xabc, nRanks, nNodes, testLogger, &nvl, &constants), kSuccess);
@@ -108,8 +114,8 @@ struct Tuner {
   }
   Pick pick(Func coll, size_t bytes, Table& t) {
     int nChannels = 7;
-    EXPECT_EQ(v5->getCollInfo(ctx, coll, bytes, 1, reinterpret_cast<float**>(t), kNumAlgorithms, kNumProtocols, 0,
-                              &nChannels),
+    EXPECT_EQ(v5->getCollInfo(ctx, coll, bytes, 1, reinterpret_cast<float**>(t), kNumAlgorithms,
+                              kNumProtocols, 0, &nChannels),
               kSuccess);
     EXPECT_EQ(nChannels, 7) << "the channel count stays NCCL's";
     return argmin(&t[0][0], kNumAlgorithms, kNumProtocols);
@@ -134,21 +140,26 @@ TEST(TunerModel, TimesGrowWithSizeAndBandwidthTermsMatchTheFormulas) {
       for (Func c : {kFuncAllReduce, kFuncAllGather, kFuncReduceScatter, kFuncBroadcast}) {
         double prev = -1;
         for (size_t b = 1; b <= (size_t{1} << 30); b *= 8) {
-          double t = model::predictUs(node, 32, 4, c, b, static_cast<Algo>(a), static_cast<Proto>(p));
+          double t =
+              model::predictUs(node, 32, 4, c, b, static_cast<Algo>(a), static_cast<Proto>(p));
           if (t < 0) break;  // not a candidate for this collective
-          EXPECT_GE(t, prev) << model::algoName(a) << "/" << model::protoName(p) << " coll " << c << " " << b;
+          EXPECT_GE(t, prev) << model::algoName(a) << "/" << model::protoName(p) << " coll " << c
+                             << " " << b;
           prev = t;
         }
       }
   // Large ring AllReduce over 4 nodes: 2(n-1)/n of the bytes at the slower of NVLink and network.
   double big = std::pow(2.0, 34);
-  double t = model::predictUs(node, 32, 4, kFuncAllReduce, static_cast<size_t>(big), kAlgoRing, kProtoSimple);
+  double t = model::predictUs(node, 32, 4, kFuncAllReduce, static_cast<size_t>(big), kAlgoRing,
+                              kProtoSimple);
   EXPECT_NEAR(t, 2.0 * 31 / 32 * big / 25e3, 0.01 * t);
   // LL halves the bandwidth.
-  double ll = model::predictUs(node, 32, 4, kFuncAllReduce, static_cast<size_t>(big), kAlgoRing, kProtoLL);
+  double ll =
+      model::predictUs(node, 32, 4, kFuncAllReduce, static_cast<size_t>(big), kAlgoRing, kProtoLL);
   EXPECT_NEAR(ll / t, 2.0, 0.02);
   // No opinion on CollNet, on p2p, nor on trees for AllGather.
-  EXPECT_LT(model::predictUs(node, 32, 4, kFuncAllReduce, 1024, kAlgoCollNetDirect, kProtoSimple), 0);
+  EXPECT_LT(model::predictUs(node, 32, 4, kFuncAllReduce, 1024, kAlgoCollNetDirect, kProtoSimple),
+            0);
   EXPECT_LT(model::predictUs(node, 32, 4, kFuncSendRecv, 1024, kAlgoRing, kProtoSimple), 0);
   EXPECT_LT(model::predictUs(node, 32, 4, kFuncAllGather, 1024, kAlgoTree, kProtoSimple), 0);
 }
@@ -232,9 +243,10 @@ TEST(TunerPlugin, EightNodesNvswitchRdma) {
       for (int a = 0; a < kNumAlgorithms; ++a)
         for (int p = 0; p < kNumProtocols; ++p) {
           if (tt[a][p] < 0) continue;
-          double want = model::predictUs(node, 64, 8, kFuncAllReduce, bytes, static_cast<Algo>(a), static_cast<Proto>(p));
-          EXPECT_NEAR(tt[a][p], want, 1e-3 * want + 1e-3) << bytes << " " << model::algoName(a) << "/"
-                                                          << model::protoName(p);
+          double want = model::predictUs(node, 64, 8, kFuncAllReduce, bytes, static_cast<Algo>(a),
+                                         static_cast<Proto>(p));
+          EXPECT_NEAR(tt[a][p], want, 1e-3 * want + 1e-3)
+              << bytes << " " << model::algoName(a) << "/" << model::protoName(p);
         }
     }
     unlink(topo.c_str());
@@ -265,8 +277,8 @@ TEST(TunerPlugin, SixteenNodesOneGpuEach) {
     enable(a, {kAlgoRing, kAlgoPat}, kAllProtos);
     std::memcpy(b, a, sizeof a);
     int ch = 0;
-    ASSERT_EQ(tn.v4->getCollInfo(ctx4, kFuncReduceScatter, 1 << 20, 1, reinterpret_cast<float**>(a), kNumAlgorithms,
-                                 kNumProtocols, 0, &ch),
+    ASSERT_EQ(tn.v4->getCollInfo(ctx4, kFuncReduceScatter, 1 << 20, 1, reinterpret_cast<float**>(a),
+                                 kNumAlgorithms, kNumProtocols, 0, &ch),
               kSuccess);
     tn.pick(kFuncReduceScatter, 1 << 20, b);
     EXPECT_EQ(std::memcmp(a, b, sizeof a), 0);
@@ -288,14 +300,16 @@ TEST(TunerPlugin, HonoursTheTableDimensions) {
     for (int i = 18; i < 22; ++i) mem[i] = -7.0f;  // sentinel after the table
     mem[kAlgoCollNetDirect * 3 + kProtoSimple] = 2.0f;
     int ch = 0;
-    ASSERT_EQ(tn.v5->getCollInfo(tn.ctx, kFuncAllReduce, 1 << 20, 1, reinterpret_cast<float**>(mem), 6, 3, 0, &ch),
+    ASSERT_EQ(tn.v5->getCollInfo(tn.ctx, kFuncAllReduce, 1 << 20, 1, reinterpret_cast<float**>(mem),
+                                 6, 3, 0, &ch),
               kSuccess);
     for (int i = 18; i < 22; ++i) EXPECT_EQ(mem[i], -7.0f);
     EXPECT_EQ(mem[kAlgoCollNetDirect * 3 + kProtoSimple], 2.0f) << "CollNet keeps NCCL's time";
     EXPECT_NE(mem[kAlgoRing * 3 + kProtoSimple], 1.0f) << "ring was re-priced";
     // A 2 x 2 table: only Tree and Ring with LL and LL128 exist.
     float tiny[4] = {1, 1, 1, 1};
-    ASSERT_EQ(tn.v5->getCollInfo(tn.ctx, kFuncAllReduce, 1 << 20, 1, reinterpret_cast<float**>(tiny), 2, 2, 0, &ch),
+    ASSERT_EQ(tn.v5->getCollInfo(tn.ctx, kFuncAllReduce, 1 << 20, 1,
+                                 reinterpret_cast<float**>(tiny), 2, 2, 0, &ch),
               kSuccess);
     for (float v : tiny) EXPECT_NE(v, 1.0f);
     unlink(topo.c_str());
@@ -312,9 +326,11 @@ TEST(TunerPlugin, DisabledByEnvironment) {
     t[kAlgoRing][kProtoSimple] = 3.0f;
     std::memcpy(before, t, sizeof t);
     tn.pick(kFuncAllReduce, 1 << 20, t);
-    EXPECT_EQ(std::memcmp(before, t, sizeof t), 0) << "TRELLIS_NCCL_TUNER=0 leaves NCCL's table alone";
+    EXPECT_EQ(std::memcmp(before, t, sizeof t), 0)
+        << "TRELLIS_NCCL_TUNER=0 leaves NCCL's table alone";
     bool said = false;
-    for (const LogLine& l : logLines()) said = said || l.text.find("TRELLIS_NCCL_TUNER=0") != std::string::npos;
+    for (const LogLine& l : logLines())
+      said = said || l.text.find("TRELLIS_NCCL_TUNER=0") != std::string::npos;
     EXPECT_TRUE(said);
   });
 }
@@ -324,14 +340,16 @@ TEST(TunerPlugin, RejectsBadArguments) {
     Tuner tn;
     ASSERT_TRUE(tn.open(4, 1));
     void* ctx = nullptr;
-    EXPECT_EQ(tn.v5->init(&ctx, 1, 2, 3, testLogger, nullptr, nullptr), kInvalidArgument) << "3 nodes for 2 ranks";
+    EXPECT_EQ(tn.v5->init(&ctx, 1, 2, 3, testLogger, nullptr, nullptr), kInvalidArgument)
+        << "3 nodes for 2 ranks";
     EXPECT_EQ(ctx, nullptr);
     int junk = 0;
     Table t;
     enable(t, {kAlgoRing}, kAllProtos);
     int ch = 0;
-    EXPECT_EQ(tn.v5->getCollInfo(&junk, kFuncAllReduce, 8, 1, reinterpret_cast<float**>(t), 7, 3, 0, &ch),
-              kInvalidArgument);
+    EXPECT_EQ(
+        tn.v5->getCollInfo(&junk, kFuncAllReduce, 8, 1, reinterpret_cast<float**>(t), 7, 3, 0, &ch),
+        kInvalidArgument);
   });
 }
 

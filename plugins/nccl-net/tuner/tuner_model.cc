@@ -17,7 +17,7 @@ namespace {
 //  - LL128 puts a flag in every 128-byte line: 120/128 of the bandwidth, a bit more latency.
 //  - Simple moves whole chunks with a fence and a flag handshake per step: full bandwidth, about
 //    three times LL's per-step cost.
-constexpr double kBaseUs[kNumProtocols] = {4.0, 5.0, 8.0};       // launch + first step
+constexpr double kBaseUs[kNumProtocols] = {4.0, 5.0, 8.0};      // launch + first step
 constexpr double kStepFactor[kNumProtocols] = {1.0, 1.5, 3.0};  // x link latency per step
 constexpr double kBwEff[kNumProtocols] = {0.5, 120.0 / 128.0, 1.0};
 constexpr double kTreeEff = 0.9;  // a tree pipelines less well than a ring
@@ -33,7 +33,8 @@ double usFor(double bytes, double gbps) { return bytes / (gbps * 1e3); }
 }  // namespace
 
 const char* algoName(int algo) {
-  static const char* kNames[] = {"Tree", "Ring", "CollNetDirect", "CollNetChain", "NVLS", "NVLSTree", "PAT"};
+  static const char* kNames[] = {"Tree",     "Ring", "CollNetDirect", "CollNetChain", "NVLS",
+                                 "NVLSTree", "PAT"};
   return algo >= 0 && algo < kNumAlgorithms ? kNames[algo] : "?";
 }
 const char* protoName(int proto) {
@@ -74,14 +75,18 @@ NodeFacts nodeFactsFrom(const topo::System& s) {
   }
   f.netLatUs = ib ? kRdmaLatUs : kEthLatUs;
   char buf[256];
-  snprintf(buf, sizeof buf, "%d GPU(s), intra %.0f GB/s (%s), net %.1f GB/s%s (%s)", f.gpus, f.intraGBps,
-           f.nvswitch ? "NVSwitch" : f.nvlink ? "NVLink" : "PCIe", f.netGBps, known ? "" : " assumed",
-           ib ? "RDMA" : "TCP/unknown");
+  snprintf(buf, sizeof buf, "%d GPU(s), intra %.0f GB/s (%s), net %.1f GB/s%s (%s)", f.gpus,
+           f.intraGBps,
+           f.nvswitch ? "NVSwitch"
+           : f.nvlink ? "NVLink"
+                      : "PCIe",
+           f.netGBps, known ? "" : " assumed", ib ? "RDMA" : "TCP/unknown");
   f.describe = buf;
   return f;
 }
 
-double predictUs(const NodeFacts& node, int nRanks, int nNodes, Func coll, size_t nBytes, Algo algo, Proto proto) {
+double predictUs(const NodeFacts& node, int nRanks, int nNodes, Func coll, size_t nBytes, Algo algo,
+                 Proto proto) {
   if (nRanks < 1 || proto < 0 || proto >= kNumProtocols) return -1;
   const int n = nRanks;
   const int N = std::max(1, std::min(nNodes, nRanks));
@@ -105,7 +110,9 @@ double predictUs(const NodeFacts& node, int nRanks, int nNodes, Func coll, size_
       // AllReduce: reduce-scatter + all-gather lap, 2(n-1) steps moving 2(n-1)/n of the data.
       // AllGather/ReduceScatter: one lap. Broadcast/Reduce: a pipelined chain, n-1 steps, S once.
       double steps = reduceLike ? 2.0 * (n - 1) : n - 1;
-      double bytes = reduceLike ? 2.0 * (n - 1) / n * S : agrs ? static_cast<double>(n - 1) / n * S : S;
+      double bytes = reduceLike ? 2.0 * (n - 1) / n * S
+                     : agrs     ? static_cast<double>(n - 1) / n * S
+                                : S;
       return base + steps * avgStepLat * step + usFor(bytes, ringBw * eff);
     }
     case kAlgoTree: {
@@ -139,7 +146,8 @@ double predictUs(const NodeFacts& node, int nRanks, int nNodes, Func coll, size_
     }
     case kAlgoNvlsTree: {
       if (!reduceLike || N < 2) return -1;
-      double t = std::max(usFor(S, node.intraGBps * eff), usFor(2.0 * S, node.netGBps * eff * kTreeEff));
+      double t =
+          std::max(usFor(S, node.intraGBps * eff), usFor(2.0 * S, node.netGBps * eff * kTreeEff));
       double lat = 2.0 * node.intraLatUs + 2.0 * log2ceil(N) * node.netLatUs;
       return base + lat * step + t;
     }
