@@ -529,6 +529,70 @@ TEST_P(NetTest, SendLargerThanReceiveIsAnError) {
   });
 }
 
+// A send whose tag the receive does not have is an error, not an endless retry.
+TEST_P(NetTest, SendWithUnknownTagIsAnError) {
+  const int v = std::get<0>(GetParam());
+  const std::string tr = std::get<1>(GetParam());
+  runTwo([v, tr](int rank, std::vector<Channel>& ch) {
+    Rank r;
+    ASSERT_TRUE(r.open(v, tr));
+    void *sc, *rc;
+    connectPair(*r.net, r.ctx, 0, ch[0], &sc, &rc);
+    Buffers b{r.net.get(), rank == 0 ? sc : rc};
+    std::vector<Op> ops(1);
+    ops[0].data[0] = b.add(100, &ops[0].mh[0]);
+    ops[0].sizes[0] = 100;
+    if (rank == 0) {
+      ops[0].isSend = true;
+      ops[0].comm = sc;
+      ops[0].tags[0] = 9;
+      EXPECT_EQ(runOps(*r.net, ops, 20), abi::kInvalidUsage) << "tag 9 into a receive of tag 4";
+      bool said = false;
+      for (const LogLine& l : logLines()) said = said || l.text.find("matches no buffer") != std::string::npos;
+      EXPECT_TRUE(said);
+    } else {
+      ops[0].comm = rc;
+      ops[0].tags[0] = 4;
+      void* req = nullptr;
+      ASSERT_EQ(r.net->irecv(rc, 1, ops[0].data, ops[0].sizes, ops[0].tags, ops[0].mh, &req),
+                abi::kSuccess);
+      ASSERT_NE(req, nullptr);
+    }
+    ch[0].barrier();
+    EXPECT_EQ(r.net->closeSend(sc), abi::kSuccess);
+    EXPECT_EQ(r.net->closeRecv(rc), abi::kSuccess);
+    r.close();
+  });
+}
+
+// A connect to a listener that is gone keeps retrying until the connect timeout, then fails
+// naming the address, instead of leaving NCCL polling forever.
+TEST_P(NetTest, ConnectToAClosedListenerTimesOut) {
+  const int v = std::get<0>(GetParam());
+  const std::string tr = std::get<1>(GetParam());
+  runOne([v, tr] {
+    setenv("TRELLIS_NCCL_NET_CONNECT_TIMEOUT_S", "1", 1);
+    Rank r;
+    ASSERT_TRUE(r.open(v, tr));
+    char handle[abi::kHandleMaxSize];
+    void* lc = nullptr;
+    ASSERT_EQ(r.net->listen(r.ctx, 0, handle, &lc), abi::kSuccess);
+    ASSERT_EQ(r.net->closeListen(lc), abi::kSuccess);
+    void* sc = nullptr;
+    Result res = abi::kSuccess;
+    auto t0 = Clock::now();
+    while (sc == nullptr && res == abi::kSuccess && since(t0) < 20) res = r.net->connect(r.ctx, 0, handle, &sc);
+    EXPECT_EQ(res, abi::kRemoteError);
+    EXPECT_EQ(sc, nullptr);
+    EXPECT_GE(since(t0), 0.9);
+    bool said = false;
+    for (const LogLine& l : logLines())
+      said = said || l.text.find("within 1 s (TRELLIS_NCCL_NET_CONNECT_TIMEOUT_S)") != std::string::npos;
+    EXPECT_TRUE(said);
+    r.close();
+  });
+}
+
 // ---- Connections -----------------------------------------------------------------------------
 
 // One listen comm accepts several connections made with its handle: three in sequence, then three
