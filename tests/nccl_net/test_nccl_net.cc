@@ -285,6 +285,7 @@ TEST_P(NetTest, InitTwiceAndContexts) {
     } else {
       EXPECT_EQ(ctx2, nullptr);
       EXPECT_EQ(s.contexts, 0u);
+      EXPECT_EQ(s.legacyInits, 2u);
     }
     r.close();
   });

@@ -87,7 +87,7 @@ struct Global {
   std::vector<std::vector<int>> vdevs;     // members of device nPhys + i
   std::deque<DeviceStrings> strings;       // stable char* handed out by getProperties
   std::vector<DeviceStrings*> devStrings;  // per device index
-  bool legacyInit = false;
+  uint64_t legacyInits = 0;  // v6..v10 inits: one shared initialisation, counted
   Context legacy;
   MrCache mr;
   std::mutex pendingMu;
@@ -265,7 +265,9 @@ Result init(void** ctx, uint64_t commId, const NetCommConfig* config, Logger log
     Status s = ensureBackend(abi);
     if (!s) return toResult(s.code());  // already logged, once per attempt
     if (ctx == nullptr) {
-      if (!G.legacyInit) G.legacyInit = true;
+      // Before v11 NCCL initialised a net once per process; every further init (another NCCL
+      // version's adapter, a second library in the process) shares the first.
+      ++G.legacyInits;
       return kSuccess;
     }
   }
@@ -680,6 +682,7 @@ extern "C" __attribute__((visibility("default"))) int trellisNcclNetGetStats(
   {
     std::lock_guard<std::mutex> lock(G.mu);
     out->virtualDevices = G.vdevs.size();
+    out->legacyInits = G.legacyInits;
   }
   out->contexts = G.contexts.load();
   out->backendInits = G.backendInits.load();
