@@ -419,7 +419,7 @@ Status trellisComm::runCollective(const algos::CollArgs& args, const char* apiNa
     return Status(static_cast<Code>(asyncError_.load()),
                   formatString("%s: rank %d: the communicator failed earlier (%s); destroy or abort it", apiName,
                                rank_, firstError_.c_str()));
-  const algos::Algorithm* algo = tuner_->select(args, nranks_, exec_->canReadAllPeers());
+  const algos::Algorithm* algo = tuner_->select(args, nranks_, exec_->canReadAllPeers(), exec_->cluster());
   if (algo == nullptr) return internalError("%s: no algorithm for %s", apiName, algos::collName(args.coll));
   TRELLIS_DEBUG(kColl, "%s count %zu %s %s root %d: %s", apiName, args.count, algos::dtypeName(args.dtype),
                 algos::opName(args.op), args.root, algo->name);
