@@ -20,6 +20,8 @@ const char* modeName(RankMode m) { return m == RankMode::kThreads ? "threads" : 
 namespace {
 Wire gWire = Wire::kShm;  // set by runRanksOver for the duration of one run
 std::function<void(int)> gBeforeInit;
+std::vector<int> gHostOf;             // set by runRanksOnHosts
+std::vector<std::string> gTopoFileOf;
 }  // namespace
 
 void setBeforeInitHook(std::function<void(int rank)> hook) { gBeforeInit = std::move(hook); }
@@ -27,7 +29,10 @@ void setBeforeInitHook(std::function<void(int rank)> hook) { gBeforeInit = std::
 const char* wireName(Wire w) { return w == Wire::kShm ? "shm" : w == Wire::kTcp ? "tcp" : "mixed"; }
 
 static std::string runOne(trellisUniqueId id, int nranks, int rank, const RankBody& body) {
-  testing::setThreadHostId(gWire == Wire::kMixed ? (rank < (nranks + 1) / 2 ? "host-a" : "host-b") : "");
+  testing::setThreadHostId(!gHostOf.empty()        ? "host-" + std::to_string(gHostOf[rank])
+                           : gWire == Wire::kMixed ? (rank < (nranks + 1) / 2 ? "host-a" : "host-b")
+                                                   : "");
+  testing::setThreadTopoFile(gTopoFileOf.empty() ? "" : gTopoFileOf[rank]);
   if (gBeforeInit) gBeforeInit(rank);
   trellisComm_t comm = nullptr;
   trellisResult_t r = trellisCommInitRank(&comm, nranks, id, rank);
@@ -143,6 +148,16 @@ std::string runRanksOver(Wire wire, int nranks, RankMode mode, const RankBody& b
   std::string r = runRanks(nranks, mode, body, timeoutS);
   gWire = Wire::kShm;
   (void)findParam("TRELLIS_TRANSPORT")->setOverride("");
+  return r;
+}
+
+std::string runRanksOnHosts(const std::vector<int>& hostOf, RankMode mode, const RankBody& body,
+                            const std::vector<std::string>& topoFileOf, double timeoutS) {
+  gHostOf = hostOf;
+  gTopoFileOf = topoFileOf;
+  std::string r = runRanks(static_cast<int>(hostOf.size()), mode, body, timeoutS);
+  gHostOf.clear();
+  gTopoFileOf.clear();
   return r;
 }
 
