@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -48,10 +49,12 @@ uint8_t pattern(size_t i, size_t msg, int from) {
   return static_cast<uint8_t>(i * 131 + msg * 7 + from * 29 + (i >> 13));
 }
 
+// A rank's test body; it owns the transport (and may destroy it).
+using OwningBody = std::function<std::string(Bootstrap& bs, std::unique_ptr<UcxTransport>& t)>;
 using Body = std::function<std::string(Bootstrap& bs, UcxTransport& t)>;
 
 // Runs `body` on two ranks (threads of this process) over UCX with `tls`.
-void runPair(const std::string& tls, const Body& body) {
+void runPair(const std::string& tls, const OwningBody& body) {
   auto root = startBootstrapRoot(0, 30);
   ASSERT_TRUE(root.isOk()) << root.status().message();
   std::string errs[2];
@@ -64,7 +67,7 @@ void runPair(const std::string& tls, const Body& body) {
     opt.tls = tls;
     auto t = UcxTransport::create(bs, {1 - r}, opt);
     if (!t) return t.status().message();
-    std::string e = body(bs, *t.value());
+    std::string e = body(bs, t.value());
     if (!e.empty()) return "rank " + std::to_string(r) + ": " + e;
     Status b = bs.barrier();  // neither side tears down while the other still needs it
     return b.isOk() ? "" : b.message();
@@ -74,6 +77,9 @@ void runPair(const std::string& tls, const Body& body) {
   a.join();
   EXPECT_EQ(errs[0], "");
   EXPECT_EQ(errs[1], "");
+}
+void runPair(const std::string& tls, const Body& body) {
+  runPair(tls, [&](Bootstrap& bs, std::unique_ptr<UcxTransport>& t) { return body(bs, *t); });
 }
 
 class UcxTransportTest : public ::testing::TestWithParam<const char*> {};
@@ -335,6 +341,60 @@ INSTANTIATE_TEST_SUITE_P(
       return std::string(i.param.tls) + (i.param.how == Loss::kKilled ? "_killed" : "_closed") +
              (i.param.survivorSends ? "_survivor_sends" : "_survivor_receives");
     });
+
+// Teardown neither loses what was sent nor waits for the peer: once connected, rank 0 sends 16
+// messages, waits for them to complete (locally) and destroys its transport while rank 1 does not
+// progress at all; only then does rank 1 post its receives, and every message must arrive intact,
+// with no error (rank 0 closed after its last message, which is how every job ends).
+TEST_P(UcxTransportTest, TeardownKeepsSentDataAndDoesNotWaitForThePeer) {
+  runPair(GetParam(), [](Bootstrap& bs, std::unique_ptr<UcxTransport>& t) -> std::string {
+    // Within what UCX buffers without the receiver's help (a shared-memory FIFO holds 64 entries,
+    // a socket some 100 KiB).
+    const int n = 16;
+    const size_t bytes = 4000;
+    std::vector<std::vector<uint8_t>> buf(n, std::vector<uint8_t>(bytes));
+    std::vector<Request> req(n);
+    std::vector<Request*> all;
+    const uint32_t tag = bs.nextTag();
+    // One message each way first: UCX wires an endpoint up on first use, which takes both sides.
+    uint8_t ping = 1, pong = 0;
+    Request pr[2];
+    if (Status s = t->postRecv(1 - bs.rank(), &pong, 1, &pr[0]); !s.isOk()) return s.message();
+    if (Status s = t->postSend(1 - bs.rank(), &ping, 1, &pr[1]); !s.isOk()) return s.message();
+    if (std::string e = waitAll(*t, {&pr[0], &pr[1]}); !e.empty()) return e;
+    if (Status s = bs.barrier(); !s.isOk()) return s.message();
+    if (bs.rank() == 0) {
+      for (int k = 0; k < n; ++k) {
+        for (size_t i = 0; i < bytes; ++i) buf[k][i] = pattern(i, k, 0);
+        Status s = t->postSend(1, buf[k].data(), bytes, &req[k]);
+        if (!s.isOk()) return s.message();
+        all.push_back(&req[k]);
+      }
+      std::string e = waitAll(*t, all);
+      if (!e.empty()) return e;
+      auto t0 = std::chrono::steady_clock::now();
+      t.reset();
+      double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      if (took > 2) return "destroying the transport took " + std::to_string(took) + " s";
+      char done = 1;
+      return bs.send(1, tag, &done, 1).message();
+    }
+    char done = 0;
+    if (Status s = bs.recv(0, tag, &done, 1); !s.isOk()) return s.message();
+    for (int k = 0; k < n; ++k) {
+      Status s = t->postRecv(0, buf[k].data(), bytes, &req[k]);
+      if (!s.isOk()) return s.message();
+      all.push_back(&req[k]);
+    }
+    std::string e = waitAll(*t, all, 20);
+    if (!e.empty()) return e;
+    for (int k = 0; k < n; ++k)
+      for (size_t i = 0; i < bytes; ++i)
+        if (buf[k][i] != pattern(i, k, 0))
+          return "message " + std::to_string(k) + ": byte " + std::to_string(i) + " wrong";
+    return "";
+  });
+}
 
 INSTANTIATE_TEST_SUITE_P(Tls, UcxTransportTest, ::testing::Values("tcp", "sm"),
                          [](const ::testing::TestParamInfo<const char*>& i) {

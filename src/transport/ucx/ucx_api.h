@@ -28,6 +28,7 @@ namespace trellis::transport::ucx {
   X(ucp_worker_get_efd) \
   X(ucp_worker_arm) \
   X(ucp_worker_progress) \
+  X(ucp_worker_flush_nbx) \
   X(ucp_ep_create) \
   X(ucp_ep_close_nbx) \
   X(ucp_ep_print_info) \

@@ -79,20 +79,18 @@ struct UcxTransport::Impl {
   bool cancelled = false;
   Status error;
 
-  // Graceful close (flush, then close) when nothing is pending; with requests still pending the
-  // transport is being abandoned mid-transfer: receives are cancelled and endpoints closed by
-  // force, which also completes (with an error) what UCX still holds on them, so ucp_worker_destroy
-  // finds no request attached to an endpoint.
+  // With requests still pending the transport is being abandoned mid-transfer: receives are
+  // cancelled and nothing is flushed. Either way endpoints close by force, which also completes
+  // (with an error) what UCX still holds on them, so ucp_worker_destroy finds no request attached
+  // to an endpoint.
   ~Impl() {
     if (worker != nullptr) {
       const bool abandon = cancelled || !live.empty();
       if (!live.empty())
-        TRELLIS_INFO(kNet,
-                     "rank %d: ucx transport closed with %zu request(s) "
-                     "pending: closing endpoints by force",
-                     self, live.size());
+        TRELLIS_INFO(kNet, "rank %d: ucx transport closed with %zu request(s) pending", self,
+                     live.size());
       cancelReceives();
-      closeEndpoints(abandon);
+      closeEndpoints(!abandon);
       u->ucp_worker_destroy(worker);
     }
     if (context != nullptr) u->ucp_cleanup(context);
@@ -213,16 +211,36 @@ struct UcxTransport::Impl {
     drain();
   }
 
-  // Closes every endpoint: flushing first unless `force` (or the endpoint failed), waiting at most
-  // closeTimeoutS for the flushes; endpoints that do not finish by then are left to
-  // ucp_worker_destroy, which releases them by force.
-  void closeEndpoints(bool force) {
+  // Waits (at most closeTimeoutS) for UCX to have handed every completed send to the wire or to the
+  // peer's shared memory: a send completes locally, possibly still in UCX's own buffers.
+  void flushWorker() {
+    ucp_request_param_t prm{};
+    void* r = u->ucp_worker_flush_nbx(worker, &prm);
+    if (!UCS_PTR_IS_PTR(r)) return;
+    auto deadline = net::deadlineIn(opt.closeTimeoutS);
+    ucs_status_t st;
+    while ((st = u->ucp_request_check_status(r)) == UCS_INPROGRESS &&
+           net::Clock::now() < deadline) {
+      if (!drain()) (void)pollWorker(1);
+    }
+    if (st == UCS_INPROGRESS)
+      TRELLIS_WARN(kNet, "rank %d: ucx worker did not flush within %g s; closing anyway", self,
+                   opt.closeTimeoutS);
+    u->ucp_request_free(r);  // an unfinished flush is released when UCX completes it
+  }
+
+  // Closes every endpoint by force (UCP_EP_CLOSE_FLAG_FORCE), which completes whatever UCX still
+  // holds on it with an error. A transport that is not abandoned flushes the worker first, so
+  // nothing it sent is lost. (Closing in flush mode would also wait for every peer to progress:
+  // each rank's teardown would then wait for its slowest peer to reach its own.)
+  void closeEndpoints(bool graceful) {
+    if (graceful) flushWorker();
     std::vector<std::pair<int, void*>> closing;
     for (auto& p : peers) {
       if (!p || p->ep == nullptr) continue;
       ucp_request_param_t prm{};
       prm.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS;
-      prm.flags = force || p->failed != UCS_OK ? UCP_EP_CLOSE_FLAG_FORCE : 0;
+      prm.flags = UCP_EP_CLOSE_FLAG_FORCE;
       void* r = u->ucp_ep_close_nbx(p->ep, &prm);
       p->ep = nullptr;
       if (UCS_PTR_IS_PTR(r))
@@ -250,13 +268,10 @@ struct UcxTransport::Impl {
       }
       if (left == 0) return;
       if (net::Clock::now() >= deadline) {
-        TRELLIS_WARN(kNet,
-                     "rank %d: %zu ucx endpoint(s) did not flush within %g s; "
-                     "closing them by force",
-                     self, left, opt.closeTimeoutS);
+        TRELLIS_WARN(kNet, "rank %d: %zu ucx endpoint(s) still closing after %g s", self, left,
+                     opt.closeTimeoutS);
         for (auto& c : closing)
-          if (c.second != nullptr)
-            u->ucp_request_free(c.second);  // UCX releases it when it completes
+          if (c.second != nullptr) u->ucp_request_free(c.second);  // released when UCX completes it
         return;
       }
       (void)pollWorker(1);
@@ -581,7 +596,7 @@ void UcxTransport::cancelAll() {
   if (m.cancelled) return;
   m.cancelled = true;
   m.cancelReceives();
-  m.closeEndpoints(true);
+  m.closeEndpoints(false);
   m.drain();
   m.record(remoteError("rank %d: the ucx transport was cancelled after an error", m.self));
 }

@@ -27,7 +27,7 @@ namespace trellis::transport {
 struct UcxOptions {
   /// UCX_TLS for this transport's context ("" keeps UCX's own choice, which reads UCX_TLS).
   std::string tls;
-  /// How long closing waits for endpoints to flush before closing them by force.
+  /// How long closing waits for UCX to push out what completed sends left in its buffers.
   double closeTimeoutS = 10;
 };
 
@@ -47,7 +47,8 @@ class UcxTransport final : public Transport {
   /// A transport with no peers yet that tells its peers it is `selfId` (unique among the workers
   /// that connect to one another, in [0, kMaxPeerId]).
   static Result<std::unique_ptr<UcxTransport>> open(int selfId, const UcxOptions& options);
-  /// Flushes and closes every endpoint (bounded by closeTimeoutS), then releases UCX.
+  /// Flushes the worker (bounded by closeTimeoutS; it does not wait for peers), closes every
+  /// endpoint, then releases UCX. With requests still pending, nothing is flushed.
   ~UcxTransport() override;
 
   /// This worker's address: opaque bytes a peer passes to connect().
