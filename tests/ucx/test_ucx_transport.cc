@@ -342,6 +342,51 @@ INSTANTIATE_TEST_SUITE_P(
              (i.param.survivorSends ? "_survivor_sends" : "_survivor_receives");
     });
 
+// progress(timeoutMs) sleeps in the worker's event fd: with nothing to do it returns within its
+// timeout (and does sleep, not spin back at once), and a message arriving wakes it long before a
+// 5 s timeout would end.
+TEST_P(UcxTransportTest, ProgressHonoursItsTimeoutAndWakesOnArrival) {
+  runPair(GetParam(), [](Bootstrap& bs, UcxTransport& t) -> std::string {
+    using Clock = std::chrono::steady_clock;
+    auto secondsSince = [](Clock::time_point t0) {
+      return std::chrono::duration<double>(Clock::now() - t0).count();
+    };
+    uint8_t ping = 1, pong = 0;  // connect first (UCX wires up on first use)
+    Request pr[2];
+    if (Status s = t.postRecv(1 - bs.rank(), &pong, 1, &pr[0]); !s.isOk()) return s.message();
+    if (Status s = t.postSend(1 - bs.rank(), &ping, 1, &pr[1]); !s.isOk()) return s.message();
+    if (std::string e = waitAll(t, {&pr[0], &pr[1]}); !e.empty()) return e;
+    if (Status s = bs.barrier(); !s.isOk()) return s.message();
+    if (bs.rank() == 1) {
+      auto t0 = Clock::now();
+      for (int i = 0; i < 5; ++i) {
+        auto t1 = Clock::now();
+        bool did = false;
+        if (Status s = t.progress(100, &did); !s.isOk()) return s.message();
+        if (secondsSince(t1) > 0.6)
+          return "progress(100) took " + std::to_string(secondsSince(t1)) + " s";
+      }
+      if (secondsSince(t0) < 0.25)
+        return "5 x progress(100) returned in " + std::to_string(secondsSince(t0)) + " s";
+    }
+    if (Status s = bs.barrier(); !s.isOk()) return s.message();
+    std::vector<uint8_t> buf(100000, 5);
+    Request req;
+    if (bs.rank() == 0) {
+      if (Status s = t.postSend(1, buf.data(), buf.size(), &req); !s.isOk()) return s.message();
+      return waitAll(t, {&req});
+    }
+    if (Status s = t.postRecv(0, buf.data(), buf.size(), &req); !s.isOk()) return s.message();
+    auto t0 = Clock::now();
+    while (!req.isDone()) {
+      bool did = false;
+      if (Status s = t.progress(5000, &did); !s.isOk()) return s.message();
+      if (secondsSince(t0) > 3) return "a message arriving did not wake progress(5000)";
+    }
+    return "";
+  });
+}
+
 // Teardown neither loses what was sent nor waits for the peer: once connected, rank 0 sends 16
 // messages, waits for them to complete (locally) and destroys its transport while rank 1 does not
 // progress at all; only then does rank 1 post its receives, and every message must arrive intact,
