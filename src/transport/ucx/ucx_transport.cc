@@ -16,10 +16,10 @@
 
 namespace trellis::transport {
 
-static Param<std::string> kUcxTls(
-    "TRELLIS_UCX_TLS", "",
-    "UCX transports used by TRELLIS_TRANSPORT=ucx, in UCX_TLS syntax (tcp; sm; "
-    "tcp,self; ^ib); empty: UCX's own choice (which reads UCX_TLS)");
+static Param<std::string> kUcxTls("TRELLIS_UCX_TLS", "",
+                                  "UCX transports used by TRELLIS_TRANSPORT=ucx, in UCX_TLS syntax "
+                                  "(tcp; sm; tcp,self; ^ib); empty: UCX's own choice (which reads "
+                                  "UCX_TLS)");
 
 UcxOptions ucxOptionsFromParams() {
   UcxOptions o;
@@ -45,8 +45,7 @@ struct Op {
   void* handle = nullptr;  // UCX request while pending
   int peer = -1;
   bool isSend = false;
-  bool posting = false;    // inside ucp_tag_recv_nbx (whose callback may run
-                           // before it returns)
+  bool posting = false;    // inside ucp_tag_recv_nbx, whose callback may run before it returns
   bool completed = false;  // the completion callback ran
   size_t bytes = 0;        // posted size
   size_t live = SIZE_MAX;  // index in Impl::live
@@ -153,10 +152,9 @@ struct UcxTransport::Impl {
       } else {
         r->state = ReqState::kError;
         if (status == UCS_ERR_MESSAGE_TRUNCATED)
-          record(
-              invalidUsage("rank %d: rank %d sent a %zu-byte message but "
-                           "the matching receive is %zu bytes (ucx)",
-                           self, op->peer, length, op->bytes));
+          record(invalidUsage("rank %d: rank %d sent a %zu-byte message but the matching receive "
+                              "is %zu bytes (ucx)",
+                              self, op->peer, length, op->bytes));
         else
           record(remoteError("rank %d: ucx %s rank %d failed: %s (%zu bytes)", self,
                              op->isSend ? "send to" : "receive from", op->peer,
@@ -184,8 +182,7 @@ struct UcxTransport::Impl {
         break;
       }
     return fail(remoteError(
-        "rank %d: ucx connection to rank %d failed (%s) with %d request(s) to "
-        "or from it pending%s",
+        "rank %d: ucx connection to rank %d failed (%s) with %d request(s) to or from it pending%s",
         self, p.id, u->ucs_status_string(p.failed), p.pending,
         first == nullptr ? ""
                          : formatString(" (first: %s of %zu bytes)",
@@ -290,7 +287,7 @@ struct UcxTransport::Impl {
     return Status::ok();
   }
 
-  // The transports of an endpoint, from ucp_ep_print_info ("tcp/lo", "posix/memory cma/memory").
+  // The transports of an endpoint's lanes, from ucp_ep_print_info ("tcp/lo.0", "sysv/memory.0").
   std::string lanes(ucp_ep_h ep) const {
     char* text = nullptr;
     size_t len = 0;
