@@ -64,6 +64,8 @@ const std::vector<Algorithm>& allAlgorithms() {
       {Coll::kAlltoAll, "direct", "one host: each rank copies its block from every peer directly",
        alltoallDirect, true},
       {Coll::kBroadcast, "direct", "one host: every rank copies the root's buffer directly", broadcastDirect, true},
+      {Coll::kReduce, "direct", "one host: each rank reduces its block reading every peer's input, "
+                                "then the root copies the reduced blocks", reduceDirect, true},
   };
   return kAll;
 }

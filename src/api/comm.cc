@@ -9,6 +9,7 @@
 #include <set>
 
 #include "algos/kernels/reduce.h"
+#include "api/call_check.h"
 #include "core/log.h"
 #include "core/params.h"
 #include "transport/shm/shm_transport.h"
@@ -267,10 +268,24 @@ Result<trellisComm*> trellisComm::create(const UniqueIdData& id, int nranks, int
   c->options_ = options;
   setLogRank(rank);
   TRELLIS_TRY(c->bootstrap_.init(id, rank, nranks, options.bootstrapTimeoutS, &c->aborted_));
-  // Who shares this host: ranks with the same host identity.
+  // Who shares this host: ranks with the same host identity. The same exchange carries the
+  // settings every rank must agree on (TRELLIS_CHECK changes what goes on the wire).
+  struct RankInfo {
+    uint64_t host;
+    uint32_t check;
+    uint32_t reserved;
+  };
+  std::vector<RankInfo> info(nranks);
+  c->check_ = callCheckEnabled();
+  info[rank] = {hostIdentity(), c->check_ ? 1u : 0u, 0};
+  TRELLIS_TRY_CTX(c->bootstrap_.allGather(info.data(), sizeof(RankInfo)), "exchanging host identities");
   std::vector<uint64_t> hosts(nranks);
-  hosts[rank] = hostIdentity();
-  TRELLIS_TRY_CTX(c->bootstrap_.allGather(hosts.data(), sizeof(uint64_t)), "exchanging host identities");
+  for (int r = 0; r < nranks; ++r) {
+    hosts[r] = info[r].host;
+    if (info[r].check != info[rank].check)
+      return invalidUsage("rank %d has TRELLIS_CHECK=%u but rank %d has TRELLIS_CHECK=%u: set it alike on every rank",
+                          rank, info[rank].check, r, info[r].check);
+  }
   for (int r = 0; r < nranks; ++r) {
     if (hosts[r] != hosts[rank]) continue;
     if (r < rank) ++c->localRank_;
@@ -395,6 +410,15 @@ Status trellisComm::runCollective(const algos::CollArgs& args, const char* apiNa
     return Status(static_cast<Code>(asyncError_.load()),
                   formatString("%s: rank %d: the communicator failed earlier (%s); destroy or abort it", apiName,
                                rank_, firstError_.c_str()));
+  if (check_) {
+    bool mismatch = false;
+    Status s = checkCollectiveCall(*exec_, args, collSeq_, &mismatch);
+    if (!s.isOk() && !mismatch) return fail(s.withContext(formatString("%s: rank %d", apiName, rank_)));
+    ++collSeq_;
+    // Every rank found the same mismatch before any data moved: the connections are in step and
+    // the communicator stays usable.
+    if (!s.isOk()) return s.withContext(formatString("%s: rank %d", apiName, rank_));
+  }
   const algos::Algorithm* algo = tuner_->select(args, nranks_, exec_->canReadAllPeers());
   if (algo == nullptr) return internalError("%s: no algorithm for %s", apiName, algos::collName(args.coll));
   TRELLIS_DEBUG(kColl, "%s count %zu %s %s root %d: %s", apiName, args.count, algos::dtypeName(args.dtype),

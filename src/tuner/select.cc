@@ -72,7 +72,7 @@ const algos::Algorithm* Tuner::select(const algos::CollArgs& args, int nranks, b
   const size_t bytes = args.bytes();
   const char* name = nullptr;
   const bool useDirect = direct && nranks > 1 && bytes >= directMin_;
-  if (useDirect && args.coll != Coll::kReduce && args.coll != Coll::kAlltoAllv) name = "direct";
+  if (useDirect && args.coll != Coll::kAlltoAllv) name = "direct";
   if (name == nullptr) switch (args.coll) {
     case Coll::kAllReduce:
       if (bytes <= rdMax_) name = "rd";

@@ -124,7 +124,8 @@ INSTANTIATE_TEST_SUITE_P(
                       Forced{"allreduce:rd,broadcast:binomial", 5}, Forced{"allreduce:rd", 6},
                       Forced{"allreduce:rabenseifner", 2}, Forced{"allreduce:rabenseifner", 5},
                       Forced{"allreduce:rabenseifner", 7}, Forced{"allreduce:rabenseifner,broadcast:binomial", 8},
-                      Forced{"allreduce:direct,broadcast:direct", 3}, Forced{"allreduce:direct,broadcast:direct", 8}),
+                      Forced{"allreduce:direct,broadcast:direct", 3}, Forced{"allreduce:direct,broadcast:direct", 8},
+                      Forced{"reduce:direct", 2}, Forced{"reduce:direct", 5}),
     [](const ::testing::TestParamInfo<Forced>& info) { return "case" + std::to_string(info.index); });
 
 }  // namespace

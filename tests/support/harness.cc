@@ -19,7 +19,10 @@ const char* modeName(RankMode m) { return m == RankMode::kThreads ? "threads" : 
 
 namespace {
 Wire gWire = Wire::kShm;  // set by runRanksOver for the duration of one run
-}
+std::function<void(int)> gBeforeInit;
+}  // namespace
+
+void setBeforeInitHook(std::function<void(int rank)> hook) { gBeforeInit = std::move(hook); }
 
 const char* wireName(Wire w) {
   switch (w) {
@@ -34,6 +37,7 @@ const char* wireName(Wire w) {
 
 static std::string runOne(trellisUniqueId id, int nranks, int rank, const RankBody& body) {
   testing::setThreadHostId(gWire == Wire::kMixed ? (rank < (nranks + 1) / 2 ? "host-a" : "host-b") : "");
+  if (gBeforeInit) gBeforeInit(rank);
   trellisComm_t comm = nullptr;
   trellisResult_t r = trellisCommInitRank(&comm, nranks, id, rank);
   if (r != trellisSuccess)
