@@ -14,6 +14,7 @@
 #include "core/params.h"
 #include "transport/shm/shm_transport.h"
 #include "transport/tcp/tcp_transport.h"
+#include "transport/ucx/ucx_transport.h"
 
 using namespace trellis;  // NOLINT: this file implements the global-namespace trellisComm
 using trellis::transport::Request;
@@ -33,8 +34,9 @@ static Param<int64_t> kYield("TRELLIS_YIELD_ITERS", 200,
                              "when ranks outnumber cores: polls separated by sched_yield before a waiting rank "
                              "sleeps in the kernel");
 static Param<std::string> kTransport("TRELLIS_TRANSPORT", "auto",
-                                     "auto (shm between ranks of one host, tcp otherwise) or tcp (everything "
-                                     "over TCP)");
+                                     "auto (shm between ranks of one host, tcp otherwise), tcp (everything "
+                                     "over TCP) or ucx (everything over UCX; TRELLIS_UCX_TLS / UCX_TLS pick "
+                                     "UCX's wires)");
 static Param<bool> kShmDisable("TRELLIS_SHM_DISABLE", false, "never use shared memory (same as TRELLIS_TRANSPORT=tcp)");
 static Param<std::string> kHostId("TRELLIS_HOST_ID", "",
                                   "override of this rank's host identity (default: boot id + host name); ranks "
@@ -323,10 +325,20 @@ Result<trellisComm*> trellisComm::create(const UniqueIdData& id, int nranks, int
   TRELLIS_ASSIGN_OR_RETURN(tuner::Tuner t, tuner::Tuner::fromParams());
   c->tuner_ = std::make_unique<tuner::Tuner>(t);
   c->peerTransport_.assign(nranks, nullptr);
-  if (nranks > 1) {
-    std::string mode = kTransport.get();
-    if (mode != "auto" && mode != "tcp")
-      return invalidArgument("TRELLIS_TRANSPORT='%s' is not auto or tcp", mode.c_str());
+  const std::string mode = nranks > 1 ? kTransport.get() : "auto";
+  if (mode != "auto" && mode != "tcp" && mode != "ucx")
+    return invalidArgument("TRELLIS_TRANSPORT='%s' is not auto, tcp or ucx", mode.c_str());
+  if (nranks > 1 && mode == "ucx") {
+    // Every peer over UCX, which picks shared memory or a network per pair itself.
+    std::vector<int> peers;
+    for (int p = 0; p < nranks; ++p)
+      if (p != rank) peers.push_back(p);
+    transport::UcxOptions uopt = transport::ucxOptionsFromParams();
+    uopt.closeTimeoutS = std::min(uopt.closeTimeoutS, options.bootstrapTimeoutS);
+    TRELLIS_ASSIGN_OR_RETURN(auto ucx, transport::UcxTransport::create(c->bootstrap_, peers, uopt));
+    for (int p : peers) c->peerTransport_[p] = ucx.get();
+    c->transports_.push_back(std::move(ucx));
+  } else if (nranks > 1) {
     const bool useShm = mode == "auto" && !kShmDisable.get();
     std::vector<int> localPeers, remote;
     for (int p = 0; p < nranks; ++p) {
