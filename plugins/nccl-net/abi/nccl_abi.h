@@ -26,7 +26,14 @@ enum Result : int {
 };
 
 /// ncclDebugLogLevel values.
-enum LogLevel : int { kLogNone = 0, kLogVersion = 1, kLogWarn = 2, kLogInfo = 3, kLogAbort = 4, kLogTrace = 5 };
+enum LogLevel : int {
+  kLogNone = 0,
+  kLogVersion = 1,
+  kLogWarn = 2,
+  kLogInfo = 3,
+  kLogAbort = 4,
+  kLogTrace = 5
+};
 
 /// NCCL's subsystem flags (the `flags` argument of the logger).
 enum LogFlag : unsigned long {
@@ -46,23 +53,35 @@ enum LogFlag : unsigned long {
   kFlagReg = 0x2000,
 };
 
-using Logger = void (*)(LogLevel level, unsigned long flags, const char* file, int line, const char* fmt, ...);
-using ProfilerCallback = Result (*)(void** eHandle, int type, void* pHandle, int64_t pluginId, void* extData);
+using Logger = void (*)(LogLevel level, unsigned long flags, const char* file, int line,
+                        const char* fmt, ...);
+using ProfilerCallback = Result (*)(void** eHandle, int type, void* pHandle, int64_t pluginId,
+                                    void* extData);
 
 // ---- Net constants ----------------------------------------------------------------------------
 
-constexpr int kHandleMaxSize = 128;           // listen handle buffer supplied by NCCL
+constexpr int kHandleMaxSize = 128;  // listen handle buffer supplied by NCCL
 constexpr int kPtrHost = 0x1;
 constexpr int kPtrCuda = 0x2;
 constexpr int kPtrDmaBuf = 0x4;
-constexpr int kMaxRequests = 32;              // in-flight requests per comm NCCL may post
-constexpr int kMaxDevsPerNic = 4;             // members of one virtual device (v9..v11)
-constexpr size_t kMaxNetSizeBytes = size_t{1} << 40;  // largest maxP2pBytes/maxCollBytes NCCL accepts
+constexpr int kMaxRequests = 32;   // in-flight requests per comm NCCL may post
+constexpr int kMaxDevsPerNic = 4;  // members of one virtual device (v9..v11)
+constexpr size_t kMaxNetSizeBytes = size_t{1}
+                                    << 40;  // largest maxP2pBytes/maxCollBytes NCCL accepts
 constexpr int kTrafficClassUndef = -1;
+/// NCCL (v9+) puts this value in *request before irecv when the LL/LL128 protocols poll flags in
+/// the data themselves: the plugin may complete such a receive early, but must still return a
+/// real request.
+constexpr uintptr_t kNetOptionalRecvCompletion = 0x1;
 constexpr int kNetAttrUndef = -1;
 
 /// ncclNetDeviceType values.
-enum NetDeviceType : int { kDeviceHost = 0, kDeviceUnpack = 1, kDeviceGinProxy = 2, kDeviceGinGdaki = 3 };
+enum NetDeviceType : int {
+  kDeviceHost = 0,
+  kDeviceUnpack = 1,
+  kDeviceGinProxy = 2,
+  kDeviceGinGdaki = 3
+};
 
 /// Device offload handle (identical from v7 to v11); a host-only plugin never fills it.
 struct NetDeviceHandle {
@@ -192,10 +211,12 @@ struct NetV6 {
   Result (*connect)(int dev, void* handle, void** sendComm);
   Result (*accept)(void* listenComm, void** recvComm);
   Result (*regMr)(void* comm, void* data, int size, int type, void** mhandle);
-  Result (*regMrDmaBuf)(void* comm, void* data, size_t size, int type, uint64_t offset, int fd, void** mhandle);
+  Result (*regMrDmaBuf)(void* comm, void* data, size_t size, int type, uint64_t offset, int fd,
+                        void** mhandle);
   Result (*deregMr)(void* comm, void* mhandle);
   Result (*isend)(void* sendComm, void* data, int size, int tag, void* mhandle, void** request);
-  Result (*irecv)(void* recvComm, int n, void** data, int* sizes, int* tags, void** mhandles, void** request);
+  Result (*irecv)(void* recvComm, int n, void** data, int* sizes, int* tags, void** mhandles,
+                  void** request);
   Result (*iflush)(void* recvComm, int n, void** data, int* sizes, void** mhandles, void** request);
   Result (*test)(void* request, int* done, int* sizes);
   Result (*closeSend)(void* sendComm);
@@ -212,10 +233,12 @@ struct NetV7 {
   Result (*connect)(int dev, void* handle, void** sendComm, NetDeviceHandle** sendDevComm);
   Result (*accept)(void* listenComm, void** recvComm, NetDeviceHandle** recvDevComm);
   Result (*regMr)(void* comm, void* data, int size, int type, void** mhandle);
-  Result (*regMrDmaBuf)(void* comm, void* data, size_t size, int type, uint64_t offset, int fd, void** mhandle);
+  Result (*regMrDmaBuf)(void* comm, void* data, size_t size, int type, uint64_t offset, int fd,
+                        void** mhandle);
   Result (*deregMr)(void* comm, void* mhandle);
   Result (*isend)(void* sendComm, void* data, int size, int tag, void* mhandle, void** request);
-  Result (*irecv)(void* recvComm, int n, void** data, int* sizes, int* tags, void** mhandles, void** request);
+  Result (*irecv)(void* recvComm, int n, void** data, int* sizes, int* tags, void** mhandles,
+                  void** request);
   Result (*iflush)(void* recvComm, int n, void** data, int* sizes, void** mhandles, void** request);
   Result (*test)(void* request, int* done, int* sizes);
   Result (*closeSend)(void* sendComm);
@@ -234,10 +257,12 @@ struct NetV8 {
   Result (*connect)(int dev, void* handle, void** sendComm, NetDeviceHandle** sendDevComm);
   Result (*accept)(void* listenComm, void** recvComm, NetDeviceHandle** recvDevComm);
   Result (*regMr)(void* comm, void* data, size_t size, int type, void** mhandle);
-  Result (*regMrDmaBuf)(void* comm, void* data, size_t size, int type, uint64_t offset, int fd, void** mhandle);
+  Result (*regMrDmaBuf)(void* comm, void* data, size_t size, int type, uint64_t offset, int fd,
+                        void** mhandle);
   Result (*deregMr)(void* comm, void* mhandle);
   Result (*isend)(void* sendComm, void* data, int size, int tag, void* mhandle, void** request);
-  Result (*irecv)(void* recvComm, int n, void** data, int* sizes, int* tags, void** mhandles, void** request);
+  Result (*irecv)(void* recvComm, int n, void** data, int* sizes, int* tags, void** mhandles,
+                  void** request);
   Result (*iflush)(void* recvComm, int n, void** data, int* sizes, void** mhandles, void** request);
   Result (*test)(void* request, int* done, int* sizes);
   Result (*closeSend)(void* sendComm);
@@ -256,10 +281,12 @@ struct NetV9 {
   Result (*connect)(int dev, void* handle, void** sendComm, NetDeviceHandle** sendDevComm);
   Result (*accept)(void* listenComm, void** recvComm, NetDeviceHandle** recvDevComm);
   Result (*regMr)(void* comm, void* data, size_t size, int type, void** mhandle);
-  Result (*regMrDmaBuf)(void* comm, void* data, size_t size, int type, uint64_t offset, int fd, void** mhandle);
+  Result (*regMrDmaBuf)(void* comm, void* data, size_t size, int type, uint64_t offset, int fd,
+                        void** mhandle);
   Result (*deregMr)(void* comm, void* mhandle);
   Result (*isend)(void* sendComm, void* data, size_t size, int tag, void* mhandle, void** request);
-  Result (*irecv)(void* recvComm, int n, void** data, size_t* sizes, int* tags, void** mhandles, void** request);
+  Result (*irecv)(void* recvComm, int n, void** data, size_t* sizes, int* tags, void** mhandles,
+                  void** request);
   Result (*iflush)(void* recvComm, int n, void** data, int* sizes, void** mhandles, void** request);
   Result (*test)(void* request, int* done, int* sizes);
   Result (*closeSend)(void* sendComm);
@@ -276,14 +303,17 @@ struct NetV10 {
   Result (*devices)(int* ndev);
   Result (*getProperties)(int dev, NetPropertiesV10* props);
   Result (*listen)(int dev, void* handle, void** listenComm);
-  Result (*connect)(int dev, NetCommConfig* config, void* handle, void** sendComm, NetDeviceHandle** sendDevComm);
+  Result (*connect)(int dev, NetCommConfig* config, void* handle, void** sendComm,
+                    NetDeviceHandle** sendDevComm);
   Result (*accept)(void* listenComm, void** recvComm, NetDeviceHandle** recvDevComm);
   Result (*regMr)(void* comm, void* data, size_t size, int type, void** mhandle);
-  Result (*regMrDmaBuf)(void* comm, void* data, size_t size, int type, uint64_t offset, int fd, void** mhandle);
+  Result (*regMrDmaBuf)(void* comm, void* data, size_t size, int type, uint64_t offset, int fd,
+                        void** mhandle);
   Result (*deregMr)(void* comm, void* mhandle);
-  Result (*isend)(void* sendComm, void* data, size_t size, int tag, void* mhandle, void* phandle, void** request);
-  Result (*irecv)(void* recvComm, int n, void** data, size_t* sizes, int* tags, void** mhandles, void** phandles,
+  Result (*isend)(void* sendComm, void* data, size_t size, int tag, void* mhandle, void* phandle,
                   void** request);
+  Result (*irecv)(void* recvComm, int n, void** data, size_t* sizes, int* tags, void** mhandles,
+                  void** phandles, void** request);
   Result (*iflush)(void* recvComm, int n, void** data, int* sizes, void** mhandles, void** request);
   Result (*test)(void* request, int* done, int* sizes);
   Result (*closeSend)(void* sendComm);
@@ -296,18 +326,22 @@ struct NetV10 {
 
 struct NetV11 {
   const char* name;
-  Result (*init)(void** ctx, uint64_t commId, NetCommConfig* config, Logger log, ProfilerCallback prof);
+  Result (*init)(void** ctx, uint64_t commId, NetCommConfig* config, Logger log,
+                 ProfilerCallback prof);
   Result (*devices)(int* ndev);
   Result (*getProperties)(int dev, NetPropertiesV11* props);
   Result (*listen)(void* ctx, int dev, void* handle, void** listenComm);
-  Result (*connect)(void* ctx, int dev, void* handle, void** sendComm, NetDeviceHandle** sendDevComm);
+  Result (*connect)(void* ctx, int dev, void* handle, void** sendComm,
+                    NetDeviceHandle** sendDevComm);
   Result (*accept)(void* listenComm, void** recvComm, NetDeviceHandle** recvDevComm);
   Result (*regMr)(void* comm, void* data, size_t size, int type, void** mhandle);
-  Result (*regMrDmaBuf)(void* comm, void* data, size_t size, int type, uint64_t offset, int fd, void** mhandle);
+  Result (*regMrDmaBuf)(void* comm, void* data, size_t size, int type, uint64_t offset, int fd,
+                        void** mhandle);
   Result (*deregMr)(void* comm, void* mhandle);
-  Result (*isend)(void* sendComm, void* data, size_t size, int tag, void* mhandle, void* phandle, void** request);
-  Result (*irecv)(void* recvComm, int n, void** data, size_t* sizes, int* tags, void** mhandles, void** phandles,
+  Result (*isend)(void* sendComm, void* data, size_t size, int tag, void* mhandle, void* phandle,
                   void** request);
+  Result (*irecv)(void* recvComm, int n, void** data, size_t* sizes, int* tags, void** mhandles,
+                  void** phandles, void** request);
   Result (*iflush)(void* recvComm, int n, void** data, int* sizes, void** mhandles, void** request);
   Result (*test)(void* request, int* done, int* sizes);
   Result (*closeSend)(void* sendComm);
@@ -339,8 +373,16 @@ enum Func : int {
 
 /// Cost-table rows (NCCL_ALGO_*) and columns (NCCL_PROTO_*). NCCL passes the table as `float**`
 /// whose memory is really `float[numAlgo][numProto]` (7 x 3 in NCCL 2.24 .. 2.29).
-enum Algo : int { kAlgoTree = 0, kAlgoRing = 1, kAlgoCollNetDirect = 2, kAlgoCollNetChain = 3, kAlgoNvls = 4,
-                  kAlgoNvlsTree = 5, kAlgoPat = 6, kNumAlgorithms = 7 };
+enum Algo : int {
+  kAlgoTree = 0,
+  kAlgoRing = 1,
+  kAlgoCollNetDirect = 2,
+  kAlgoCollNetChain = 3,
+  kAlgoNvls = 4,
+  kAlgoNvlsTree = 5,
+  kAlgoPat = 6,
+  kNumAlgorithms = 7
+};
 enum Proto : int { kProtoLL = 0, kProtoLL128 = 1, kProtoSimple = 2, kNumProtocols = 3 };
 constexpr float kAlgoProtoIgnore = -1.0f;  // a disabled table entry
 
@@ -350,7 +392,8 @@ struct NvlDomainInfoV5 {
   int maxRanksPerNvlDomain;
 };
 
-/// The model constants NCCL lets a v5 tuner overwrite at init ([hw link][algo][proto], [compcap][scale]).
+/// The model constants NCCL lets a v5 tuner overwrite at init ([hw link][algo][proto],
+/// [compcap][scale]).
 struct TunerConstantsV5 {
   double baseLatencies[7][3];
   double hwLatencies[3][7][3];
@@ -364,8 +407,9 @@ struct TunerConstantsV5 {
 struct TunerV4 {
   const char* name;
   Result (*init)(size_t nRanks, size_t nNodes, Logger log, void** context);
-  Result (*getCollInfo)(void* context, Func collType, size_t nBytes, int numPipeOps, float** collCostTable,
-                        int numAlgo, int numProto, int regBuff, int* nChannels);
+  Result (*getCollInfo)(void* context, Func collType, size_t nBytes, int numPipeOps,
+                        float** collCostTable, int numAlgo, int numProto, int regBuff,
+                        int* nChannels);
   Result (*destroy)(void* context);
 };
 
@@ -373,8 +417,9 @@ struct TunerV5 {
   const char* name;
   Result (*init)(void** ctx, uint64_t commId, size_t nRanks, size_t nNodes, Logger log,
                  NvlDomainInfoV5* nvlDomainInfo, TunerConstantsV5* constants);
-  Result (*getCollInfo)(void* context, Func collType, size_t nBytes, int numPipeOps, float** collCostTable,
-                        int numAlgo, int numProto, int regBuff, int* nChannels);
+  Result (*getCollInfo)(void* context, Func collType, size_t nBytes, int numPipeOps,
+                        float** collCostTable, int numAlgo, int numProto, int regBuff,
+                        int* nChannels);
   Result (*finalize)(void* context);
 };
 
@@ -383,43 +428,54 @@ static_assert(sizeof(void*) == 8, "the layouts below are for LP64");
 static_assert(sizeof(Result) == 4 && sizeof(NetDeviceType) == 4, "C enums are int-sized");
 
 static_assert(sizeof(NetDeviceHandle) == 32 && offsetof(NetDeviceHandle, handle) == 8 &&
-              offsetof(NetDeviceHandle, size) == 16 && offsetof(NetDeviceHandle, needsProxyProgress) == 24);
+              offsetof(NetDeviceHandle, size) == 16 &&
+              offsetof(NetDeviceHandle, needsProxyProgress) == 24);
 static_assert(sizeof(NetVDeviceProps) == 20 && offsetof(NetVDeviceProps, devs) == 4);
 static_assert(sizeof(NetCommConfig) == 4);
-static_assert(sizeof(NetCommAttr) == 16 && sizeof(NetAttr) == 44 && offsetof(NetAttr, recvCommAttr) == 16 &&
-              offsetof(NetAttr, op) == 32 && offsetof(NetAttr, proto) == 40);
+static_assert(sizeof(NetCommAttr) == 16 && sizeof(NetAttr) == 44 &&
+              offsetof(NetAttr, recvCommAttr) == 16 && offsetof(NetAttr, op) == 32 &&
+              offsetof(NetAttr, proto) == 40);
 
 static_assert(sizeof(NetPropertiesV6) == 48 && offsetof(NetPropertiesV6, guid) == 16 &&
-              offsetof(NetPropertiesV6, ptrSupport) == 24 && offsetof(NetPropertiesV6, speed) == 28 &&
-              offsetof(NetPropertiesV6, latency) == 36 && offsetof(NetPropertiesV6, maxRecvs) == 44);
+              offsetof(NetPropertiesV6, ptrSupport) == 24 &&
+              offsetof(NetPropertiesV6, speed) == 28 && offsetof(NetPropertiesV6, latency) == 36 &&
+              offsetof(NetPropertiesV6, maxRecvs) == 44);
 static_assert(sizeof(NetPropertiesV7) == 56 && offsetof(NetPropertiesV7, maxRecvs) == 44 &&
-              offsetof(NetPropertiesV7, netDeviceType) == 48 && offsetof(NetPropertiesV7, netDeviceVersion) == 52);
+              offsetof(NetPropertiesV7, netDeviceType) == 48 &&
+              offsetof(NetPropertiesV7, netDeviceVersion) == 52);
 static_assert(sizeof(NetPropertiesV8) == 64 && offsetof(NetPropertiesV8, regIsGlobal) == 28 &&
               offsetof(NetPropertiesV8, speed) == 32 && offsetof(NetPropertiesV8, maxRecvs) == 48 &&
               offsetof(NetPropertiesV8, netDeviceVersion) == 56);
 static_assert(sizeof(NetPropertiesV9) == 104 && offsetof(NetPropertiesV9, forceFlush) == 32 &&
               offsetof(NetPropertiesV9, speed) == 36 && offsetof(NetPropertiesV9, maxRecvs) == 52 &&
-              offsetof(NetPropertiesV9, vProps) == 64 && offsetof(NetPropertiesV9, maxP2pBytes) == 88 &&
+              offsetof(NetPropertiesV9, vProps) == 64 &&
+              offsetof(NetPropertiesV9, maxP2pBytes) == 88 &&
               offsetof(NetPropertiesV9, maxCollBytes) == 96);
 static_assert(sizeof(NetPropertiesV11) == 112 && offsetof(NetPropertiesV11, speed) == 36 &&
-              offsetof(NetPropertiesV11, maxRecvs) == 52 && offsetof(NetPropertiesV11, vProps) == 64 &&
-              offsetof(NetPropertiesV11, maxP2pBytes) == 88 && offsetof(NetPropertiesV11, maxCollBytes) == 96 &&
+              offsetof(NetPropertiesV11, maxRecvs) == 52 &&
+              offsetof(NetPropertiesV11, vProps) == 64 &&
+              offsetof(NetPropertiesV11, maxP2pBytes) == 88 &&
+              offsetof(NetPropertiesV11, maxCollBytes) == 96 &&
               offsetof(NetPropertiesV11, maxMultiRequestSize) == 104);
 
 // Function tables: `name` plus one pointer per function, in NCCL's order (v6 has 16 functions,
 // v7/v8 18, v9/v10 19, v11 21).
-static_assert(sizeof(NetV6) == 17 * 8 && offsetof(NetV6, regMr) == 7 * 8 && offsetof(NetV6, test) == 13 * 8 &&
-              offsetof(NetV6, closeListen) == 16 * 8);
+static_assert(sizeof(NetV6) == 17 * 8 && offsetof(NetV6, regMr) == 7 * 8 &&
+              offsetof(NetV6, test) == 13 * 8 && offsetof(NetV6, closeListen) == 16 * 8);
 static_assert(sizeof(NetV7) == 19 * 8 && offsetof(NetV7, getDeviceMr) == 17 * 8);
 static_assert(sizeof(NetV8) == 19 * 8 && offsetof(NetV8, irecvConsumed) == 18 * 8);
 static_assert(sizeof(NetV9) == 20 * 8 && offsetof(NetV9, makeVDevice) == 19 * 8);
-static_assert(sizeof(NetV10) == 20 * 8 && offsetof(NetV10, isend) == 10 * 8 && offsetof(NetV10, makeVDevice) == 19 * 8);
-static_assert(sizeof(NetV11) == 22 * 8 && offsetof(NetV11, listen) == 4 * 8 && offsetof(NetV11, makeVDevice) == 19 * 8 &&
-              offsetof(NetV11, finalize) == 20 * 8 && offsetof(NetV11, setNetAttr) == 21 * 8);
+static_assert(sizeof(NetV10) == 20 * 8 && offsetof(NetV10, isend) == 10 * 8 &&
+              offsetof(NetV10, makeVDevice) == 19 * 8);
+static_assert(sizeof(NetV11) == 22 * 8 && offsetof(NetV11, listen) == 4 * 8 &&
+              offsetof(NetV11, makeVDevice) == 19 * 8 && offsetof(NetV11, finalize) == 20 * 8 &&
+              offsetof(NetV11, setNetAttr) == 21 * 8);
 
 static_assert(sizeof(NvlDomainInfoV5) == 12);
-static_assert(sizeof(TunerConstantsV5) == (21 + 63 + 5 * 12) * 8 && offsetof(TunerConstantsV5, hwLatencies) == 21 * 8 &&
-              offsetof(TunerConstantsV5, llMaxBws) == 84 * 8 && offsetof(TunerConstantsV5, perChMaxNVLSTreeBws) == 132 * 8);
+static_assert(sizeof(TunerConstantsV5) == (21 + 63 + 5 * 12) * 8 &&
+              offsetof(TunerConstantsV5, hwLatencies) == 21 * 8 &&
+              offsetof(TunerConstantsV5, llMaxBws) == 84 * 8 &&
+              offsetof(TunerConstantsV5, perChMaxNVLSTreeBws) == 132 * 8);
 static_assert(sizeof(TunerV4) == 32 && sizeof(TunerV5) == 32 && offsetof(TunerV5, finalize) == 24);
 
 }  // namespace trellis::nccl_abi

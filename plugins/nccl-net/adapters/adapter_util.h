@@ -8,7 +8,8 @@
 #include "core/net_core.h"
 #include "core/plugin_log.h"
 
-// Exported plugin tables are defined inside extern "C" { } (an `extern "C" T x = {...}` draws a warning).
+// Exported plugin tables are defined inside extern "C" { } (an `extern "C" T x = {...}` draws a
+// warning).
 #define TRELLIS_NCCL_EXPORT __attribute__((visibility("default")))
 
 namespace trellis::ncclnet::adapt {
@@ -28,13 +29,16 @@ inline Result regMrInt(void* comm, void* data, int size, int type, void** mhandl
   return core::regMr(comm, data, static_cast<size_t>(size), type, mhandle);
 }
 
-inline Result isendInt(void* sendComm, void* data, int size, int tag, void* mhandle, void** request) {
+inline Result isendInt(void* sendComm, void* data, int size, int tag, void* mhandle,
+                       void** request) {
   if (size < 0) return badSize("isend", size);
   return core::isend(sendComm, data, static_cast<size_t>(size), tag, mhandle, request);
 }
 
-inline Result irecvInt(void* recvComm, int n, void** data, int* sizes, int* tags, void** mhandles, void** request) {
-  if (n < 1 || n > core::kMaxRecvsCap) return core::irecv(recvComm, n, data, nullptr, tags, mhandles, request);
+inline Result irecvInt(void* recvComm, int n, void** data, int* sizes, int* tags, void** mhandles,
+                       void** request) {
+  if (n < 1 || n > core::kMaxRecvsCap)
+    return core::irecv(recvComm, n, data, nullptr, tags, mhandles, request);
   size_t wide[core::kMaxRecvsCap];
   for (int i = 0; i < n; ++i) {
     if (sizes == nullptr) break;
@@ -44,7 +48,8 @@ inline Result irecvInt(void* recvComm, int n, void** data, int* sizes, int* tags
   return core::irecv(recvComm, n, data, sizes != nullptr ? wide : nullptr, tags, mhandles, request);
 }
 
-inline Result iflush(void* recvComm, int n, void** data, int* sizes, void** mhandles, void** request) {
+inline Result iflush(void* recvComm, int n, void** data, int* sizes, void** mhandles,
+                     void** request) {
   return core::iflush(recvComm, n, data, sizes, mhandles, request);
 }
 

@@ -20,11 +20,12 @@ Result connect(void* ctx, int dev, void* handle, void** sendComm, nccl_abi::NetD
 Result accept(void* listenComm, void** recvComm, nccl_abi::NetDeviceHandle**) {
   return core::accept(listenComm, recvComm);
 }
-Result isend(void* sendComm, void* data, size_t size, int tag, void* mhandle, void* /*phandle*/, void** request) {
+Result isend(void* sendComm, void* data, size_t size, int tag, void* mhandle, void* /*phandle*/,
+             void** request) {
   return core::isend(sendComm, data, size, tag, mhandle, request);
 }
-Result irecv(void* recvComm, int n, void** data, size_t* sizes, int* tags, void** mhandles, void** /*phandles*/,
-             void** request) {
+Result irecv(void* recvComm, int n, void** data, size_t* sizes, int* tags, void** mhandles,
+             void** /*phandles*/, void** request) {
   return core::irecv(recvComm, n, data, sizes, tags, mhandles, request);
 }
 Result makeVDevice(int* d, nccl_abi::NetVDeviceProps* props) { return core::makeVDevice(d, props); }

@@ -10,12 +10,17 @@ Result getProperties(int dev, nccl_abi::NetPropertiesV6* out) {
   nccl_abi::NetPropertiesV11 p;
   Result r = props(dev, &p);
   if (r != nccl_abi::kSuccess) return r;
-  *out = {p.name, p.pciPath, p.guid, p.ptrSupport, p.speed, p.port, p.latency, p.maxComms, p.maxRecvs};
+  *out = {p.name, p.pciPath, p.guid,     p.ptrSupport, p.speed,
+          p.port, p.latency, p.maxComms, p.maxRecvs};
   return r;
 }
 
-Result listen(int dev, void* handle, void** listenComm) { return core::listen(nullptr, dev, handle, listenComm); }
-Result connect(int dev, void* handle, void** sendComm) { return core::connect(nullptr, dev, nullptr, handle, sendComm); }
+Result listen(int dev, void* handle, void** listenComm) {
+  return core::listen(nullptr, dev, handle, listenComm);
+}
+Result connect(int dev, void* handle, void** sendComm) {
+  return core::connect(nullptr, dev, nullptr, handle, sendComm);
+}
 
 }  // namespace
 }  // namespace trellis::ncclnet::adapt

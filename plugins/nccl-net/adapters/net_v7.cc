@@ -11,16 +11,20 @@ Result getProperties(int dev, nccl_abi::NetPropertiesV7* out) {
   nccl_abi::NetPropertiesV11 p;
   Result r = props(dev, &p);
   if (r != nccl_abi::kSuccess) return r;
-  *out = {p.name,     p.pciPath,  p.guid,          p.ptrSupport,      p.speed, p.port,
+  *out = {p.name,    p.pciPath,  p.guid,     p.ptrSupport,    p.speed,           p.port,
           p.latency, p.maxComms, p.maxRecvs, p.netDeviceType, p.netDeviceVersion};
   return r;
 }
 
-Result listen(int dev, void* handle, void** listenComm) { return core::listen(nullptr, dev, handle, listenComm); }
-Result connect(int dev, void* handle, void** sendComm, nccl_abi::NetDeviceHandle** /*host net: no offload*/) {
+Result listen(int dev, void* handle, void** listenComm) {
+  return core::listen(nullptr, dev, handle, listenComm);
+}
+Result connect(int dev, void* handle, void** sendComm,
+               nccl_abi::NetDeviceHandle** /*host net: no offload*/) {
   return core::connect(nullptr, dev, nullptr, handle, sendComm);
 }
-Result accept(void* listenComm, void** recvComm, nccl_abi::NetDeviceHandle** /*host net: no offload*/) {
+Result accept(void* listenComm, void** recvComm,
+              nccl_abi::NetDeviceHandle** /*host net: no offload*/) {
   return core::accept(listenComm, recvComm);
 }
 

@@ -11,12 +11,14 @@ Result getProperties(int dev, nccl_abi::NetPropertiesV8* out) {
   nccl_abi::NetPropertiesV11 p;
   Result r = props(dev, &p);
   if (r != nccl_abi::kSuccess) return r;
-  *out = {p.name,     p.pciPath,  p.guid,     p.ptrSupport,    p.regIsGlobal,     p.speed,
-          p.port,     p.latency,  p.maxComms, p.maxRecvs, p.netDeviceType, p.netDeviceVersion};
+  *out = {p.name, p.pciPath, p.guid,     p.ptrSupport, p.regIsGlobal,   p.speed,
+          p.port, p.latency, p.maxComms, p.maxRecvs,   p.netDeviceType, p.netDeviceVersion};
   return r;
 }
 
-Result listen(int dev, void* handle, void** listenComm) { return core::listen(nullptr, dev, handle, listenComm); }
+Result listen(int dev, void* handle, void** listenComm) {
+  return core::listen(nullptr, dev, handle, listenComm);
+}
 Result connect(int dev, void* handle, void** sendComm, nccl_abi::NetDeviceHandle**) {
   return core::connect(nullptr, dev, nullptr, handle, sendComm);
 }

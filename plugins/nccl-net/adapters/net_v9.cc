@@ -11,13 +11,28 @@ Result getProperties(int dev, nccl_abi::NetPropertiesV9* out) {
   nccl_abi::NetPropertiesV11 p;
   Result r = props(dev, &p);
   if (r != nccl_abi::kSuccess) return r;
-  *out = {p.name,     p.pciPath,  p.guid,          p.ptrSupport,       p.regIsGlobal, p.forceFlush,
-          p.speed,    p.port,     p.latency,       p.maxComms,         p.maxRecvs,    p.netDeviceType,
-          p.netDeviceVersion, p.vProps, p.maxP2pBytes, p.maxCollBytes};
+  *out = {p.name,
+          p.pciPath,
+          p.guid,
+          p.ptrSupport,
+          p.regIsGlobal,
+          p.forceFlush,
+          p.speed,
+          p.port,
+          p.latency,
+          p.maxComms,
+          p.maxRecvs,
+          p.netDeviceType,
+          p.netDeviceVersion,
+          p.vProps,
+          p.maxP2pBytes,
+          p.maxCollBytes};
   return r;
 }
 
-Result listen(int dev, void* handle, void** listenComm) { return core::listen(nullptr, dev, handle, listenComm); }
+Result listen(int dev, void* handle, void** listenComm) {
+  return core::listen(nullptr, dev, handle, listenComm);
+}
 Result connect(int dev, void* handle, void** sendComm, nccl_abi::NetDeviceHandle**) {
   return core::connect(nullptr, dev, nullptr, handle, sendComm);
 }
@@ -27,7 +42,8 @@ Result accept(void* listenComm, void** recvComm, nccl_abi::NetDeviceHandle**) {
 Result isend(void* sendComm, void* data, size_t size, int tag, void* mhandle, void** request) {
   return core::isend(sendComm, data, size, tag, mhandle, request);
 }
-Result irecv(void* recvComm, int n, void** data, size_t* sizes, int* tags, void** mhandles, void** request) {
+Result irecv(void* recvComm, int n, void** data, size_t* sizes, int* tags, void** mhandles,
+             void** request) {
   return core::irecv(recvComm, n, data, sizes, tags, mhandles, request);
 }
 Result makeVDevice(int* d, nccl_abi::NetVDeviceProps* props) { return core::makeVDevice(d, props); }

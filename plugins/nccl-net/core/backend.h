@@ -5,7 +5,8 @@
 //
 // Matching, as NCCL expects it: the k-th receive posted on a receive comm takes the k-th group of
 // sends of its peer. A receive of n buffers carries n tags; a send with tag t fills the buffer of
-// the oldest unfinished receive that has tag t unfilled. A send larger than that buffer is an error.
+// the oldest unfinished receive that has tag t unfilled. A send larger than that buffer is an
+// error.
 #pragma once
 
 #include <cstddef>
@@ -20,22 +21,23 @@ namespace trellis::ncclnet {
 
 /// One physical device (a NIC port) as the backend sees it, with the topology facts NCCL needs.
 struct PhysDevice {
-  std::string name;         ///< "eth0", "mlx5_0" (NCCL logs and NCCL_NET_FORCE_MERGE use it)
-  std::string pciPath;      ///< sysfs path of the PCI function; "" for a virtual interface
-  uint64_t guid = 0;        ///< the NIC chip: every port of one NIC has the same guid
+  std::string name;     ///< "eth0", "mlx5_0" (NCCL logs and NCCL_NET_FORCE_MERGE use it)
+  std::string pciPath;  ///< sysfs path of the PCI function; "" for a virtual interface
+  uint64_t guid = 0;    ///< the NIC chip: every port of one NIC has the same guid
   int port = 1;
   int speedMbps = 0;
   bool speedKnown = false;  ///< false: speedMbps is the documented default
   float latencyUs = 0;
   int maxComms = 0;
-  std::string railGroup;    ///< devices with equal non-empty groups may be fused into a virtual device
-  std::string describe;     ///< "eth0 (10.0.0.5, 0000:00:03.0, 25000 Mbps)" for logs
+  std::string
+      railGroup;         ///< devices with equal non-empty groups may be fused into a virtual device
+  std::string describe;  ///< "eth0 (10.0.0.5, 0000:00:03.0, 25000 Mbps)" for logs
 };
 
 /// Per-communicator options (v11 init config and setNetAttr; v10 connect config).
 struct CommOptions {
-  int trafficClass = -1;    ///< -1: unset
-  int maxFlowsPerPeer = -1; ///< -1: unset; caps the data streams of comms this context listens for
+  int trafficClass = -1;     ///< -1: unset
+  int maxFlowsPerPeer = -1;  ///< -1: unset; caps the data streams of comms this context listens for
 };
 
 /// A posted send or multi-receive. The pointer handed to NCCL is the Request itself.
@@ -76,7 +78,8 @@ class RecvComm : public Comm {
  public:
   RecvComm() : Comm(false) {}
   /// Posts a receive of n buffers (n <= maxRecvs); *req stays null when too many are in flight.
-  virtual Status irecv(int n, void* const* data, const size_t* sizes, const int* tags, Request** req) = 0;
+  virtual Status irecv(int n, void* const* data, const size_t* sizes, const int* tags,
+                       Request** req) = 0;
 };
 
 class ListenComm {

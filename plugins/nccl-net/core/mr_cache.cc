@@ -8,7 +8,8 @@ MrCache::~MrCache() {
 
 Status MrCache::reg(const void* data, size_t size, int type, MrEntry** out, bool* hit) {
   uintptr_t s = reinterpret_cast<uintptr_t>(data);
-  if (size > 0 && s + size < s) return invalidArgument("regMr: range %p + %zu bytes wraps around", data, size);
+  if (size > 0 && s + size < s)
+    return invalidArgument("regMr: range %p + %zu bytes wraps around", data, size);
   uintptr_t e = s + size;
   std::lock_guard<std::mutex> lock(mu_);
   // Entries starting at or before s, newest start first: the first that covers [s, e) is reused.
@@ -42,7 +43,8 @@ Status MrCache::reg(const void* data, size_t size, int type, MrEntry** out, bool
 Status MrCache::dereg(void* handle) {
   if (handle == nullptr) return invalidArgument("deregMr: null memory handle");
   std::lock_guard<std::mutex> lock(mu_);
-  if (live_.count(handle) == 0) return invalidArgument("deregMr: %p is not a live registration of this plugin", handle);
+  if (live_.count(handle) == 0)
+    return invalidArgument("deregMr: %p is not a live registration of this plugin", handle);
   auto* m = static_cast<MrEntry*>(handle);
   auto range = byStart_.equal_range(m->start);
   for (auto it = range.first; it != range.second; ++it)
@@ -63,16 +65,19 @@ Status MrCache::dereg(void* handle) {
 Status MrCache::check(const void* handle, const void* data, size_t size, const char* what) {
   if (handle == nullptr) {
     if (size == 0) return Status::ok();
-    return invalidArgument("%s: buffer %p (%zu bytes) has no memory handle (regMr it first)", what, data, size);
+    return invalidArgument("%s: buffer %p (%zu bytes) has no memory handle (regMr it first)", what,
+                           data, size);
   }
   std::lock_guard<std::mutex> lock(mu_);
   if (live_.count(handle) == 0)
-    return invalidArgument("%s: memory handle %p is not a live registration of this plugin", what, handle);
+    return invalidArgument("%s: memory handle %p is not a live registration of this plugin", what,
+                           handle);
   const auto* m = static_cast<const MrEntry*>(handle);
   uintptr_t s = reinterpret_cast<uintptr_t>(data);
   if (size > 0 && (s < m->start || s + size > m->end))
-    return invalidArgument("%s: buffer %p + %zu bytes lies outside its registration %p + %zu bytes", what, data,
-                           size, reinterpret_cast<const void*>(m->start), static_cast<size_t>(m->end - m->start));
+    return invalidArgument("%s: buffer %p + %zu bytes lies outside its registration %p + %zu bytes",
+                           what, data, size, reinterpret_cast<const void*>(m->start),
+                           static_cast<size_t>(m->end - m->start));
   return Status::ok();
 }
 

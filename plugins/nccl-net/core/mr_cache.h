@@ -28,7 +28,7 @@ struct MrStats {
   uint64_t registrations = 0;  // regMr calls that succeeded
   uint64_t hits = 0;           // of those, served by an existing entry
   uint64_t deregistrations = 0;
-  uint64_t live = 0;           // entries alive now
+  uint64_t live = 0;  // entries alive now
 };
 
 class MrCache {

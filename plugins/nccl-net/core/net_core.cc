@@ -26,22 +26,24 @@ using namespace nccl_abi;
 template <typename T>
 using Res = ::trellis::Result<T>;
 
-static Param<std::string> kTransport(
-    "TRELLIS_NCCL_NET_TRANSPORT", "auto",
-    "NCCL net plugin backend: auto, tcp, ucx, verbs. auto takes verbs, then ucx when built and usable; "
-    "on a host with RDMA ports but no RDMA backend it declines (NCCL keeps its own IB net); else tcp");
-static Param<std::string> kFusion(
-    "TRELLIS_NCCL_NET_FUSION", "rail",
-    "which NICs makeVDevice may fuse: rail (NICs of one rail group: nearest to the same GPUs, or ports "
-    "of one NIC), any, none");
-static Param<int64_t> kMaxBytes("TRELLIS_NCCL_NET_MAX_BYTES", int64_t{1} << 30,
-                                "maxP2pBytes and maxCollBytes the NCCL net plugin reports (at most 2^31-1: "
-                                "test() reports sizes as int)");
+static Param<std::string> kTransport("TRELLIS_NCCL_NET_TRANSPORT", "auto",
+                                     "NCCL net plugin backend: auto, tcp, ucx, verbs. auto takes "
+                                     "verbs, then ucx when built and usable; "
+                                     "on a host with RDMA ports but no RDMA backend it declines "
+                                     "(NCCL keeps its own IB net); else tcp");
+static Param<std::string> kFusion("TRELLIS_NCCL_NET_FUSION", "rail",
+                                  "which NICs makeVDevice may fuse: rail (NICs of one rail group: "
+                                  "nearest to the same GPUs, or ports "
+                                  "of one NIC), any, none");
+static Param<int64_t> kMaxBytes(
+    "TRELLIS_NCCL_NET_MAX_BYTES", int64_t{1} << 30,
+    "maxP2pBytes and maxCollBytes the NCCL net plugin reports (at most 2^31-1: "
+    "test() reports sizes as int)");
 
 namespace {
 
-constexpr uint32_t kCommMagic = 0x54524e43u;   // "TRNC"
-constexpr uint32_t kCtxMagic = 0x54524358u;    // "TRCX"
+constexpr uint32_t kCommMagic = 0x54524e43u;  // "TRNC"
+constexpr uint32_t kCtxMagic = 0x54524358u;   // "TRCX"
 constexpr uint64_t kStageMagic = 0x5452535447303031ull;
 
 // A context: v11 has one per NCCL communicator; v6..v10 share gLegacy.
@@ -81,10 +83,10 @@ struct DeviceStrings {
 struct Global {
   std::mutex mu;
   std::unique_ptr<Backend> backend;
-  std::string declined;                     // why the last init failed
-  std::vector<std::vector<int>> vdevs;      // members of device nPhys + i
-  std::deque<DeviceStrings> strings;        // stable char* handed out by getProperties
-  std::vector<DeviceStrings*> devStrings;   // per device index
+  std::string declined;                    // why the last init failed
+  std::vector<std::vector<int>> vdevs;     // members of device nPhys + i
+  std::deque<DeviceStrings> strings;       // stable char* handed out by getProperties
+  std::vector<DeviceStrings*> devStrings;  // per device index
   bool legacyInit = false;
   Context legacy;
   MrCache mr;
@@ -100,15 +102,24 @@ Global& g() {
 
 Result toResult(Code c) {
   switch (c) {
-    case Code::kOk: return kSuccess;
-    case Code::kCudaError: return kUnhandledCudaError;
-    case Code::kSystemError: return kSystemError;
-    case Code::kInternal: return kInternalError;
-    case Code::kInvalidArgument: return kInvalidArgument;
-    case Code::kInvalidUsage: return kInvalidUsage;
-    case Code::kRemoteError: return kRemoteError;
-    case Code::kTimeout: return kRemoteError;
-    case Code::kInProgress: return kInProgress;
+    case Code::kOk:
+      return kSuccess;
+    case Code::kCudaError:
+      return kUnhandledCudaError;
+    case Code::kSystemError:
+      return kSystemError;
+    case Code::kInternal:
+      return kInternalError;
+    case Code::kInvalidArgument:
+      return kInvalidArgument;
+    case Code::kInvalidUsage:
+      return kInvalidUsage;
+    case Code::kRemoteError:
+      return kRemoteError;
+    case Code::kTimeout:
+      return kRemoteError;
+    case Code::kInProgress:
+      return kInProgress;
   }
   return kInternalError;
 }
@@ -117,9 +128,9 @@ Result fail(const Status& s) {
   NCCLNET_WARN(kFlagNet, "%s", s.message().c_str());
   return toResult(s.code());
 }
-#define CORE_TRY(expr)                        \
-  do {                                        \
-    ::trellis::Status core_s_ = (expr);       \
+#define CORE_TRY(expr)                         \
+  do {                                         \
+    ::trellis::Status core_s_ = (expr);        \
     if (!core_s_.isOk()) return fail(core_s_); \
   } while (0)
 
@@ -136,13 +147,15 @@ Choice chooseBackend() {
   std::string want = kTransport.get();
   for (char& ch : want) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
   if (want == "verbs" || want == "ucx") {
-    c.why = invalidUsage("TRELLIS_NCCL_NET_TRANSPORT=%s: this build of the plugin has no %s backend (the Trellis %s "
-                         "transport is not part of it yet); use tcp, or leave the variable unset",
-                         want.c_str(), want.c_str(), want.c_str());
+    c.why = invalidUsage(
+        "TRELLIS_NCCL_NET_TRANSPORT=%s: this build of the plugin has no %s backend (the Trellis %s "
+        "transport is not part of it yet); use tcp, or leave the variable unset",
+        want.c_str(), want.c_str(), want.c_str());
     return c;
   }
   if (want != "auto" && want != "tcp") {
-    c.why = invalidArgument("TRELLIS_NCCL_NET_TRANSPORT='%s' is not one of auto, tcp, ucx, verbs", want.c_str());
+    c.why = invalidArgument("TRELLIS_NCCL_NET_TRANSPORT='%s' is not one of auto, tcp, ucx, verbs",
+                            want.c_str());
     return c;
   }
   if (want == "auto") {
@@ -150,9 +163,10 @@ Choice chooseBackend() {
     if (!rdma.empty()) {
       std::string list;
       for (const std::string& r : rdma) list += (list.empty() ? "" : ", ") + r;
-      c.why = invalidUsage("this host has RDMA ports (%s) but the plugin has no RDMA backend built in; declining so "
-                           "that NCCL uses its own IB net (TRELLIS_NCCL_NET_TRANSPORT=tcp forces TCP)",
-                           list.c_str());
+      c.why = invalidUsage(
+          "this host has RDMA ports (%s) but the plugin has no RDMA backend built in; declining so "
+          "that NCCL uses its own IB net (TRELLIS_NCCL_NET_TRANSPORT=tcp forces TCP)",
+          list.c_str());
       c.quiet = true;
       return c;
     }
@@ -174,8 +188,10 @@ Status ensureBackend(int abi) {
   if (!c.backend) {
     G.declined = c.why.message();
     std::string line = "init failed, NCCL will use its own nets: " + c.why.message();
-    if (c.quiet) NCCLNET_INFO(kFlagInit | kFlagNet, "%s", line.c_str());
-    else NCCLNET_WARN(kFlagInit | kFlagNet, "%s", line.c_str());
+    if (c.quiet)
+      NCCLNET_INFO(kFlagInit | kFlagNet, "%s", line.c_str());
+    else
+      NCCLNET_WARN(kFlagInit | kFlagNet, "%s", line.c_str());
     return Status(c.why.code(), line);
   }
   G.backend = std::move(c.backend);
@@ -187,8 +203,8 @@ Status ensureBackend(int abi) {
   ++G.backendInits;
   std::string devs;
   for (const PhysDevice& d : G.backend->devices()) devs += (devs.empty() ? "" : "; ") + d.describe;
-  NCCLNET_INFO(kFlagInit | kFlagNet, "using the %s backend (ncclNet v%d ABI), %zu device(s): %s", G.backend->name(),
-               abi, G.backend->devices().size(), devs.c_str());
+  NCCLNET_INFO(kFlagInit | kFlagNet, "using the %s backend (ncclNet v%d ABI), %zu device(s): %s",
+               G.backend->name(), abi, G.backend->devices().size(), devs.c_str());
   return Status::ok();
 }
 
@@ -209,8 +225,8 @@ Res<std::vector<int>> membersOf(int dev, const char* call) {
   int nPhys = static_cast<int>(G.backend->devices().size());
   int total = nPhys + static_cast<int>(G.vdevs.size());
   if (dev < 0 || dev >= total)
-    return invalidArgument("%s: device %d out of range [0, %d) (%d physical, %zu virtual)", call, dev, total, nPhys,
-                           G.vdevs.size());
+    return invalidArgument("%s: device %d out of range [0, %d) (%d physical, %zu virtual)", call,
+                           dev, total, nPhys, G.vdevs.size());
   if (dev < nPhys) return std::vector<int>{dev};
   return G.vdevs[dev - nPhys];
 }
@@ -218,19 +234,21 @@ Res<std::vector<int>> membersOf(int dev, const char* call) {
 Res<Context*> contextOf(void* ctx, const char* call) {
   if (ctx == nullptr) return &g().legacy;
   auto* c = static_cast<Context*>(ctx);
-  if (c->magic != kCtxMagic) return invalidArgument("%s: %p is not a context made by this plugin's init", call, ctx);
+  if (c->magic != kCtxMagic)
+    return invalidArgument("%s: %p is not a context made by this plugin's init", call, ctx);
   return c;
 }
 
 Res<CoreComm*> commOf(void* comm, Kind kind, const char* call) {
   static const char* kNames[] = {"listen", "send", "receive"};
-  if (comm == nullptr) return invalidArgument("%s: null %s comm", call, kNames[static_cast<int>(kind)]);
+  if (comm == nullptr)
+    return invalidArgument("%s: null %s comm", call, kNames[static_cast<int>(kind)]);
   auto* c = static_cast<CoreComm*>(comm);
   if (c->magic != kCommMagic)
     return invalidArgument("%s: %p is not a comm of this plugin (closed already?)", call, comm);
   if (c->kind != kind)
-    return invalidArgument("%s: %p is a %s comm, not a %s comm", call, comm, kNames[static_cast<int>(c->kind)],
-                           kNames[static_cast<int>(kind)]);
+    return invalidArgument("%s: %p is a %s comm, not a %s comm", call, comm,
+                           kNames[static_cast<int>(c->kind)], kNames[static_cast<int>(kind)]);
   return c;
 }
 
@@ -256,8 +274,9 @@ Result init(void** ctx, uint64_t commId, const NetCommConfig* config, Logger log
   if (config != nullptr) c->opts.trafficClass = config->trafficClass;
   *ctx = c;
   ++G.contexts;
-  NCCLNET_INFO(kFlagInit | kFlagNet, "context %p for communicator 0x%llx (traffic class %d)", static_cast<void*>(c),
-               static_cast<unsigned long long>(commId), c->opts.trafficClass);
+  NCCLNET_INFO(kFlagInit | kFlagNet, "context %p for communicator 0x%llx (traffic class %d)",
+               static_cast<void*>(c), static_cast<unsigned long long>(commId),
+               c->opts.trafficClass);
   return kSuccess;
 }
 
@@ -278,8 +297,8 @@ Result setNetAttr(void* ctx, const NetAttr* attr) {
   // The receive side decides how many data streams a comm has; a peer count hint caps them.
   int32_t flows = attr->recvCommAttr.maxFlowsPerPeer;
   r.value()->opts.maxFlowsPerPeer = flows > 0 ? flows : -1;
-  NCCLNET_TRACE(kFlagNet, "setNetAttr(ctx %p): recv maxFlowsPerPeer %d, op %u algo %u proto %u", ctx, flows,
-                attr->op, attr->algo, attr->proto);
+  NCCLNET_TRACE(kFlagNet, "setNetAttr(ctx %p): recv maxFlowsPerPeer %d, op %u algo %u proto %u",
+                ctx, flows, attr->op, attr->algo, attr->proto);
   return kSuccess;
 }
 
@@ -342,32 +361,45 @@ Result makeVDevice(int* d, const NetVDeviceProps* props) {
   const std::vector<PhysDevice>& phys = G.backend->devices();
   int nPhys = static_cast<int>(phys.size());
   if (props->ndevs < 1 || props->ndevs > kMaxDevsPerNic)
-    return fail(invalidArgument("makeVDevice: %d devices (1..%d allowed)", props->ndevs, kMaxDevsPerNic));
+    return fail(
+        invalidArgument("makeVDevice: %d devices (1..%d allowed)", props->ndevs, kMaxDevsPerNic));
   std::vector<int> members(props->devs, props->devs + props->ndevs);
   std::string names;
   for (size_t i = 0; i < members.size(); ++i) {
     int m = members[i];
     if (m < 0 || m >= nPhys)
-      return fail(invalidArgument("makeVDevice: member %d is not a physical device (0..%d)", m, nPhys - 1));
+      return fail(
+          invalidArgument("makeVDevice: member %d is not a physical device (0..%d)", m, nPhys - 1));
     for (size_t j = 0; j < i; ++j)
       if (members[j] == m) return fail(invalidArgument("makeVDevice: device %d listed twice", m));
     names += (names.empty() ? "" : "+") + phys[m].name;
   }
   std::string mode = kFusion.get();
   if (mode == "none" && members.size() > 1)
-    return fail(invalidUsage("makeVDevice(%s): NIC fusion is off (TRELLIS_NCCL_NET_FUSION=none)", names.c_str()));
+    return fail(invalidUsage("makeVDevice(%s): NIC fusion is off (TRELLIS_NCCL_NET_FUSION=none)",
+                             names.c_str()));
   if (mode == "rail") {
-    for (int m : members)
-      if (phys[m].railGroup.empty() || phys[m].railGroup != phys[members[0]].railGroup)
-        return fail(invalidUsage(
-            "makeVDevice(%s): %s (rail group '%s') and %s (rail group '%s') are not in one rail group; "
-            "TRELLIS_NCCL_NET_FUSION=any fuses them anyway",
-            names.c_str(), phys[members[0]].name.c_str(), phys[members[0]].railGroup.c_str(), phys[m].name.c_str(),
-            phys[m].railGroup.c_str()));
+    for (int m : members) {
+      const PhysDevice& first = phys[members[0]];
+      if (phys[m].railGroup.empty())
+        return fail(
+            invalidUsage("makeVDevice(%s): %s is in no rail group (a virtual interface); "
+                         "TRELLIS_NCCL_NET_FUSION=any fuses it anyway",
+                         names.c_str(), phys[m].name.c_str()));
+      if (phys[m].railGroup != first.railGroup)
+        return fail(
+            invalidUsage("makeVDevice(%s): %s (rail group '%s') and %s (rail group '%s') are not "
+                         "in one rail group; "
+                         "TRELLIS_NCCL_NET_FUSION=any fuses them anyway",
+                         names.c_str(), first.name.c_str(), first.railGroup.c_str(),
+                         phys[m].name.c_str(), phys[m].railGroup.c_str()));
+    }
   } else if (mode != "any" && mode != "none") {
-    return fail(invalidArgument("TRELLIS_NCCL_NET_FUSION='%s' is not one of rail, any, none", mode.c_str()));
+    return fail(invalidArgument("TRELLIS_NCCL_NET_FUSION='%s' is not one of rail, any, none",
+                                mode.c_str()));
   }
-  // The same fusion asked again (NCCL redoes it after reloading the plugin) returns the same device.
+  // The same fusion asked again (NCCL redoes it after reloading the plugin) returns the same
+  // device.
   for (size_t i = 0; i < G.vdevs.size(); ++i)
     if (G.vdevs[i] == members) {
       *d = nPhys + static_cast<int>(i);
@@ -384,7 +416,8 @@ Result makeVDevice(int* d, const NetVDeviceProps* props) {
 // ---- Connection setup -----------------------------------------------------------------------
 
 Result listen(void* ctx, int dev, void* handle, void** listenComm) {
-  if (handle == nullptr || listenComm == nullptr) return fail(invalidArgument("listen: null argument"));
+  if (handle == nullptr || listenComm == nullptr)
+    return fail(invalidArgument("listen: null argument"));
   *listenComm = nullptr;
   auto c = contextOf(ctx, "listen");
   if (!c) return fail(c.status());
@@ -394,7 +427,9 @@ Result listen(void* ctx, int dev, void* handle, void** listenComm) {
   if (!b) return fail(b.status());
   std::memset(handle, 0, kHandleMaxSize);
   std::unique_ptr<ListenComm> l;
-  CORE_TRY(b.value()->listen(m.value(), c.value()->opts, handle, &l).withContext(formatString("listen(dev %d)", dev)));
+  CORE_TRY(b.value()
+               ->listen(m.value(), c.value()->opts, handle, &l)
+               .withContext(formatString("listen(dev %d)", dev)));
   auto* comm = new CoreComm(Kind::kListen, dev);
   comm->listen = std::move(l);
   *listenComm = comm;
@@ -403,7 +438,8 @@ Result listen(void* ctx, int dev, void* handle, void** listenComm) {
 }
 
 Result connect(void* ctx, int dev, const NetCommConfig* config, void* handle, void** sendComm) {
-  if (handle == nullptr || sendComm == nullptr) return fail(invalidArgument("connect: null argument"));
+  if (handle == nullptr || sendComm == nullptr)
+    return fail(invalidArgument("connect: null argument"));
   *sendComm = nullptr;
   Global& G = g();
   Stage stage;
@@ -424,7 +460,9 @@ Result connect(void* ctx, int dev, const NetCommConfig* config, void* handle, vo
     if (config != nullptr) opts.trafficClass = config->trafficClass;
     auto np = std::make_unique<PendingConnect>();
     np->dev = dev;
-    CORE_TRY(b.value()->connect(m.value(), opts, handle, &np->connector).withContext(formatString("connect(dev %d)", dev)));
+    CORE_TRY(b.value()
+                 ->connect(m.value(), opts, handle, &np->connector)
+                 .withContext(formatString("connect(dev %d)", dev)));
     p = np.release();
     {
       std::lock_guard<std::mutex> lock(G.pendingMu);
@@ -458,7 +496,8 @@ Result accept(void* listenComm, void** recvComm) {
   auto l = commOf(listenComm, Kind::kListen, "accept");
   if (!l) return fail(l.status());
   std::unique_ptr<RecvComm> r;
-  CORE_TRY(l.value()->listen->accept(&r).withContext(formatString("accept(dev %d)", l.value()->dev)));
+  CORE_TRY(
+      l.value()->listen->accept(&r).withContext(formatString("accept(dev %d)", l.value()->dev)));
   if (!r) return kSuccess;
   auto* comm = new CoreComm(Kind::kRecv, l.value()->dev);
   comm->recv = std::move(r);
@@ -477,11 +516,17 @@ Result regMr(void* comm, void* data, size_t size, int type, void** mhandle) {
   if (c == nullptr || c->magic != kCommMagic || c->kind == Kind::kListen)
     return fail(invalidArgument("regMr: %p is not a send or receive comm of this plugin", comm));
   if (type != kPtrHost)
-    return fail(invalidArgument(
-        "regMr: memory type %d (%s) at %p + %zu bytes is not supported: the device reports ptrSupport = HOST "
-        "(no GPUDirect path in this build)",
-        type, type == kPtrCuda ? "CUDA" : type == kPtrDmaBuf ? "DMA-BUF" : "unknown", data, size));
-  if (data == nullptr && size > 0) return fail(invalidArgument("regMr: null buffer of %zu bytes", size));
+    return fail(
+        invalidArgument("regMr: memory type %d (%s) at %p + %zu bytes is not supported: the device "
+                        "reports ptrSupport = HOST "
+                        "(no GPUDirect path in this build)",
+                        type,
+                        type == kPtrCuda     ? "CUDA"
+                        : type == kPtrDmaBuf ? "DMA-BUF"
+                                             : "unknown",
+                        data, size));
+  if (data == nullptr && size > 0)
+    return fail(invalidArgument("regMr: null buffer of %zu bytes", size));
   MrEntry* e = nullptr;
   bool hit = false;
   CORE_TRY(g().mr.reg(data, size, type, &e, &hit));
@@ -491,13 +536,15 @@ Result regMr(void* comm, void* data, size_t size, int type, void** mhandle) {
   return kSuccess;
 }
 
-Result regMrDmaBuf(void* comm, void* data, size_t size, int type, uint64_t offset, int fd, void** mhandle) {
+Result regMrDmaBuf(void* comm, void* data, size_t size, int type, uint64_t offset, int fd,
+                   void** mhandle) {
   (void)comm;
   (void)offset;
   if (mhandle != nullptr) *mhandle = nullptr;
-  return fail(invalidArgument(
-      "regMrDmaBuf: DMA-BUF registration (fd %d, %p + %zu bytes, type %d) is not supported: ptrSupport is HOST only",
-      fd, data, size, type));
+  return fail(
+      invalidArgument("regMrDmaBuf: DMA-BUF registration (fd %d, %p + %zu bytes, type %d) is not "
+                      "supported: ptrSupport is HOST only",
+                      fd, data, size, type));
 }
 
 Result deregMr(void* comm, void* mhandle) {
@@ -528,16 +575,19 @@ Result isend(void* sendComm, void* data, size_t size, int tag, void* mhandle, vo
   return kSuccess;
 }
 
-Result irecv(void* recvComm, int n, void** data, const size_t* sizes, const int* tags, void** mhandles,
-             void** request) {
+Result irecv(void* recvComm, int n, void** data, const size_t* sizes, const int* tags,
+             void** mhandles, void** request) {
   if (request == nullptr) return fail(invalidArgument("irecv: null request output"));
+  // NCCL's optional-completion hint (kNetOptionalRecvCompletion) is accepted and not used: the
+  // request completes when the data is in place, which is always correct.
   *request = nullptr;
   auto c = commOf(recvComm, Kind::kRecv, "irecv");
   if (!c) return fail(c.status());
   auto b = backendOrFail("irecv");
   if (!b) return fail(b.status());
   int maxRecvs = b.value()->maxRecvs();
-  if (n < 1 || n > maxRecvs) return fail(invalidArgument("irecv: %d buffers (1..%d, the device's maxRecvs)", n, maxRecvs));
+  if (n < 1 || n > maxRecvs)
+    return fail(invalidArgument("irecv: %d buffers (1..%d, the device's maxRecvs)", n, maxRecvs));
   if (data == nullptr || sizes == nullptr || tags == nullptr)
     return fail(invalidArgument("irecv: null data, sizes or tags array"));
   for (int i = 0; i < n; ++i)
@@ -548,7 +598,8 @@ Result irecv(void* recvComm, int n, void** data, const size_t* sizes, const int*
   return kSuccess;
 }
 
-Result iflush(void* recvComm, int n, void** data, const int* sizes, void** mhandles, void** request) {
+Result iflush(void* recvComm, int n, void** data, const int* sizes, void** mhandles,
+              void** request) {
   (void)n;
   (void)data;
   (void)sizes;
@@ -562,11 +613,13 @@ Result iflush(void* recvComm, int n, void** data, const int* sizes, void** mhand
 }
 
 Result test(void* request, int* done, int* sizes) {
-  if (request == nullptr || done == nullptr) return fail(invalidArgument("test: null request or done"));
+  if (request == nullptr || done == nullptr)
+    return fail(invalidArgument("test: null request or done"));
   *done = 0;
   auto* r = static_cast<Request*>(request);
   if (r->magic != Request::kMagic)
-    return fail(invalidArgument("test: %p is not a request in flight (completed and tested already?)", request));
+    return fail(invalidArgument(
+        "test: %p is not a request in flight (completed and tested already?)", request));
   Comm* owner = r->owner;
   int n = r->n;
   size_t got[kMaxRecvsCap] = {};
@@ -611,7 +664,8 @@ Result closeListen(void* listenComm) { return closeComm(listenComm, Kind::kListe
 
 }  // namespace trellis::ncclnet::core
 
-extern "C" __attribute__((visibility("default"))) int trellisNcclNetGetStats(trellisNcclNetStats_t* out) {
+extern "C" __attribute__((visibility("default"))) int trellisNcclNetGetStats(
+    trellisNcclNetStats_t* out) {
   using trellis::ncclnet::core::Result;
   if (out == nullptr) return 1;
   auto& G = trellis::ncclnet::core::g();

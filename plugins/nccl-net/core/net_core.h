@@ -16,7 +16,8 @@ using nccl_abi::Result;
 
 /// v11: *ctx receives a new context (finalize frees it). v6..v10 pass ctx == nullptr: the first
 /// successful call initialises the plugin, later ones only check it is still usable.
-Result init(void** ctx, uint64_t commId, const nccl_abi::NetCommConfig* config, nccl_abi::Logger log, int abi);
+Result init(void** ctx, uint64_t commId, const nccl_abi::NetCommConfig* config,
+            nccl_abi::Logger log, int abi);
 Result finalize(void* ctx);
 Result setNetAttr(void* ctx, const nccl_abi::NetAttr* attr);
 Result devices(int* ndev);
@@ -24,15 +25,18 @@ Result devices(int* ndev);
 Result getProperties(int dev, nccl_abi::NetPropertiesV11* props);
 Result listen(void* ctx, int dev, void* handle, void** listenComm);
 /// `config` (v10) overrides the context's traffic class; nullptr otherwise.
-Result connect(void* ctx, int dev, const nccl_abi::NetCommConfig* config, void* handle, void** sendComm);
+Result connect(void* ctx, int dev, const nccl_abi::NetCommConfig* config, void* handle,
+               void** sendComm);
 Result accept(void* listenComm, void** recvComm);
 Result regMr(void* comm, void* data, size_t size, int type, void** mhandle);
-Result regMrDmaBuf(void* comm, void* data, size_t size, int type, uint64_t offset, int fd, void** mhandle);
+Result regMrDmaBuf(void* comm, void* data, size_t size, int type, uint64_t offset, int fd,
+                   void** mhandle);
 Result deregMr(void* comm, void* mhandle);
 Result isend(void* sendComm, void* data, size_t size, int tag, void* mhandle, void** request);
-Result irecv(void* recvComm, int n, void** data, const size_t* sizes, const int* tags, void** mhandles,
-             void** request);
-Result iflush(void* recvComm, int n, void** data, const int* sizes, void** mhandles, void** request);
+Result irecv(void* recvComm, int n, void** data, const size_t* sizes, const int* tags,
+             void** mhandles, void** request);
+Result iflush(void* recvComm, int n, void** data, const int* sizes, void** mhandles,
+              void** request);
 Result test(void* request, int* done, int* sizes);
 Result closeSend(void* sendComm);
 Result closeRecv(void* recvComm);

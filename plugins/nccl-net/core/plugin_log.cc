@@ -19,29 +19,41 @@ std::atomic<nccl_abi::Logger> gLogger{nullptr};
 
 unsigned long flagsOf(Subsys s) {
   switch (s) {
-    case Subsys::kInit: return nccl_abi::kFlagInit;
-    case Subsys::kBoot: return nccl_abi::kFlagBootstrap;
-    case Subsys::kShm: return nccl_abi::kFlagShm;
-    case Subsys::kColl: return nccl_abi::kFlagColl;
-    case Subsys::kTuner: return nccl_abi::kFlagTuning;
-    case Subsys::kTopo: return nccl_abi::kFlagGraph;
-    case Subsys::kP2p: return nccl_abi::kFlagP2p;
-    default: return nccl_abi::kFlagNet;
+    case Subsys::kInit:
+      return nccl_abi::kFlagInit;
+    case Subsys::kBoot:
+      return nccl_abi::kFlagBootstrap;
+    case Subsys::kShm:
+      return nccl_abi::kFlagShm;
+    case Subsys::kColl:
+      return nccl_abi::kFlagColl;
+    case Subsys::kTuner:
+      return nccl_abi::kFlagTuning;
+    case Subsys::kTopo:
+      return nccl_abi::kFlagGraph;
+    case Subsys::kP2p:
+      return nccl_abi::kFlagP2p;
+    default:
+      return nccl_abi::kFlagNet;
   }
 }
 
 nccl_abi::LogLevel ncclLevelOf(LogLevel l) {
   switch (l) {
-    case LogLevel::kWarn: return nccl_abi::kLogWarn;
-    case LogLevel::kInfo: return nccl_abi::kLogInfo;
-    default: return nccl_abi::kLogTrace;
+    case LogLevel::kWarn:
+      return nccl_abi::kLogWarn;
+    case LogLevel::kInfo:
+      return nccl_abi::kLogInfo;
+    default:
+      return nccl_abi::kLogTrace;
   }
 }
 
 // Trellis-internal lines (topology detection, socket helpers) in NCCL's log.
 void sink(LogLevel level, Subsys subsys, const char* file, int line, const char* msg) {
   nccl_abi::Logger logger = gLogger.load(std::memory_order_acquire);
-  if (logger != nullptr) logger(ncclLevelOf(level), flagsOf(subsys), file, line, "NET/Trellis : %s", msg);
+  if (logger != nullptr)
+    logger(ncclLevelOf(level), flagsOf(subsys), file, line, "NET/Trellis : %s", msg);
 }
 
 // The level Trellis-internal lines are formatted at: NCCL filters again, but formatting lines NCCL
@@ -65,7 +77,7 @@ void setNcclLogger(nccl_abi::Logger logger) {
 bool haveNcclLogger() { return gLogger.load(std::memory_order_acquire) != nullptr; }
 
 bool pluginLogWanted(nccl_abi::LogLevel level) {
-  LogLevel tl = level == nccl_abi::kLogWarn ? LogLevel::kWarn
+  LogLevel tl = level == nccl_abi::kLogWarn   ? LogLevel::kWarn
                 : level == nccl_abi::kLogInfo ? LogLevel::kInfo
                                               : LogLevel::kTrace;
   if (haveNcclLogger()) {
@@ -75,7 +87,8 @@ bool pluginLogWanted(nccl_abi::LogLevel level) {
   return logEnabled(tl, Subsys::kNet);
 }
 
-void pluginLog(nccl_abi::LogLevel level, unsigned long flags, const char* file, int line, const char* fmt, ...) {
+void pluginLog(nccl_abi::LogLevel level, unsigned long flags, const char* file, int line,
+               const char* fmt, ...) {
   char msg[1024];
   va_list ap;
   va_start(ap, fmt);
@@ -89,7 +102,7 @@ void pluginLog(nccl_abi::LogLevel level, unsigned long flags, const char* file, 
     logger(level, flags, base, line, "NET/Trellis : %s", msg);
     return;
   }
-  LogLevel tl = level == nccl_abi::kLogWarn ? LogLevel::kWarn
+  LogLevel tl = level == nccl_abi::kLogWarn   ? LogLevel::kWarn
                 : level == nccl_abi::kLogInfo ? LogLevel::kInfo
                                               : LogLevel::kTrace;
   Subsys s = (flags & nccl_abi::kFlagTuning) ? Subsys::kTuner : Subsys::kNet;

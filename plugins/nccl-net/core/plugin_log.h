@@ -16,14 +16,17 @@ bool haveNcclLogger();
 /// TRELLIS_DEBUG): check before formatting a costly line on a hot path.
 bool pluginLogWanted(nccl_abi::LogLevel level);
 
-void pluginLog(nccl_abi::LogLevel level, unsigned long flags, const char* file, int line, const char* fmt, ...)
-    __attribute__((format(printf, 5, 6)));
+void pluginLog(nccl_abi::LogLevel level, unsigned long flags, const char* file, int line,
+               const char* fmt, ...) __attribute__((format(printf, 5, 6)));
 
 }  // namespace trellis::ncclnet
 
-#define NCCLNET_WARN(flags, ...) \
-  ::trellis::ncclnet::pluginLog(::trellis::nccl_abi::kLogWarn, (flags), __FILE__, __LINE__, __VA_ARGS__)
-#define NCCLNET_INFO(flags, ...) \
-  ::trellis::ncclnet::pluginLog(::trellis::nccl_abi::kLogInfo, (flags), __FILE__, __LINE__, __VA_ARGS__)
-#define NCCLNET_TRACE(flags, ...) \
-  ::trellis::ncclnet::pluginLog(::trellis::nccl_abi::kLogTrace, (flags), __FILE__, __LINE__, __VA_ARGS__)
+#define NCCLNET_WARN(flags, ...)                                                            \
+  ::trellis::ncclnet::pluginLog(::trellis::nccl_abi::kLogWarn, (flags), __FILE__, __LINE__, \
+                                __VA_ARGS__)
+#define NCCLNET_INFO(flags, ...)                                                            \
+  ::trellis::ncclnet::pluginLog(::trellis::nccl_abi::kLogInfo, (flags), __FILE__, __LINE__, \
+                                __VA_ARGS__)
+#define NCCLNET_TRACE(flags, ...)                                                            \
+  ::trellis::ncclnet::pluginLog(::trellis::nccl_abi::kLogTrace, (flags), __FILE__, __LINE__, \
+                                __VA_ARGS__)

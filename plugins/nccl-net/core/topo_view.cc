@@ -29,13 +29,17 @@ uint64_t parseGuid(const std::string& text) {
   size_t i = (text.rfind("0x", 0) == 0 || text.rfind("0X", 0) == 0) ? 2 : 0;
   for (; i < text.size(); ++i) {
     char c = text[i];
-    int d = (c >= '0' && c <= '9') ? c - '0' : (c >= 'a' && c <= 'f') ? c - 'a' + 10 : (c >= 'A' && c <= 'F') ? c - 'A' + 10 : -1;
+    int d = (c >= '0' && c <= '9')   ? c - '0'
+            : (c >= 'a' && c <= 'f') ? c - 'a' + 10
+            : (c >= 'A' && c <= 'F') ? c - 'A' + 10
+                                     : -1;
     if (d >= 0) v = (v << 4) | static_cast<uint64_t>(d);
   }
   return v;
 }
 
-// The PCI device of a function ("0000:17:00.1" -> "0000:17:00"): functions of one card are one chip.
+// The PCI device of a function ("0000:17:00.1" -> "0000:17:00"): functions of one card are one
+// chip.
 std::string pciDevice(const std::string& busId) {
   size_t dot = busId.rfind('.');
   return dot == std::string::npos ? busId : busId.substr(0, dot);
@@ -77,8 +81,9 @@ const TopoView& TopoView::get() {
   static const TopoView* view = [] {
     Result<topo::System> r = topo::detectLocalSystem();
     if (!r) {
-      TRELLIS_WARN(kTopo, "topology detection failed (%s): devices are reported without PCI paths or rails",
-                   r.status().toString().c_str());
+      TRELLIS_WARN(
+          kTopo, "topology detection failed (%s): devices are reported without PCI paths or rails",
+          r.status().toString().c_str());
       return new TopoView(topo::System{});
     }
     return new TopoView(std::move(r.value()));

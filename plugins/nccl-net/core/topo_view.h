@@ -1,7 +1,8 @@
 // The Trellis topology as the NCCL plugins need it: for a network interface or an RDMA port, the
 // NIC it belongs to (sysfs PCI path, guid shared by the ports of one NIC, speed) and its rail group
 // (which GPUs it serves); for the tuner, the GPUs, NVLink and NIC bandwidth of this node.
-// Detected once per process (topo::detectLocalSystem: TRELLIS_TOPO_FILE / TRELLIS_SYSFS_ROOT apply).
+// Detected once per process (topo::detectLocalSystem: TRELLIS_TOPO_FILE / TRELLIS_SYSFS_ROOT
+// apply).
 #pragma once
 
 #include <cstdint>
@@ -14,9 +15,9 @@
 namespace trellis::ncclnet {
 
 struct NicFacts {
-  std::string busId;      ///< "0000:00:03.0"
-  std::string pciPath;    ///< resolved /sys/devices/... path of the PCI function; "" if absent here
-  uint64_t guid = 0;      ///< RDMA node guid, else a hash of the PCI device (function stripped)
+  std::string busId;    ///< "0000:00:03.0"
+  std::string pciPath;  ///< resolved /sys/devices/... path of the PCI function; "" if absent here
+  uint64_t guid = 0;    ///< RDMA node guid, else a hash of the PCI device (function stripped)
   int port = 1;
   int64_t speedMbps = 0;  ///< 0: unknown
   std::string railGroup;  ///< "gpus:0,1" (the GPUs this NIC is nearest to) or "nic:0000:00:03"
@@ -25,7 +26,8 @@ struct NicFacts {
 
 class TopoView {
  public:
-  /// The process-wide view (detected on first use; an empty system when detection fails, with a warning).
+  /// The process-wide view (detected on first use; an empty system when detection fails, with a
+  /// warning).
   static const TopoView& get();
   explicit TopoView(topo::System sys);
 

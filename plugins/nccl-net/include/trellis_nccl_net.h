@@ -1,5 +1,6 @@
-/* Extra C entry points of libnccl-net-trellis.so, next to the NCCL ABI symbols (ncclNetPlugin_v6..v11,
- * ncclTunerPlugin_v4/v5). NCCL never calls these; tests and diagnostics do. */
+/* Extra C entry points of libnccl-net-trellis.so, next to the NCCL ABI symbols
+ * (ncclNetPlugin_v6..v11, ncclTunerPlugin_v4/v5). NCCL never calls these; tests and diagnostics do.
+ */
 #ifndef TRELLIS_NCCL_NET_H_
 #define TRELLIS_NCCL_NET_H_
 
@@ -20,7 +21,8 @@ typedef struct {
   uint64_t accepts;            ///< receive comms completed
   uint64_t virtualDevices;     ///< devices made by makeVDevice
   uint64_t contexts;           ///< v11 contexts alive now
-  uint64_t backendInits;       ///< times a transport backend was created (1 per load when init succeeded)
+  uint64_t
+      backendInits;  ///< times a transport backend was created (1 per load when init succeeded)
 } trellisNcclNetStats_t;
 
 /// Fills *out; returns 0 (1 when out is NULL).

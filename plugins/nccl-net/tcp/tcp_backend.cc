@@ -23,17 +23,21 @@
 
 namespace trellis::ncclnet {
 
-static Param<int64_t> kSockets("TRELLIS_NCCL_NET_SOCKETS", 4,
-                               "TCP data streams per NCCL comm (1..16), spread over the NICs of the device");
-static Param<int64_t> kChunkBytes("TRELLIS_NCCL_NET_CHUNK_BYTES", 512 * 1024,
-                                  "bytes per chunk when the TCP backend stripes a message over its streams "
-                                  "(4K..64M)");
-static Param<int64_t> kMaxRecvs("TRELLIS_NCCL_NET_MAX_RECVS", 8,
-                                "buffers one NCCL receive may group (maxRecvs, 1..8; both peers must agree)");
+static Param<int64_t> kSockets(
+    "TRELLIS_NCCL_NET_SOCKETS", 4,
+    "TCP data streams per NCCL comm (1..16), spread over the NICs of the device");
+static Param<int64_t> kChunkBytes(
+    "TRELLIS_NCCL_NET_CHUNK_BYTES", 512 * 1024,
+    "bytes per chunk when the TCP backend stripes a message over its streams "
+    "(4K..64M)");
+static Param<int64_t> kMaxRecvs(
+    "TRELLIS_NCCL_NET_MAX_RECVS", 8,
+    "buffers one NCCL receive may group (maxRecvs, 1..8; both peers must agree)");
 static Param<double> kConnectTimeout("TRELLIS_NCCL_NET_CONNECT_TIMEOUT_S", 60.0,
                                      "seconds a TCP connect keeps retrying before it fails");
-static Param<int64_t> kDefaultSpeed("TRELLIS_NCCL_NET_DEFAULT_SPEED_MBPS", 10000,
-                                    "speed reported for an interface whose speed is unknown (virtio, veth)");
+static Param<int64_t> kDefaultSpeed(
+    "TRELLIS_NCCL_NET_DEFAULT_SPEED_MBPS", 10000,
+    "speed reported for an interface whose speed is unknown (virtio, veth)");
 
 namespace {
 
@@ -53,7 +57,8 @@ CompactAddr toCompact(const net::SockAddr& a) {
 }
 
 Result<net::SockAddr> fromCompact(const CompactAddr& c) {
-  if (c.family != 4 && c.family != 6) return invalidArgument("handle address family %u is neither 4 nor 6", c.family);
+  if (c.family != 4 && c.family != 6)
+    return invalidArgument("handle address family %u is neither 4 nor 6", c.family);
   net::WireAddr w{};
   w.family = static_cast<uint16_t>(c.family == 4 ? AF_INET : AF_INET6);
   w.portBe = c.portBe;
@@ -62,16 +67,22 @@ Result<net::SockAddr> fromCompact(const CompactAddr& c) {
   return net::fromWire(w);
 }
 
-double secondsSince(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+double secondsSince(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
 
 // ---- Listen / accept -------------------------------------------------------------------------
 
 class TcpListenComm final : public ListenComm {
  public:
-  TcpListenComm(std::vector<net::Socket> fds, std::vector<net::SockAddr> addrs, uint64_t token, int dataSockets,
-                int trafficClass, const TcpConfig& cfg)
-      : fds_(std::move(fds)), addrs_(std::move(addrs)), token_(token), streams_(dataSockets + 1),
-        trafficClass_(trafficClass), cfg_(cfg) {}
+  TcpListenComm(std::vector<net::Socket> fds, std::vector<net::SockAddr> addrs, uint64_t token,
+                int dataSockets, int trafficClass, const TcpConfig& cfg)
+      : fds_(std::move(fds)),
+        addrs_(std::move(addrs)),
+        token_(token),
+        streams_(dataSockets + 1),
+        trafficClass_(trafficClass),
+        cfg_(cfg) {}
 
   Status accept(std::unique_ptr<RecvComm>* out) override {
     for (size_t i = 0; i < fds_.size(); ++i) {
@@ -81,7 +92,8 @@ class TcpListenComm final : public ListenComm {
         int fd = ::accept4(fds_[i].fd(), reinterpret_cast<sockaddr*>(&from.storage), &from.len,
                            SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-          if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR || errno == ECONNABORTED) break;
+          if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR || errno == ECONNABORTED)
+            break;
           return systemError(errno, "accept on %s", addrs_[i].toString().c_str());
         }
         tuneStream(fd, from.family(), trafficClass_);
@@ -91,17 +103,19 @@ class TcpListenComm final : public ListenComm {
     for (size_t p = 0; p < pending_.size();) {
       Pending& pe = pending_[p];
       bool drop = false;
-      ssize_t n = ::recv(pe.fd.fd(), reinterpret_cast<char*>(&pe.hello) + pe.got, sizeof pe.hello - pe.got, 0);
+      ssize_t n = ::recv(pe.fd.fd(), reinterpret_cast<char*>(&pe.hello) + pe.got,
+                         sizeof pe.hello - pe.got, 0);
       if (n > 0) pe.got += static_cast<size_t>(n);
       if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
-        NCCLNET_INFO(nccl_abi::kFlagNet, "accept: %s closed before sending its hello (%s)", pe.from.toString().c_str(),
-                     n == 0 ? "EOF" : strerror(errno));
+        NCCLNET_INFO(nccl_abi::kFlagNet, "accept: %s closed before sending its hello (%s)",
+                     pe.from.toString().c_str(), n == 0 ? "EOF" : strerror(errno));
         drop = true;
       } else if (pe.got == sizeof pe.hello) {
         std::string why = validate(pe.hello);
         if (!why.empty()) {
           NCCLNET_WARN(nccl_abi::kFlagNet, "accept on %s: dropping connection from %s: %s",
-                       addrs_[pe.listener].toString().c_str(), pe.from.toString().c_str(), why.c_str());
+                       addrs_[pe.listener].toString().c_str(), pe.from.toString().c_str(),
+                       why.c_str());
           drop = true;
         } else {
           Group& gr = groups_[pe.hello.connId];
@@ -110,8 +124,10 @@ class TcpListenComm final : public ListenComm {
             gr.started = Clock::now();
           }
           if (gr.fds[pe.hello.index].valid()) {
-            NCCLNET_WARN(nccl_abi::kFlagNet, "accept: duplicate stream %u of connection %016llx from %s; dropped",
-                         pe.hello.index, static_cast<unsigned long long>(pe.hello.connId), pe.from.toString().c_str());
+            NCCLNET_WARN(nccl_abi::kFlagNet,
+                         "accept: duplicate stream %u of connection %016llx from %s; dropped",
+                         pe.hello.index, static_cast<unsigned long long>(pe.hello.connId),
+                         pe.from.toString().c_str());
           } else {
             gr.fds[pe.hello.index] = std::move(pe.fd);
             gr.from.resize(streams_);
@@ -121,7 +137,8 @@ class TcpListenComm final : public ListenComm {
           drop = true;  // moved into the group (or a duplicate)
         }
       } else if (secondsSince(pe.since) > cfg_.connectTimeoutS) {
-        NCCLNET_WARN(nccl_abi::kFlagNet, "accept: %s sent %zu of %zu hello bytes in %.0f s; dropped",
+        NCCLNET_WARN(nccl_abi::kFlagNet,
+                     "accept: %s sent %zu of %zu hello bytes in %.0f s; dropped",
                      pe.from.toString().c_str(), pe.got, sizeof pe.hello, cfg_.connectTimeoutS);
         drop = true;
       }
@@ -137,15 +154,18 @@ class TcpListenComm final : public ListenComm {
       if (gr.have == streams_) {
         std::vector<net::Socket> data;
         for (int s = 1; s < streams_; ++s) data.push_back(std::move(gr.fds[s]));
-        std::string desc = formatString("tcp recv %s <- %s (1+%d streams)", addrs_[0].toString().c_str(),
-                                        gr.from[0].toString().c_str(), streams_ - 1);
+        std::string desc =
+            formatString("tcp recv %s <- %s (1+%d streams)", addrs_[0].toString().c_str(),
+                         gr.from[0].toString().c_str(), streams_ - 1);
         *out = std::make_unique<TcpRecvComm>(std::move(gr.fds[0]), std::move(data), desc, cfg_);
         groups_.erase(it);
         return Status::ok();
       }
       if (secondsSince(gr.started) > 2 * cfg_.connectTimeoutS) {
-        NCCLNET_WARN(nccl_abi::kFlagNet, "accept: connection %016llx brought %d of %d streams in %.0f s; dropped",
-                     static_cast<unsigned long long>(it->first), gr.have, streams_, 2 * cfg_.connectTimeoutS);
+        NCCLNET_WARN(nccl_abi::kFlagNet,
+                     "accept: connection %016llx brought %d of %d streams in %.0f s; dropped",
+                     static_cast<unsigned long long>(it->first), gr.have, streams_,
+                     2 * cfg_.connectTimeoutS);
         it = groups_.erase(it);
         continue;
       }
@@ -171,10 +191,14 @@ class TcpListenComm final : public ListenComm {
   };
 
   std::string validate(const Hello& h) const {
-    if (h.magic != tcpwire::kHelloMagic) return formatString("bad hello magic 0x%08x (not a Trellis plugin peer)", h.magic);
-    if (h.version != tcpwire::kVersion) return formatString("protocol version %u, this side speaks %u", h.version, tcpwire::kVersion);
-    if (!net::constantTimeEqual(&h.token, &token_, sizeof token_)) return "wrong listen token (a handle of another listen comm)";
-    if (h.streams != streams_) return formatString("%u streams announced, this listen comm expects %d", h.streams, streams_);
+    if (h.magic != tcpwire::kHelloMagic)
+      return formatString("bad hello magic 0x%08x (not a Trellis plugin peer)", h.magic);
+    if (h.version != tcpwire::kVersion)
+      return formatString("protocol version %u, this side speaks %u", h.version, tcpwire::kVersion);
+    if (!net::constantTimeEqual(&h.token, &token_, sizeof token_))
+      return "wrong listen token (a handle of another listen comm)";
+    if (h.streams != streams_)
+      return formatString("%u streams announced, this listen comm expects %d", h.streams, streams_);
     if (h.index >= streams_) return formatString("stream index %u out of range", h.index);
     return "";
   }
@@ -193,8 +217,8 @@ class TcpListenComm final : public ListenComm {
 
 class TcpConnector final : public Connector {
  public:
-  TcpConnector(std::vector<net::SockAddr> local, std::vector<net::SockAddr> remote, const Handle& h, uint64_t connId,
-               int trafficClass, const TcpConfig& cfg)
+  TcpConnector(std::vector<net::SockAddr> local, std::vector<net::SockAddr> remote, const Handle& h,
+               uint64_t connId, int trafficClass, const TcpConfig& cfg)
       : cfg_(cfg), trafficClass_(trafficClass), started_(Clock::now()) {
     int streams = h.dataSockets + 1;
     for (int i = 0; i < streams; ++i) {
@@ -209,8 +233,14 @@ class TcpConnector final : public Connector {
           break;
         }
       }
-      s.hello = Hello{tcpwire::kHelloMagic, tcpwire::kVersion, static_cast<uint16_t>(i), static_cast<uint16_t>(streams),
-                      0, 0, h.token, connId};
+      s.hello = Hello{tcpwire::kHelloMagic,
+                      tcpwire::kVersion,
+                      static_cast<uint16_t>(i),
+                      static_cast<uint16_t>(streams),
+                      0,
+                      0,
+                      h.token,
+                      connId};
       streams_.push_back(std::move(s));
     }
   }
@@ -225,10 +255,11 @@ class TcpConnector final : public Connector {
       if (secondsSince(started_) > cfg_.connectTimeoutS) {
         for (const Stream& s : streams_)
           if (s.state != State::kDone)
-            return timeoutError("cannot connect to %s within %.0f s (TRELLIS_NCCL_NET_CONNECT_TIMEOUT_S); last "
-                                "error: %s",
-                                s.remote.toString().c_str(), cfg_.connectTimeoutS,
-                                s.lastErr ? strerror(s.lastErr) : "none (still in progress)");
+            return timeoutError(
+                "cannot connect to %s within %.0f s (TRELLIS_NCCL_NET_CONNECT_TIMEOUT_S); last "
+                "error: %s",
+                s.remote.toString().c_str(), cfg_.connectTimeoutS,
+                s.lastErr ? strerror(s.lastErr) : "none (still in progress)");
       }
       return Status::ok();
     }
@@ -272,17 +303,24 @@ class TcpConnector final : public Connector {
   Status step(Stream& s, size_t i) {
     if (s.state == State::kIdle) {
       if (Clock::now() < s.retryAt) return Status::ok();
-      s.fd = net::Socket(::socket(s.remote.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-      if (!s.fd.valid()) return systemError(errno, "socket() for stream %zu to %s", i, s.remote.toString().c_str());
+      s.fd =
+          net::Socket(::socket(s.remote.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+      if (!s.fd.valid())
+        return systemError(errno, "socket() for stream %zu to %s", i, s.remote.toString().c_str());
       tuneStream(s.fd.fd(), s.remote.family(), trafficClass_);
       if (s.bind && ::bind(s.fd.fd(), s.local.sa(), s.local.len) != 0)
         return systemError(errno, "bind(%s) for stream %zu", s.local.toString().c_str(), i);
       int rc = ::connect(s.fd.fd(), s.remote.sa(), s.remote.len);
       int err = rc == 0 ? 0 : errno;
-      if (err == 0) s.state = State::kHello;
-      else if (err == EINPROGRESS || err == EINTR) s.state = State::kConnecting;
-      else if (retryable(err)) { scheduleRetry(s, err); return Status::ok(); }
-      else return systemError(err, "connect(%s) for stream %zu", s.remote.toString().c_str(), i);
+      if (err == 0)
+        s.state = State::kHello;
+      else if (err == EINPROGRESS || err == EINTR)
+        s.state = State::kConnecting;
+      else if (retryable(err)) {
+        scheduleRetry(s, err);
+        return Status::ok();
+      } else
+        return systemError(err, "connect(%s) for stream %zu", s.remote.toString().c_str(), i);
     }
     if (s.state == State::kConnecting) {
       pollfd p{s.fd.fd(), POLLOUT, 0};
@@ -292,17 +330,24 @@ class TcpConnector final : public Connector {
       int err = 0;
       socklen_t len = sizeof err;
       getsockopt(s.fd.fd(), SOL_SOCKET, SO_ERROR, &err, &len);
-      if (err == 0) s.state = State::kHello;
-      else if (retryable(err)) { scheduleRetry(s, err); return Status::ok(); }
-      else return systemError(err, "connect(%s) for stream %zu", s.remote.toString().c_str(), i);
+      if (err == 0)
+        s.state = State::kHello;
+      else if (retryable(err)) {
+        scheduleRetry(s, err);
+        return Status::ok();
+      } else
+        return systemError(err, "connect(%s) for stream %zu", s.remote.toString().c_str(), i);
     }
     if (s.state == State::kHello) {
       while (s.sent < sizeof s.hello) {
-        ssize_t n = ::send(s.fd.fd(), reinterpret_cast<const char*>(&s.hello) + s.sent, sizeof s.hello - s.sent,
-                           MSG_NOSIGNAL | MSG_DONTWAIT);
+        ssize_t n = ::send(s.fd.fd(), reinterpret_cast<const char*>(&s.hello) + s.sent,
+                           sizeof s.hello - s.sent, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n < 0) {
           if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return Status::ok();
-          if (retryable(errno) || errno == EPIPE) { scheduleRetry(s, errno); return Status::ok(); }
+          if (retryable(errno) || errno == EPIPE) {
+            scheduleRetry(s, errno);
+            return Status::ok();
+          }
           return systemError(errno, "hello to %s on stream %zu", s.remote.toString().c_str(), i);
         }
         s.sent += static_cast<size_t>(n);
@@ -352,9 +397,10 @@ class TcpBackend final : public Backend {
       bound.push_back(b);
     }
     std::memcpy(handle, &h, sizeof h);
-    NCCLNET_TRACE(nccl_abi::kFlagNet, "listening on %s (+%zu more), %d data streams", bound[0].toString().c_str(),
-                  bound.size() - 1, k);
-    *out = std::make_unique<TcpListenComm>(std::move(fds), std::move(bound), h.token, k, opt.trafficClass, cfg_);
+    NCCLNET_TRACE(nccl_abi::kFlagNet, "listening on %s (+%zu more), %d data streams",
+                  bound[0].toString().c_str(), bound.size() - 1, k);
+    *out = std::make_unique<TcpListenComm>(std::move(fds), std::move(bound), h.token, k,
+                                           opt.trafficClass, cfg_);
     return Status::ok();
   }
 
@@ -363,12 +409,16 @@ class TcpBackend final : public Backend {
     Handle h;
     std::memcpy(&h, handle, sizeof h);
     if (h.magic != tcpwire::kHandleMagic)
-      return invalidArgument("the handle (magic 0x%08x) was not made by this plugin's TCP backend", h.magic);
+      return invalidArgument("the handle (magic 0x%08x) was not made by this plugin's TCP backend",
+                             h.magic);
     if (h.version != tcpwire::kVersion || h.backend != tcpwire::kBackendTcp)
-      return invalidArgument("handle of protocol version %u / backend %u; this side speaks version %u of backend %u",
-                             h.version, h.backend, tcpwire::kVersion, tcpwire::kBackendTcp);
-    if (h.nAddrs < 1 || h.nAddrs > tcpwire::kMaxAddrs || h.dataSockets < 1 || h.dataSockets > tcpwire::kMaxDataSockets)
-      return invalidArgument("handle with %u addresses and %u data streams is malformed", h.nAddrs, h.dataSockets);
+      return invalidArgument(
+          "handle of protocol version %u / backend %u; this side speaks version %u of backend %u",
+          h.version, h.backend, tcpwire::kVersion, tcpwire::kBackendTcp);
+    if (h.nAddrs < 1 || h.nAddrs > tcpwire::kMaxAddrs || h.dataSockets < 1 ||
+        h.dataSockets > tcpwire::kMaxDataSockets)
+      return invalidArgument("handle with %u addresses and %u data streams is malformed", h.nAddrs,
+                             h.dataSockets);
     std::vector<net::SockAddr> remote;
     for (int i = 0; i < h.nAddrs; ++i) {
       TRELLIS_ASSIGN_OR_RETURN(net::SockAddr a, fromCompact(h.addrs[i]));
@@ -378,7 +428,8 @@ class TcpBackend final : public Backend {
     for (int d : devs) local.push_back(addrs_[d]);
     uint64_t connId = 0;
     TRELLIS_TRY(net::randomBytes(&connId, sizeof connId));
-    *out = std::make_unique<TcpConnector>(std::move(local), std::move(remote), h, connId, opt.trafficClass, cfg_);
+    *out = std::make_unique<TcpConnector>(std::move(local), std::move(remote), h, connId,
+                                          opt.trafficClass, cfg_);
     return Status::ok();
   }
 
@@ -392,15 +443,19 @@ class TcpBackend final : public Backend {
 
 Result<std::unique_ptr<Backend>> createTcpBackend() {
   TcpConfig cfg;
-  cfg.dataSockets = static_cast<int>(std::clamp<int64_t>(kSockets.get(), 1, tcpwire::kMaxDataSockets));
-  cfg.chunkBytes = static_cast<size_t>(std::clamp<int64_t>(kChunkBytes.get(), 4096, int64_t{64} << 20));
+  cfg.dataSockets =
+      static_cast<int>(std::clamp<int64_t>(kSockets.get(), 1, tcpwire::kMaxDataSockets));
+  cfg.chunkBytes =
+      static_cast<size_t>(std::clamp<int64_t>(kChunkBytes.get(), 4096, int64_t{64} << 20));
   cfg.maxRecvs = static_cast<int>(std::clamp<int64_t>(kMaxRecvs.get(), 1, tcpwire::kMaxRecvs));
   cfg.connectTimeoutS = std::max(1.0, kConnectTimeout.get());
   TRELLIS_ASSIGN_OR_RETURN(std::vector<net::Interface> ifs, net::findInterfaces());
   rlimit nofile{};
   getrlimit(RLIMIT_NOFILE, &nofile);
   // A send comm and a receive comm each hold 1 + K descriptors.
-  int64_t byFds = nofile.rlim_cur == RLIM_INFINITY ? 65536 : static_cast<int64_t>(nofile.rlim_cur) / (cfg.dataSockets + 1);
+  int64_t byFds = nofile.rlim_cur == RLIM_INFINITY
+                      ? 65536
+                      : static_cast<int64_t>(nofile.rlim_cur) / (cfg.dataSockets + 1);
   int maxComms = static_cast<int>(std::clamp<int64_t>(byFds, 1, 65536));
   std::vector<PhysDevice> devs;
   std::vector<net::SockAddr> addrs;
@@ -419,7 +474,8 @@ Result<std::unique_ptr<Backend>> createTcpBackend() {
       d.port = f->port;
       d.railGroup = f->railGroup;
       d.speedKnown = f->speedMbps > 0;
-      d.speedMbps = d.speedKnown ? static_cast<int>(f->speedMbps) : static_cast<int>(kDefaultSpeed.get());
+      d.speedMbps =
+          d.speedKnown ? static_cast<int>(f->speedMbps) : static_cast<int>(kDefaultSpeed.get());
     } else {
       d.guid = fnv1a64("netdev:" + i.name);
       d.speedMbps = static_cast<int>(kDefaultSpeed.get());

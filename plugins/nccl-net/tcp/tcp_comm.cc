@@ -26,20 +26,29 @@ void tuneStream(int fd, int family, int trafficClass) {
   setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
   if (trafficClass >= 0) {
     int tc = trafficClass & 0xff;
-    if (family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_TCLASS, &tc, sizeof tc);
-    else setsockopt(fd, IPPROTO_IP, IP_TOS, &tc, sizeof tc);
+    if (family == AF_INET6)
+      setsockopt(fd, IPPROTO_IPV6, IPV6_TCLASS, &tc, sizeof tc);
+    else
+      setsockopt(fd, IPPROTO_IP, IP_TOS, &tc, sizeof tc);
   }
 }
 
 namespace {
 bool wouldBlock(int err) { return err == EAGAIN || err == EWOULDBLOCK || err == EINTR; }
-bool peerGone(int err) { return err == EPIPE || err == ECONNRESET || err == ETIMEDOUT || err == EHOSTUNREACH; }
+bool peerGone(int err) {
+  return err == EPIPE || err == ECONNRESET || err == ETIMEDOUT || err == EHOSTUNREACH;
+}
 }  // namespace
 
 // ==== Send side ===============================================================================
 
-TcpSendComm::TcpSendComm(net::Socket ctrl, std::vector<net::Socket> data, std::string desc, const TcpConfig& cfg)
-    : ctrl_(std::move(ctrl)), data_(std::move(data)), queues_(data_.size()), desc_(std::move(desc)), cfg_(cfg) {
+TcpSendComm::TcpSendComm(net::Socket ctrl, std::vector<net::Socket> data, std::string desc,
+                         const TcpConfig& cfg)
+    : ctrl_(std::move(ctrl)),
+      data_(std::move(data)),
+      queues_(data_.size()),
+      desc_(std::move(desc)),
+      cfg_(cfg) {
   rx_.resize(64 * 1024);
   size_t nReqs = static_cast<size_t>(nccl_abi::kMaxRequests) * static_cast<size_t>(cfg_.maxRecvs);
   reqs_ = std::make_unique<Req[]>(nReqs);
@@ -78,17 +87,21 @@ Status TcpSendComm::readControl() {
     CtsHeader h;
     std::memcpy(&h, rx_.data() + off, sizeof h);
     if (h.magic != tcpwire::kCtsMagic)
-      return setError(remoteError("control stream: bad message magic 0x%08x (peer is not this plugin's TCP "
-                                  "backend, or of another byte order)", h.magic));
+      return setError(
+          remoteError("control stream: bad message magic 0x%08x (peer is not this plugin's TCP "
+                      "backend, or of another byte order)",
+                      h.magic));
     if (h.n < 1 || h.n > cfg_.maxRecvs)
-      return setError(remoteError("control stream: receive #%llu has %u buffers; this side allows 1..%d "
-                                  "(TRELLIS_NCCL_NET_MAX_RECVS differs between the peers?)",
-                                  static_cast<unsigned long long>(h.seq), h.n, cfg_.maxRecvs));
+      return setError(
+          remoteError("control stream: receive #%llu has %u buffers; this side allows 1..%d "
+                      "(TRELLIS_NCCL_NET_MAX_RECVS differs between the peers?)",
+                      static_cast<unsigned long long>(h.seq), h.n, cfg_.maxRecvs));
     size_t need = sizeof h + h.n * sizeof(CtsEntry);
     if (rxLen_ - off < need) break;
     if (h.seq != nextCts_)
-      return setError(remoteError("control stream: receive #%llu announced where #%llu was expected",
-                                  static_cast<unsigned long long>(h.seq), static_cast<unsigned long long>(nextCts_)));
+      return setError(remoteError(
+          "control stream: receive #%llu announced where #%llu was expected",
+          static_cast<unsigned long long>(h.seq), static_cast<unsigned long long>(nextCts_)));
     Cts c{};
     c.seq = h.seq;
     c.slot = h.slot;
@@ -120,7 +133,8 @@ Status TcpSendComm::writeData() {
       size_t hdrLeft = c.sent < sizeof c.hdr ? sizeof c.hdr - c.sent : 0;
       if (hdrLeft > 0) iov[niov++] = {reinterpret_cast<char*>(&c.hdr) + c.sent, hdrLeft};
       size_t payDone = c.sent > sizeof c.hdr ? c.sent - sizeof c.hdr : 0;
-      if (c.hdr.len > payDone) iov[niov++] = {const_cast<char*>(c.payload) + payDone, c.hdr.len - payDone};
+      if (c.hdr.len > payDone)
+        iov[niov++] = {const_cast<char*>(c.payload) + payDone, c.hdr.len - payDone};
       msghdr msg{};
       msg.msg_iov = iov;
       msg.msg_iovlen = static_cast<size_t>(niov);
@@ -128,8 +142,10 @@ Status TcpSendComm::writeData() {
       if (n < 0) {
         if (wouldBlock(errno)) break;
         if (peerGone(errno))
-          return setError(remoteError("data stream %zu: the peer closed its receive comm with a send of %zu bytes "
-                                      "in flight (%s)", s + 1, c.req->size, strerror(errno)));
+          return setError(remoteError(
+              "data stream %zu: the peer closed its receive comm with a send of %zu bytes "
+              "in flight (%s)",
+              s + 1, c.req->size, strerror(errno)));
         return setError(systemError(errno, "data stream %zu: sendmsg", s + 1));
       }
       c.sent += static_cast<size_t>(n);
@@ -152,7 +168,8 @@ Status TcpSendComm::isend(const void* data, size_t size, int tag, Request** out)
   TRELLIS_TRY(progress());
   if (fifo_.empty()) {
     if (peerClosed_)
-      return setError(remoteError("send of %zu bytes (tag %d): the peer closed its receive comm", size, tag));
+      return setError(
+          remoteError("send of %zu bytes (tag %d): the peer closed its receive comm", size, tag));
     return Status::ok();  // its receive is not posted yet
   }
   Cts& c = fifo_.front();
@@ -161,9 +178,10 @@ Status TcpSendComm::isend(const void* data, size_t size, int tag, Request** out)
     if (!c.used[i] && c.tags[i] == tag) idx = i;
   if (idx < 0) return Status::ok();  // the oldest receive has no free buffer with this tag yet
   if (size > c.sizes[idx])
-    return setError(invalidUsage("send of %zu bytes (tag %d) is larger than the %zu-byte buffer %d of receive #%llu "
-                                 "it matches",
-                                 size, tag, c.sizes[idx], idx, static_cast<unsigned long long>(c.seq)));
+    return setError(invalidUsage(
+        "send of %zu bytes (tag %d) is larger than the %zu-byte buffer %d of receive #%llu "
+        "it matches",
+        size, tag, c.sizes[idx], idx, static_cast<unsigned long long>(c.seq)));
   if (free_.empty()) return Status::ok();
   Req* r = free_.back();
   free_.pop_back();
@@ -213,8 +231,13 @@ Status TcpSendComm::test(Request* req, bool* done, size_t* sizes) {
 
 // ==== Receive side ============================================================================
 
-TcpRecvComm::TcpRecvComm(net::Socket ctrl, std::vector<net::Socket> data, std::string desc, const TcpConfig& cfg)
-    : ctrl_(std::move(ctrl)), data_(std::move(data)), rx_(data_.size()), desc_(std::move(desc)), cfg_(cfg) {
+TcpRecvComm::TcpRecvComm(net::Socket ctrl, std::vector<net::Socket> data, std::string desc,
+                         const TcpConfig& cfg)
+    : ctrl_(std::move(ctrl)),
+      data_(std::move(data)),
+      rx_(data_.size()),
+      desc_(std::move(desc)),
+      cfg_(cfg) {
   reqs_ = std::make_unique<Req[]>(nccl_abi::kMaxRequests);
   for (int i = nccl_abi::kMaxRequests; i-- > 0;) {
     reqs_[i].magic = 0;
@@ -229,11 +252,13 @@ Status TcpRecvComm::setError(Status s) {
 
 Status TcpRecvComm::writeControl() {
   while (txSent_ < tx_.size()) {
-    ssize_t n = ::send(ctrl_.fd(), tx_.data() + txSent_, tx_.size() - txSent_, MSG_NOSIGNAL | MSG_DONTWAIT);
+    ssize_t n =
+        ::send(ctrl_.fd(), tx_.data() + txSent_, tx_.size() - txSent_, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n < 0) {
       if (wouldBlock(errno)) return Status::ok();
       if (peerGone(errno))
-        return setError(remoteError("control stream: the peer closed its send comm (%s)", strerror(errno)));
+        return setError(
+            remoteError("control stream: the peer closed its send comm (%s)", strerror(errno)));
       return setError(systemError(errno, "control stream send"));
     }
     txSent_ += static_cast<size_t>(n);
@@ -246,9 +271,11 @@ Status TcpRecvComm::writeControl() {
 Status TcpRecvComm::onHeader(Rx& rx) {
   const ChunkHeader& h = rx.hdr;
   if (h.magic != tcpwire::kChunkMagic)
-    return remoteError("bad chunk magic 0x%08x (peer is not this plugin's TCP backend, or of another byte order)",
-                       h.magic);
-  if (h.slot >= nccl_abi::kMaxRequests || reqs_[h.slot].magic != Request::kMagic || reqs_[h.slot].seq != h.seq)
+    return remoteError(
+        "bad chunk magic 0x%08x (peer is not this plugin's TCP backend, or of another byte order)",
+        h.magic);
+  if (h.slot >= nccl_abi::kMaxRequests || reqs_[h.slot].magic != Request::kMagic ||
+      reqs_[h.slot].seq != h.seq)
     return remoteError("chunk for receive #%llu (slot %u), which is not posted",
                        static_cast<unsigned long long>(h.seq), h.slot);
   Req& r = reqs_[h.slot];
@@ -257,17 +284,22 @@ Status TcpRecvComm::onHeader(Rx& rx) {
                        static_cast<unsigned long long>(h.seq), r.n);
   int i = h.index;
   if (h.total > r.cap[i])
-    return invalidUsage("a %llu-byte message arrived for the %zu-byte buffer %d (tag %d) of receive #%llu: the send "
-                        "is larger than the receive",
-                        static_cast<unsigned long long>(h.total), r.cap[i], i, r.tags[i],
-                        static_cast<unsigned long long>(h.seq));
+    return invalidUsage(
+        "a %llu-byte message arrived for the %zu-byte buffer %d (tag %d) of receive #%llu: the "
+        "send "
+        "is larger than the receive",
+        static_cast<unsigned long long>(h.total), r.cap[i], i, r.tags[i],
+        static_cast<unsigned long long>(h.seq));
   if (r.known[i] && r.total[i] != h.total)
-    return remoteError("chunks of buffer %d of receive #%llu disagree on the message size (%zu vs %llu)", i,
-                       static_cast<unsigned long long>(h.seq), r.total[i], static_cast<unsigned long long>(h.total));
+    return remoteError(
+        "chunks of buffer %d of receive #%llu disagree on the message size (%zu vs %llu)", i,
+        static_cast<unsigned long long>(h.seq), r.total[i],
+        static_cast<unsigned long long>(h.total));
   if (h.offset > h.total || h.len > h.total - h.offset || r.got[i] + h.len > h.total)
-    return remoteError("chunk [%llu, +%u) of buffer %d of receive #%llu overruns its %llu-byte message",
-                       static_cast<unsigned long long>(h.offset), h.len, i, static_cast<unsigned long long>(h.seq),
-                       static_cast<unsigned long long>(h.total));
+    return remoteError(
+        "chunk [%llu, +%u) of buffer %d of receive #%llu overruns its %llu-byte message",
+        static_cast<unsigned long long>(h.offset), h.len, i, static_cast<unsigned long long>(h.seq),
+        static_cast<unsigned long long>(h.total));
   r.known[i] = true;
   r.total[i] = h.total;
   rx.req = &r;
@@ -293,7 +325,8 @@ Status TcpRecvComm::readData(size_t s) {
     }
     if (n == 0) {
       if (rx.inPayload || rx.hdrGot > 0)
-        return setError(remoteError("data stream %zu: the peer closed its send comm in the middle of a chunk", s + 1));
+        return setError(remoteError(
+            "data stream %zu: the peer closed its send comm in the middle of a chunk", s + 1));
       rx.eof = true;
       ++eofs_;
       break;
@@ -334,13 +367,16 @@ Status TcpRecvComm::progress() {
   return Status::ok();
 }
 
-Status TcpRecvComm::irecv(int n, void* const* data, const size_t* sizes, const int* tags, Request** out) {
+Status TcpRecvComm::irecv(int n, void* const* data, const size_t* sizes, const int* tags,
+                          Request** out) {
   *out = nullptr;
   TRELLIS_TRY(progress());
-  if (n < 1 || n > cfg_.maxRecvs) return invalidArgument("irecv: %d buffers (1..%d)", n, cfg_.maxRecvs);
+  if (n < 1 || n > cfg_.maxRecvs)
+    return invalidArgument("irecv: %d buffers (1..%d)", n, cfg_.maxRecvs);
   if (freeSlots_.empty()) return Status::ok();  // NCCL_NET_MAX_REQUESTS in flight already
   if (eofs_ > 0)
-    return setError(remoteError("receive #%llu: the peer closed its send comm", static_cast<unsigned long long>(nextSeq_)));
+    return setError(remoteError("receive #%llu: the peer closed its send comm",
+                                static_cast<unsigned long long>(nextSeq_)));
   int slot = freeSlots_.back();
   freeSlots_.pop_back();
   Req& r = reqs_[slot];
@@ -373,8 +409,9 @@ Status TcpRecvComm::test(Request* req, bool* done, size_t* sizes) {
   auto* r = static_cast<Req*>(req);
   if (r->subsDone < r->n) {
     if (eofs_ == data_.size())
-      return setError(remoteError("receive #%llu: the peer closed its send comm before sending all %d message(s)",
-                                  static_cast<unsigned long long>(r->seq), r->n));
+      return setError(remoteError(
+          "receive #%llu: the peer closed its send comm before sending all %d message(s)",
+          static_cast<unsigned long long>(r->seq), r->n));
     return Status::ok();
   }
   *done = true;

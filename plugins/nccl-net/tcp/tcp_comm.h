@@ -29,7 +29,8 @@ void tuneStream(int fd, int family, int trafficClass);
 
 class TcpSendComm final : public SendComm {
  public:
-  TcpSendComm(net::Socket ctrl, std::vector<net::Socket> data, std::string desc, const TcpConfig& cfg);
+  TcpSendComm(net::Socket ctrl, std::vector<net::Socket> data, std::string desc,
+              const TcpConfig& cfg);
   Status isend(const void* data, size_t size, int tag, Request** req) override;
   Status test(Request* req, bool* done, size_t* sizes) override;
   std::string describe() const override { return desc_; }
@@ -77,8 +78,10 @@ class TcpSendComm final : public SendComm {
 
 class TcpRecvComm final : public RecvComm {
  public:
-  TcpRecvComm(net::Socket ctrl, std::vector<net::Socket> data, std::string desc, const TcpConfig& cfg);
-  Status irecv(int n, void* const* data, const size_t* sizes, const int* tags, Request** req) override;
+  TcpRecvComm(net::Socket ctrl, std::vector<net::Socket> data, std::string desc,
+              const TcpConfig& cfg);
+  Status irecv(int n, void* const* data, const size_t* sizes, const int* tags,
+               Request** req) override;
   Status test(Request* req, bool* done, size_t* sizes) override;
   std::string describe() const override { return desc_; }
 

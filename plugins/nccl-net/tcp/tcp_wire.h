@@ -58,7 +58,7 @@ struct Hello {
   uint16_t reserved;
   uint32_t reserved2;
   uint64_t token;
-  uint64_t connId;   // random per connect: groups the streams of one comm
+  uint64_t connId;  // random per connect: groups the streams of one comm
 };
 static_assert(sizeof(Hello) == 32);
 
@@ -81,9 +81,9 @@ struct ChunkHeader {
   uint16_t slot;   // from the Cts
   uint32_t len;    // payload bytes after this header
   uint32_t reserved2;
-  uint64_t seq;    // receive sequence number
-  uint64_t offset; // of the payload in the message
-  uint64_t total;  // message size
+  uint64_t seq;     // receive sequence number
+  uint64_t offset;  // of the payload in the message
+  uint64_t total;   // message size
 };
 static_assert(sizeof(ChunkHeader) == 40);
 

@@ -17,12 +17,12 @@ namespace {
 //  - LL128 puts a flag in every 128-byte line: 120/128 of the bandwidth, a bit more latency.
 //  - Simple moves whole chunks with a fence and a flag handshake per step: full bandwidth, about
 //    three times LL's per-step cost.
-constexpr double kBaseUs[kNumProtocols] = {4.0, 5.0, 8.0};       // launch + first step
+constexpr double kBaseUs[kNumProtocols] = {4.0, 5.0, 8.0};      // launch + first step
 constexpr double kStepFactor[kNumProtocols] = {1.0, 1.5, 3.0};  // x link latency per step
 constexpr double kBwEff[kNumProtocols] = {0.5, 120.0 / 128.0, 1.0};
 constexpr double kTreeEff = 0.9;  // a tree pipelines less well than a ring
 constexpr double kPatEff = 0.75;  // PAT's aggregation costs a quarter of the bandwidth
-constexpr double kNvlinkLatUs = 0.6, kPcieLatUs = 1.5, kIbLatUs = 2.5, kEthLatUs = 5.0;
+constexpr double kNvlinkLatUs = 0.6, kPcieLatUs = 1.5, kRdmaLatUs = 2.5, kEthLatUs = 5.0;
 constexpr double kDefaultNetGBps = 12.5;  // 100 Gb/s when no NIC speed is known
 
 double log2ceil(int n) { return n <= 1 ? 0.0 : std::ceil(std::log2(static_cast<double>(n))); }
@@ -33,7 +33,8 @@ double usFor(double bytes, double gbps) { return bytes / (gbps * 1e3); }
 }  // namespace
 
 const char* algoName(int algo) {
-  static const char* kNames[] = {"Tree", "Ring", "CollNetDirect", "CollNetChain", "NVLS", "NVLSTree", "PAT"};
+  static const char* kNames[] = {"Tree",     "Ring", "CollNetDirect", "CollNetChain", "NVLS",
+                                 "NVLSTree", "PAT"};
   return algo >= 0 && algo < kNumAlgorithms ? kNames[algo] : "?";
 }
 const char* protoName(int proto) {
@@ -60,7 +61,9 @@ NodeFacts nodeFactsFrom(const topo::System& s) {
     double best = 0;
     for (const topo::NetPort& port : s.nodes[nic].ports) {
       best = std::max(best, static_cast<double>(port.speedMbps));
-      ib = ib || port.linkLayer == "InfiniBand";
+      // An RDMA port (InfiniBand, or an RDMA device without a kernel interface: RoCE, or a
+      // topology file's <net> with a guid) has RDMA latency.
+      ib = ib || port.linkLayer == "InfiniBand" || (port.netdev.empty() && !port.guid.empty());
     }
     mbps += best;
   }
@@ -70,16 +73,20 @@ NodeFacts nodeFactsFrom(const topo::System& s) {
   } else {
     f.netGBps = kDefaultNetGBps;
   }
-  f.netLatUs = ib ? kIbLatUs : kEthLatUs;
+  f.netLatUs = ib ? kRdmaLatUs : kEthLatUs;
   char buf[256];
-  snprintf(buf, sizeof buf, "%d GPU(s), intra %.0f GB/s (%s), net %.1f GB/s%s (%s)", f.gpus, f.intraGBps,
-           f.nvswitch ? "NVSwitch" : f.nvlink ? "NVLink" : "PCIe", f.netGBps, known ? "" : " assumed",
-           ib ? "InfiniBand" : "Ethernet/unknown");
+  snprintf(buf, sizeof buf, "%d GPU(s), intra %.0f GB/s (%s), net %.1f GB/s%s (%s)", f.gpus,
+           f.intraGBps,
+           f.nvswitch ? "NVSwitch"
+           : f.nvlink ? "NVLink"
+                      : "PCIe",
+           f.netGBps, known ? "" : " assumed", ib ? "RDMA" : "TCP/unknown");
   f.describe = buf;
   return f;
 }
 
-double predictUs(const NodeFacts& node, int nRanks, int nNodes, Func coll, size_t nBytes, Algo algo, Proto proto) {
+double predictUs(const NodeFacts& node, int nRanks, int nNodes, Func coll, size_t nBytes, Algo algo,
+                 Proto proto) {
   if (nRanks < 1 || proto < 0 || proto >= kNumProtocols) return -1;
   const int n = nRanks;
   const int N = std::max(1, std::min(nNodes, nRanks));
@@ -103,7 +110,9 @@ double predictUs(const NodeFacts& node, int nRanks, int nNodes, Func coll, size_
       // AllReduce: reduce-scatter + all-gather lap, 2(n-1) steps moving 2(n-1)/n of the data.
       // AllGather/ReduceScatter: one lap. Broadcast/Reduce: a pipelined chain, n-1 steps, S once.
       double steps = reduceLike ? 2.0 * (n - 1) : n - 1;
-      double bytes = reduceLike ? 2.0 * (n - 1) / n * S : agrs ? static_cast<double>(n - 1) / n * S : S;
+      double bytes = reduceLike ? 2.0 * (n - 1) / n * S
+                     : agrs     ? static_cast<double>(n - 1) / n * S
+                                : S;
       return base + steps * avgStepLat * step + usFor(bytes, ringBw * eff);
     }
     case kAlgoTree: {
@@ -137,7 +146,8 @@ double predictUs(const NodeFacts& node, int nRanks, int nNodes, Func coll, size_
     }
     case kAlgoNvlsTree: {
       if (!reduceLike || N < 2) return -1;
-      double t = std::max(usFor(S, node.intraGBps * eff), usFor(2.0 * S, node.netGBps * eff * kTreeEff));
+      double t =
+          std::max(usFor(S, node.intraGBps * eff), usFor(2.0 * S, node.netGBps * eff * kTreeEff));
       double lat = 2.0 * node.intraLatUs + 2.0 * log2ceil(N) * node.netLatUs;
       return base + lat * step + t;
     }

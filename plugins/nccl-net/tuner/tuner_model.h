@@ -16,14 +16,14 @@ namespace trellis::ncclnet::tuner {
 
 /// What the model needs to know about one node.
 struct NodeFacts {
-  int gpus = 0;               ///< GPUs in the topology (0: unknown)
-  double intraGBps = 24;      ///< per-GPU bandwidth to the other GPUs of the node, per direction
-  double intraLatUs = 1.5;    ///< one intra-node step
+  int gpus = 0;             ///< GPUs in the topology (0: unknown)
+  double intraGBps = 24;    ///< per-GPU bandwidth to the other GPUs of the node, per direction
+  double intraLatUs = 1.5;  ///< one intra-node step
   bool nvlink = false;
   bool nvswitch = false;
-  double netGBps = 12.5;      ///< the node's compute NICs together, per direction
-  double netLatUs = 5.0;      ///< one inter-node step
-  std::string describe;       ///< for the init log line
+  double netGBps = 12.5;  ///< the node's compute NICs together, per direction
+  double netLatUs = 5.0;  ///< one inter-node step
+  std::string describe;   ///< for the init log line
 };
 
 /// Reads the node from a topology (GPUs, NVLink/NVSwitch, compute NICs and their link layer).

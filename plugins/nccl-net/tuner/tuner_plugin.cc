@@ -18,8 +18,9 @@ namespace {
 using namespace nccl_abi;
 using nccl_abi::Result;
 
-Param<bool> kTunerOn("TRELLIS_NCCL_TUNER", true,
-                     "re-price NCCL's algorithm/protocol cost table with the Trellis model (0: leave NCCL's)");
+Param<bool> kTunerOn(
+    "TRELLIS_NCCL_TUNER", true,
+    "re-price NCCL's algorithm/protocol cost table with the Trellis model (0: leave NCCL's)");
 
 constexpr uint32_t kCtxMagic = 0x5452544eu;  // "TRTN"
 
@@ -30,8 +31,8 @@ struct TunerCtx {
   NodeFacts node;
 };
 
-Result makeCtx(void** ctx, uint64_t commId, size_t nRanks, size_t nNodes, Logger log, const NvlDomainInfoV5* nvl,
-               int version) {
+Result makeCtx(void** ctx, uint64_t commId, size_t nRanks, size_t nNodes, Logger log,
+               const NvlDomainInfoV5* nvl, int version) {
   setNcclLogger(log);
   if (ctx == nullptr) {
     NCCLNET_WARN(kFlagTuning, "tuner init: null context output");
@@ -39,7 +40,8 @@ Result makeCtx(void** ctx, uint64_t commId, size_t nRanks, size_t nNodes, Logger
   }
   *ctx = nullptr;
   if (nRanks < 1 || nNodes < 1 || nNodes > nRanks) {
-    NCCLNET_WARN(kFlagTuning, "tuner init: %zu ranks on %zu nodes is not a communicator shape", nRanks, nNodes);
+    NCCLNET_WARN(kFlagTuning, "tuner init: %zu ranks on %zu nodes is not a communicator shape",
+                 nRanks, nNodes);
     return kInvalidArgument;
   }
   auto* c = new TunerCtx;
@@ -47,21 +49,25 @@ Result makeCtx(void** ctx, uint64_t commId, size_t nRanks, size_t nNodes, Logger
   c->nRanks = static_cast<int>(nRanks);
   c->nNodes = static_cast<int>(nNodes);
   // Nodes of one multi-node NVLink domain reach each other over NVLink, not the network.
-  if (nvl != nullptr && nvl->nNvlDomains > 0 && nvl->nNvlDomains < c->nNodes) c->nNodes = nvl->nNvlDomains;
+  if (nvl != nullptr && nvl->nNvlDomains > 0 && nvl->nNvlDomains < c->nNodes)
+    c->nNodes = nvl->nNvlDomains;
   if (c->enabled) c->node = nodeFactsFrom(TopoView::get().system());
   *ctx = c;
   if (!c->enabled)
-    NCCLNET_INFO(kFlagInit | kFlagTuning, "tuner (v%d) off for communicator 0x%llx: TRELLIS_NCCL_TUNER=0", version,
+    NCCLNET_INFO(kFlagInit | kFlagTuning,
+                 "tuner (v%d) off for communicator 0x%llx: TRELLIS_NCCL_TUNER=0", version,
                  static_cast<unsigned long long>(commId));
   else
-    NCCLNET_INFO(kFlagInit | kFlagTuning, "tuner (v%d) for communicator 0x%llx: %zu ranks, %zu nodes (%d network "
-                 "domains); node: %s", version, static_cast<unsigned long long>(commId), nRanks, nNodes, c->nNodes,
+    NCCLNET_INFO(kFlagInit | kFlagTuning,
+                 "tuner (v%d) for communicator 0x%llx: %zu ranks, %zu nodes (%d network "
+                 "domains); node: %s",
+                 version, static_cast<unsigned long long>(commId), nRanks, nNodes, c->nNodes,
                  c->node.describe.c_str());
   return kSuccess;
 }
 
-Result getCollInfo(void* context, Func coll, size_t nBytes, int numPipeOps, float** collCostTable, int numAlgo,
-                   int numProto, int regBuff, int* nChannels) {
+Result getCollInfo(void* context, Func coll, size_t nBytes, int numPipeOps, float** collCostTable,
+                   int numAlgo, int numProto, int regBuff, int* nChannels) {
   (void)numPipeOps;
   (void)regBuff;
   (void)nChannels;  // NCCL keeps its channel count
@@ -72,8 +78,8 @@ Result getCollInfo(void* context, Func coll, size_t nBytes, int numPipeOps, floa
   }
   if (!c->enabled) return kSuccess;
   if (collCostTable == nullptr || numAlgo < 0 || numProto < 0) {
-    NCCLNET_WARN(kFlagTuning, "getCollInfo: cost table %p of %d x %d", static_cast<void*>(collCostTable), numAlgo,
-                 numProto);
+    NCCLNET_WARN(kFlagTuning, "getCollInfo: cost table %p of %d x %d",
+                 static_cast<void*>(collCostTable), numAlgo, numProto);
     return kInvalidArgument;
   }
   // NCCL passes its float[numAlgo][numProto] as float**: the memory is the rows back to back.
@@ -84,7 +90,8 @@ Result getCollInfo(void* context, Func coll, size_t nBytes, int numPipeOps, floa
     for (int p = 0; p < std::min(numProto, static_cast<int>(kNumProtocols)); ++p) {
       float& cell = table[a * numProto + p];
       if (cell < 0) continue;  // NCCL disabled it (NCCL_ALGO_PROTO_IGNORE)
-      double us = predictUs(c->node, c->nRanks, c->nNodes, coll, nBytes, static_cast<Algo>(a), static_cast<Proto>(p));
+      double us = predictUs(c->node, c->nRanks, c->nNodes, coll, nBytes, static_cast<Algo>(a),
+                            static_cast<Proto>(p));
       if (us >= 0) cell = static_cast<float>(us);
       if (best < 0 || cell < bestUs) {
         best = a * numProto + p;
@@ -92,8 +99,9 @@ Result getCollInfo(void* context, Func coll, size_t nBytes, int numPipeOps, floa
       }
     }
   if (best >= 0 && pluginLogWanted(kLogTrace))
-    NCCLNET_TRACE(kFlagTuning, "coll %d, %zu bytes, %d ranks / %d nodes: %s/%s at %.1f us", static_cast<int>(coll),
-                  nBytes, c->nRanks, c->nNodes, algoName(best / numProto), protoName(best % numProto), bestUs);
+    NCCLNET_TRACE(kFlagTuning, "coll %d, %zu bytes, %d ranks / %d nodes: %s/%s at %.1f us",
+                  static_cast<int>(coll), nBytes, c->nRanks, c->nNodes, algoName(best / numProto),
+                  protoName(best % numProto), bestUs);
   return kSuccess;
 }
 
@@ -109,7 +117,8 @@ Result finalize(void* context) {
   return kSuccess;
 }
 
-Result initV5(void** ctx, uint64_t commId, size_t nRanks, size_t nNodes, Logger log, NvlDomainInfoV5* nvl,
+Result initV5(void** ctx, uint64_t commId, size_t nRanks, size_t nNodes, Logger log,
+              NvlDomainInfoV5* nvl,
               TunerConstantsV5* /*constants: NCCL's own model constants stay as they are*/) {
   return makeCtx(ctx, commId, nRanks, nNodes, log, nvl, 5);
 }
