@@ -15,6 +15,16 @@ class ProcessGroupTrellis : public c10d::ProcessGroup {
   ProcessGroupTrellis(int rank, int size, std::unique_ptr<Collectives> impl)
       : c10d::ProcessGroup(rank, size), impl_(std::move(impl)) {}
 
+  // Joins the progress thread, which may need the GIL meanwhile (to free a tensor whose Python object
+  // died first, or to drop a Python callback of a Future): never hold the GIL while waiting for it.
+  ~ProcessGroupTrellis() override {
+    if (Py_IsInitialized() && PyGILState_Check()) {
+      pybind11::gil_scoped_release release;
+      impl_.reset();
+    }
+    impl_.reset();
+  }
+
   const std::string getBackendName() const override { return "trellis"; }
 
   WorkPtr broadcast(std::vector<at::Tensor>& t, const c10d::BroadcastOptions& o) override {

@@ -47,7 +47,8 @@ def _child(fn, rank, size, folder, args):
 
 
 def run(fn, size, timeout_s, *args):
-    """Runs fn(rank, size, store_path, *args) on `size` forked ranks; returns their results by rank."""
+    """Runs fn(rank, size, store_path, *args) on `size` forked ranks; returns their results by rank (None
+    for a rank that exited 0 without returning)."""
     import multiprocessing as mp
 
     ctx = mp.get_context("fork")
@@ -76,6 +77,10 @@ def run(fn, size, timeout_s, *args):
             raise RuntimeError(f"rank(s) {failed} failed (exit codes {codes})")
         results = []
         for r in range(size):
-            with open(os.path.join(folder, f"result.{r}"), "rb") as f:
+            path = os.path.join(folder, f"result.{r}")
+            if not os.path.exists(path):  # a rank that left through os._exit(0) on purpose
+                results.append(None)
+                continue
+            with open(path, "rb") as f:
                 results.append(pickle.load(f))
         return results

@@ -1,6 +1,7 @@
 // Faults: a rank killed with SIGKILL in the middle of a stream of AllReduces, over shared memory
-// and over TCP. The survivors must return an error naming the dead rank within seconds (not at the
-// collective timeout), and nothing may be left in /dev/shm.
+// over TCP and over UCX (its tcp and its shared memory). The survivors must return an error naming
+// the dead rank within seconds (not at the collective timeout), and nothing may be left in
+// /dev/shm.
 #include <dirent.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -17,7 +18,8 @@
 namespace trellis::test {
 namespace {
 
-const int kEnvInit = (setenv("TRELLIS_TIMEOUT_S", "60", 0), 0);
+// UCX's shared-memory transports notice a dead peer at their keepalive round (20 s by default).
+const int kEnvInit = (setenv("TRELLIS_TIMEOUT_S", "60", 0), setenv("UCX_KEEPALIVE_INTERVAL", "1s", 0), 0);
 
 std::set<std::string> shmEntries() {
   std::set<std::string> names;
@@ -74,7 +76,7 @@ TEST_P(KillTest, SurvivorsFailFastNamingTheDeadRank) {
   EXPECT_TRUE(leaked.empty()) << leaked.size() << " segment(s) left in /dev/shm, e.g. " << *leaked.begin();
 }
 
-INSTANTIATE_TEST_SUITE_P(Wires, KillTest, ::testing::Values(Wire::kShm, Wire::kTcp),
+INSTANTIATE_TEST_SUITE_P(Wires, KillTest, ::testing::Values(Wire::kShm, Wire::kTcp, Wire::kUcxTcp, Wire::kUcxSm),
                          [](const ::testing::TestParamInfo<Wire>& i) { return std::string(wireName(i.param)); });
 
 }  // namespace
