@@ -81,7 +81,8 @@ TEST(TopoView, RdmaPortsUseTheNodeGuid) {
   EXPECT_EQ(v.rdmaPorts(), std::vector<std::string>{"mlx5_3:1"});
   auto e3 = v.forNetdev("eth3");
   ASSERT_TRUE(e3);
-  EXPECT_EQ(e3->speedMbps, 200000) << "a netdev of unknown speed (IPoIB, some RoCE) takes its RDMA port's rate";
+  EXPECT_EQ(e3->speedMbps, 200000)
+      << "a netdev of unknown speed (IPoIB, some RoCE) takes its RDMA port's rate";
   EXPECT_EQ(v.forNetdev("eth2")->speedMbps, 25000);
 }
 

@@ -183,8 +183,9 @@ Status TcpSendComm::isend(const void* data, size_t size, int tag, Request** out)
     if (hasTag) return Status::ok();
     std::string tags;
     for (int i = 0; i < c.n; ++i) tags += (i ? "," : "") + std::to_string(c.tags[i]);
-    return setError(invalidUsage("send of %zu bytes with tag %d matches no buffer of receive #%llu (tags %s)", size,
-                                 tag, static_cast<unsigned long long>(c.seq), tags.c_str()));
+    return setError(
+        invalidUsage("send of %zu bytes with tag %d matches no buffer of receive #%llu (tags %s)",
+                     size, tag, static_cast<unsigned long long>(c.seq), tags.c_str()));
   }
   if (size > c.sizes[idx])
     return setError(invalidUsage(
