@@ -4,6 +4,8 @@
 //   slurm                gres.conf GPU lines with Cores= and NVSwitch-aware Links=
 //   k8s                  node labels and DRA device attributes
 //   diff A B             differences between two topologies (exit 1 when they differ)
+//   tune                 the tuner's choices per collective and size on a described cluster (a
+//                        simulation by the cost model; see docs/TUNER.md)
 // Every subcommand takes --input FILE (Trellis JSON, NCCL XML, hwloc XML or nvidia-smi topo -m text,
 // detected from the content) or --sysfs-root DIR (replay a saved sysfs tree); without either it
 // detects this machine. Exit codes: 0 success, 1 differences (diff), 2 errors.
@@ -13,6 +15,7 @@
 #include <string>
 
 #include "show.h"
+#include "tune.h"
 #include "topo/diff.h"
 #include "topo/emit.h"
 #include "topo/nccl_xml.h"
@@ -56,7 +59,11 @@ int main(int argc, char** argv) {
   diffCmd->add_option("A", diffA, "first topology file")->required();
   diffCmd->add_option("B", diffB, "second topology file (or --input)");
   diffCmd->add_option("--input", input, "the second topology, when B is not given");
+  trellis::tools::TuneArgs tuneArgs;
+  CLI::App* tuneCmd = trellis::tools::addTuneCommand(app, &tuneArgs);
   CLI11_PARSE(app, argc, argv);
+
+  if (tuneCmd->parsed()) return trellis::tools::runTune(tuneArgs);
 
   if (diffCmd->parsed()) {
     if (diffB.empty()) diffB = input;
