@@ -14,6 +14,7 @@
 #include "transport/shm/shm_transport.h"
 #include "transport/tcp/tcp_transport.h"
 #include "tuner/calibrate.h"
+#include "tuner/shape_topo.h"
 
 using namespace trellis;  // NOLINT: this file implements the global-namespace trellisComm
 using trellis::transport::Request;
@@ -39,13 +40,23 @@ static Param<bool> kShmDisable("TRELLIS_SHM_DISABLE", false, "never use shared m
 static Param<bool> kCalibrate("TRELLIS_TUNER_CALIBRATE", false,
                                "measure latency and bandwidth of each path kind at communicator creation (~10-50 "
                                "ms) and give the tuner's cost model those instead of its table");
+static Param<std::string> kTunerConstants("TRELLIS_TUNER_CONSTANTS", "",
+                                          "replace cost-model constants: name=value,... in SI units (trellis-topo tune "
+                                          "--constants lists them), e.g. tcp.net_bps=5e7");
 static Param<std::string> kHostId("TRELLIS_HOST_ID", "",
                                   "override of this rank's host identity (default: boot id + host name); ranks "
                                   "with equal ids are on one host");
 
+static Param<bool> kTopoAware("TRELLIS_TOPO_AWARE", true,
+                              "use the topology: the cluster view (node, rail, leaf of every rank) for algorithm "
+                              "choice and each rank's own NICs for TCP; 0 is the topology-blind baseline (flat "
+                              "algorithms, TCP on the interface TRELLIS_SOCKET_IFNAME selects)");
+
 namespace testing {
 thread_local std::string tlsHostId;
+thread_local std::string tlsTopoFile;
 void setThreadHostId(const std::string& id) { tlsHostId = id; }
+void setThreadTopoFile(const std::string& path) { tlsTopoFile = path; }
 }  // namespace testing
 
 // Boot id + host name: equal for processes of one machine (and its containers sharing the kernel
@@ -173,6 +184,7 @@ class trellisComm::CommExec final : public algos::Exec {
   /// The tuner's chunk for the next operation (0: the default).
   void setCallChunk(size_t bytes) { callChunk_ = bytes; }
   bool canReadAllPeers() const override { return direct_; }
+  const topo::ClusterView* cluster() const override { return c_.topoAware_ ? c_.cluster_.get() : nullptr; }
   Status readPeer(int peer, uint64_t remote, void* local, size_t bytes) override {
     if (peer == c_.rank_) {
       std::memcpy(local, reinterpret_cast<const void*>(remote), bytes);
@@ -273,15 +285,40 @@ Result<trellisComm*> trellisComm::create(const UniqueIdData& id, int nranks, int
   c->options_ = options;
   setLogRank(rank);
   TRELLIS_TRY(c->bootstrap_.init(id, rank, nranks, options.bootstrapTimeoutS, &c->aborted_));
-  // Who shares this host: ranks with the same host identity.
-  std::vector<uint64_t> hosts(nranks);
-  hosts[rank] = hostIdentity();
-  TRELLIS_TRY_CTX(c->bootstrap_.allGather(hosts.data(), sizeof(uint64_t)), "exchanging host identities");
-  for (int r = 0; r < nranks; ++r) {
-    if (hosts[r] != hosts[rank]) continue;
-    if (r < rank) ++c->localRank_;
-    ++c->localSize_;
+  // Who shares this host (ranks with the same host identity) and what each node looks like: one
+  // fixed-size digest per rank. A rank that cannot read its topology still takes part in the
+  // exchange, flagged, so every rank fails at once instead of waiting for it.
+  c->topoAware_ = kTopoAware.get();
+  topo::LocalTopology local;
+  Status topoStatus = Status::ok();
+  if (c->topoAware_) {
+    Result<topo::LocalTopology> lt = topo::detectLocalTopology(testing::tlsTopoFile);
+    if (lt) local = std::move(lt.value());
+    else topoStatus = lt.status().withContext(formatString("rank %d", rank));
   }
+  constexpr uint16_t kDigestFailed = 2;
+  std::vector<topo::RankDigest> digests(nranks);
+  digests[rank] = topo::toDigest(hostIdentity(), local);
+  if (!topoStatus.isOk()) digests[rank].flags |= kDigestFailed;
+  TRELLIS_TRY_CTX(c->bootstrap_.allGather(digests.data(), sizeof(topo::RankDigest)),
+                  "exchanging host identities and topology digests");
+  if (!topoStatus.isOk()) return topoStatus;
+  std::vector<uint64_t> hosts(nranks);
+  std::vector<topo::LocalTopology> locals(nranks);
+  for (int r = 0; r < nranks; ++r) {
+    if (digests[r].flags & kDigestFailed)
+      return invalidArgument("rank %d: rank %d could not read its topology (its own error says why)", rank, r);
+    TRELLIS_ASSIGN_OR_RETURN(locals[r], topo::fromDigest(digests[r], r, &hosts[r]));
+  }
+  locals[rank] = local;  // keeps what stays local (interface names)
+  c->cluster_ = std::make_unique<topo::ClusterView>(topo::ClusterView::build(hosts, locals));
+  const topo::RankPlace& me = c->cluster_->ranks[rank];
+  c->localRank_ = me.localRank;
+  c->localSize_ = static_cast<int>(c->cluster_->nodes[me.node].ranks.size());
+  if (rank == 0)
+    for (const std::string& w : c->cluster_->warnings) TRELLIS_WARN(kTopo, "cluster view: %s", w.c_str());
+  if (rank == 0 && logEnabled(LogLevel::kDebug, Subsys::kTopo))
+    TRELLIS_DEBUG(kTopo, "cluster view:\n%s", c->cluster_->describe().c_str());
   const bool oversubscribed = c->localSize_ > usableCpus();
   if (oversubscribed)
     TRELLIS_INFO(kInit, "rank %d: %d ranks on this host share %d cores: waiting ranks sleep instead of spinning",
@@ -297,22 +334,25 @@ Result<trellisComm*> trellisComm::create(const UniqueIdData& id, int nranks, int
       return invalidArgument("TRELLIS_TRANSPORT='%s' is not auto or tcp", mode.c_str());
     const bool useShm = mode == "auto" && !kShmDisable.get();
     intraTcp = !useShm;
-    std::vector<int> local, remote;
+    std::vector<int> localPeers, remote;
     for (int p = 0; p < nranks; ++p) {
       if (p == rank) continue;
-      (useShm && hosts[p] == hosts[rank] ? local : remote).push_back(p);
+      (useShm && hosts[p] == hosts[rank] ? localPeers : remote).push_back(p);
     }
     // Both set-ups are collective over the bootstrap: every rank runs both, even with no peers.
     transport::ShmOptions sopt = transport::shmOptionsFromParams();
-    TRELLIS_ASSIGN_OR_RETURN(auto shm, transport::ShmTransport::create(c->bootstrap_, local, sopt));
+    TRELLIS_ASSIGN_OR_RETURN(auto shm, transport::ShmTransport::create(c->bootstrap_, localPeers, sopt));
     transport::TcpOptions topt = transport::tcpOptionsFromParams();
     if (options.socketsPerPeer > 0) topt.socketsPerPeer = options.socketsPerPeer;
     topt.timeoutS = options.bootstrapTimeoutS;
+    if (c->topoAware_)  // this rank's own NICs (striped when several); none usable: the bootstrap's
+      for (int rail : me.rails)
+        if (!local.netdevs[rail].empty()) topt.nics.push_back({local.netdevs[rail], rail});
     TRELLIS_ASSIGN_OR_RETURN(auto tcp, transport::TcpTransport::create(c->bootstrap_, remote, topt, &c->aborted_));
-    for (int p : local) c->peerTransport_[p] = shm.get();
-    if (!local.empty()) c->shm_ = shm.get();
+    for (int p : localPeers) c->peerTransport_[p] = shm.get();
+    if (!localPeers.empty()) c->shm_ = shm.get();
     for (int p : remote) c->peerTransport_[p] = tcp.get();
-    if (!local.empty()) c->transports_.push_back(std::move(shm));
+    if (!localPeers.empty()) c->transports_.push_back(std::move(shm));
     if (!remote.empty()) c->transports_.push_back(std::move(tcp));
   }
   c->exec_ = std::make_unique<CommExec>(*c, oversubscribed);
@@ -329,11 +369,17 @@ Result<trellisComm*> trellisComm::create(const UniqueIdData& id, int nranks, int
 Status trellisComm::makeTuner(const std::vector<uint64_t>& hosts, const std::vector<int32_t>& cores, bool intraTcp) {
   std::vector<int> coresOfRank(cores.begin(), cores.end());
   tuner::Constants constants;
-  tuner::Shape shape = tuner::shapeFromHosts(hosts, coresOfRank, intraTcp, exec_->canReadAllPeers(), constants);
+  TRELLIS_TRY(tuner::applyConstantOverrides(kTunerConstants.get(), "TRELLIS_TUNER_CONSTANTS", &constants));
+  const bool direct = exec_->canReadAllPeers();
+  auto makeShape = [&] {
+    return topoAware_ && cluster_ ? tuner::shapeFromCluster(*cluster_, coresOfRank, intraTcp, direct, constants)
+                                  : tuner::shapeFromHosts(hosts, coresOfRank, intraTcp, direct, constants);
+  };
+  tuner::Shape shape = makeShape();
   if (kCalibrate.get() && nranks_ > 1) {
     std::string report;
     TRELLIS_ASSIGN_OR_RETURN(constants, tuner::calibrate(*exec_, shape, constants, &report));
-    shape = tuner::shapeFromHosts(hosts, coresOfRank, intraTcp, exec_->canReadAllPeers(), constants);
+    shape = makeShape();
     size_t p = 0;
     while (p < report.size()) {
       size_t e = report.find('\n', p);
@@ -344,7 +390,8 @@ Status trellisComm::makeTuner(const std::vector<uint64_t>& hosts, const std::vec
   }
   TRELLIS_INFO(kTuner, "rank %d: tuner shape %s", rank_, shape.describe().c_str());
   const bool chunkFixed = kChunk.source() != ParamSource::kDefault;
-  TRELLIS_ASSIGN_OR_RETURN(tuner::Tuner t, tuner::Tuner::fromParams(std::move(shape), exec_->defaultChunk(), chunkFixed));
+  TRELLIS_ASSIGN_OR_RETURN(tuner::Tuner t,
+                           tuner::Tuner::fromParams(std::move(shape), exec_->defaultChunk(), chunkFixed, topoAware_));
   tuner_ = std::make_unique<tuner::Tuner>(std::move(t));
   return Status::ok();
 }

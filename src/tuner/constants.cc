@@ -5,6 +5,7 @@
 // at communicator creation and replaces these.
 #include "tuner/constants.h"
 
+#include <cstdlib>
 #include <cstring>
 
 namespace trellis::tuner {
@@ -100,6 +101,28 @@ void Constants::set(K id, double value, const std::string& source) {
   v_[static_cast<size_t>(id)] = value;
   src_[static_cast<size_t>(id)] = source;
   replaced_[static_cast<size_t>(id)] = true;
+}
+
+Status applyConstantOverrides(const std::string& spec, const char* what, Constants* c) {
+  size_t pos = 0;
+  while (pos < spec.size()) {
+    size_t comma = spec.find(',', pos);
+    if (comma == std::string::npos) comma = spec.size();
+    const std::string item = spec.substr(pos, comma - pos);
+    pos = comma + 1;
+    if (item.empty()) continue;
+    const size_t eq = item.find('=');
+    K id;
+    if (eq == std::string::npos || !constantByName(item.substr(0, eq), &id))
+      return invalidArgument("%s: '%s' is not <constant>=<value> with a constant of the cost model's table "
+                             "(trellis-topo tune --constants lists them)", what, item.c_str());
+    char* end = nullptr;
+    const double v = std::strtod(item.c_str() + eq + 1, &end);
+    if (end == item.c_str() + eq + 1 || *end != '\0' || !(v >= 0))
+      return invalidArgument("%s: '%s': the value is not a number >= 0", what, item.c_str());
+    c->set(id, v, what);
+  }
+  return Status::ok();
 }
 
 }  // namespace trellis::tuner

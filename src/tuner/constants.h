@@ -7,6 +7,8 @@
 #include <array>
 #include <string>
 
+#include "core/status.h"
+
 namespace trellis::tuner {
 
 /// Every constant of the model. All values are SI: seconds, bytes, bytes per second.
@@ -72,5 +74,8 @@ class Constants {
   std::array<std::string, static_cast<size_t>(K::kCount)> src_{};
   std::array<bool, static_cast<size_t>(K::kCount)> replaced_{};
 };
+
+/// Applies "name=value,name=value" (SI units) to `c`; errors name `what` and the bad item.
+Status applyConstantOverrides(const std::string& spec, const char* what, Constants* c);
 
 }  // namespace trellis::tuner

@@ -1,11 +1,15 @@
 #include "tuner/cost_model.h"
 
-#include "tuner/model_engine.h"
+#include <optional>
+
+#include "tuner/model_internal.h"
 
 namespace trellis::tuner {
 
-Prediction predictWith(const Shape& s, Engine& e, algos::Coll coll, std::string_view algo, double bytes,
-                       const Knobs& knobs);  // model_algos.cc
+namespace model {
+Prediction predict(const Shape& s, Engine& e, const algos::Hierarchy* h, const std::vector<int>* topo,
+                   algos::Coll coll, std::string_view algo, double bytes, const Knobs& knobs);  // model_algos.cc
+}
 
 double busFactor(algos::Coll coll, int n) {
   if (n <= 1) return 1;
@@ -22,7 +26,10 @@ double busFactor(algos::Coll coll, int n) {
 struct CostModel::Impl {
   explicit Impl(Shape sh) : shape(std::move(sh)), engine(shape) {}
   Shape shape;
-  mutable Engine engine;  // scratch loads, reset after every step
+  Engine engine;  // scratch loads, reset after every step
+  // Size-independent structure of the topology-aware algorithms, built on first use.
+  std::optional<algos::Hierarchy> hierarchy;
+  std::optional<std::vector<int>> topoOrder;
 };
 
 CostModel::CostModel(Shape shape) : impl_(std::make_unique<Impl>(std::move(shape))) {}
@@ -33,7 +40,14 @@ CostModel& CostModel::operator=(CostModel&&) noexcept = default;
 const Shape& CostModel::shape() const { return impl_->shape; }
 
 Prediction CostModel::predict(algos::Coll coll, std::string_view algo, double bytes, const Knobs& knobs) const {
-  return predictWith(impl_->shape, impl_->engine, coll, algo, bytes, knobs);
+  Impl& m = *impl_;
+  if (algoTraits(coll, algo).topologyAware && !m.hierarchy) {
+    m.hierarchy = model::hierarchyOf(m.shape);
+    m.topoOrder = m.shape.ringOrder.size() == m.shape.nodeOfRank.size() ? m.shape.ringOrder
+                                                                          : model::topoRingOrder(m.shape);
+  }
+  return model::predict(m.shape, m.engine, m.hierarchy ? &*m.hierarchy : nullptr, m.topoOrder ? &*m.topoOrder : nullptr,
+                        coll, algo, bytes, knobs);
 }
 
 }  // namespace trellis::tuner

@@ -46,7 +46,7 @@ struct AlgoTraits {
   bool usesChunk = false;   ///< its time depends on the chunk size
   int maxChannels = 1;      ///< channels it can run (1: none)
   bool needsDirect = false;
-  bool needsMultiNode = false;
+  bool topologyAware = false;  ///< uses the cluster view (hier, topo_ring, rail); not for a blind communicator
 };
 AlgoTraits algoTraits(algos::Coll coll, std::string_view algo);
 

@@ -7,40 +7,50 @@
 #include <cstring>
 #include <numeric>
 
-#include "tuner/cost_model.h"
-#include "tuner/model_engine.h"
+#include "tuner/model_internal.h"
 
 namespace trellis::tuner {
+namespace model {
 
 namespace {
 
 using algos::Coll;
 
-struct Ctx {
-  const Shape& s;
-  Engine& e;
-  double S;  // nccl-tests size
-  Knobs k;
-  int n;
-  std::vector<int> order, pos;  // ring order and each rank's place in it
-};
+int lowbit(int v) { return v & -v; }
 
-int right(const Ctx& c, int r) { return c.order[(c.pos[r] + 1) % c.n]; }
-
-double chunks(double bytes, double chunk) { return bytes <= 0 ? 1 : std::max(1.0, std::ceil(bytes / chunk)); }
-
-// A pipelined step: `depth` hops, each chunk `frac` of the bytes; the fill is paid per extra hop
-// and, when transfers overlap compute on a wire, once for the last chunk's reduction.
-double pipelined(const StepTime& t, double frac, int depth, bool reduces) {
-  frac = std::min(1.0, frac);
-  double fill = (depth - 1) * (t.latency + t.busy * frac);
-  if (reduces && t.wire) fill += t.busy * frac;
-  return t.total() + fill;
+std::vector<int> identity(int n) {
+  std::vector<int> v(n);
+  for (int i = 0; i < n; ++i) v[i] = i;
+  return v;
 }
 
-double take(Ctx& c) { return c.e.take().total(); }
+std::vector<Group> all(const Ctx& c, int root = 0) { return {Group{identity(c.n), c.S, root}}; }
 
-// Every rank sends a tiny message to every other (exchangeBuffers, barrier).
+// Steps where the active groups stay the same: groups with at least `size` members, for sizes in
+// increasing order. `step(active, count)` returns the time of `count` identical steps.
+template <typename Step>
+double byActiveSet(const std::vector<Group>& gs, int minSize, Step step) {
+  std::vector<int> sizes;
+  for (const Group& g : gs)
+    if (static_cast<int>(g.m.size()) >= minSize) sizes.push_back(static_cast<int>(g.m.size()));
+  std::sort(sizes.begin(), sizes.end());
+  sizes.erase(std::unique(sizes.begin(), sizes.end()), sizes.end());
+  double t = 0;
+  int done = 0;
+  for (int sz : sizes) {
+    const int count = sz - 1 - done;
+    if (count <= 0) continue;
+    std::vector<const Group*> active;
+    for (const Group& g : gs)
+      if (static_cast<int>(g.m.size()) >= sz) active.push_back(&g);
+    t += step(active, count);
+    done = sz - 1;
+  }
+  return t;
+}
+
+}  // namespace
+
 double allPairs(Ctx& c, double bytes) {
   for (int r = 0; r < c.n; ++r)
     for (int q = 0; q < c.n; ++q)
@@ -53,72 +63,186 @@ double copyAll(Ctx& c, double bytes) {
   return take(c);
 }
 
-struct Fold {  // algos::powerOfTwoFold
+// ---------------------------------------------------------------- the flat algorithms over groups
+
+double ringAllreduce(Ctx& c, const std::vector<Group>& gs) {
+  const double ch = static_cast<double>(c.k.chunkBytes);
+  return byActiveSet(gs, 2, [&](const std::vector<const Group*>& active, int count) {
+    double blkMax = 0;
+    for (const Group* g : active) {
+      const int m = static_cast<int>(g->m.size());
+      const double blk = g->bytes / m;
+      blkMax = std::max(blkMax, blk);
+      for (int i = 0; i < m; ++i) {
+        c.e.flow(g->m[i], g->m[(i + 1) % m], blk, chunks(blk, ch));
+        c.e.reduce(g->m[(i + 1) % m], blk);
+      }
+    }
+    const double rs = pipelined(c.e.take(), ch / std::max(blkMax, 1.0), 1, true);
+    for (const Group* g : active) {
+      const int m = static_cast<int>(g->m.size());
+      for (int i = 0; i < m; ++i) c.e.flow(g->m[i], g->m[(i + 1) % m], g->bytes / m, 1);
+    }
+    return count * (rs + take(c));
+  });
+}
+
+double ringAllgather(Ctx& c, const std::vector<Group>& gs) {
+  return byActiveSet(gs, 2, [&](const std::vector<const Group*>& active, int count) {
+    for (const Group* g : active) {
+      const int m = static_cast<int>(g->m.size());
+      for (int i = 0; i < m; ++i) c.e.flow(g->m[i], g->m[(i + 1) % m], g->bytes / m, 1);
+    }
+    return count * take(c);
+  });
+}
+
+double ringReducescatter(Ctx& c, const std::vector<Group>& gs) {
+  const double ch = static_cast<double>(c.k.chunkBytes);
+  return byActiveSet(gs, 2, [&](const std::vector<const Group*>& active, int count) {
+    double blkMax = 0;
+    for (const Group* g : active) {
+      const int m = static_cast<int>(g->m.size());
+      const double blk = g->bytes / m;
+      blkMax = std::max(blkMax, blk);
+      for (int i = 0; i < m; ++i) {
+        c.e.flow(g->m[i], g->m[(i + 1) % m], blk, chunks(blk, ch));
+        c.e.reduce(g->m[(i + 1) % m], blk);
+      }
+    }
+    return count * pipelined(c.e.take(), ch / std::max(blkMax, 1.0), 1, true);
+  });
+}
+
+// algos::powerOfTwoFold within a group of m.
+struct Fold {
   int p = 1, rem = 0;
-  int vrank(int r) const { return r < 2 * rem ? (r % 2 == 0 ? -1 : r / 2) : r - rem; }
   int real(int v) const { return v < rem ? v * 2 + 1 : v + rem; }
 };
-Fold fold(int n) {
+static Fold foldOf(int m) {
   Fold f;
-  while (f.p * 2 <= n) f.p *= 2;
-  f.rem = n - f.p;
+  while (f.p * 2 <= m) f.p *= 2;
+  f.rem = m - f.p;
   return f;
 }
 
-int ceilLog2(int n) {
-  int d = 0;
-  while ((1 << d) < n) ++d;
-  return d;
+double rdAllreduce(Ctx& c, const std::vector<Group>& gs) {
+  double sum = 0;
+  bool any = false;
+  for (const Group& g : gs) {  // fold in
+    Fold f = foldOf(static_cast<int>(g.m.size()));
+    for (int r = 0; r < 2 * f.rem; r += 2) {
+      c.e.flow(g.m[r], g.m[r + 1], g.bytes, 1);
+      any = true;
+    }
+  }
+  if (any) {
+    sum += take(c);
+    for (const Group& g : gs) {
+      Fold f = foldOf(static_cast<int>(g.m.size()));
+      for (int r = 1; r < 2 * f.rem; r += 2) c.e.reduce(g.m[r], g.bytes);
+    }
+    sum += take(c);
+  }
+  for (int mask = 1;; mask <<= 1) {
+    bool active = false;
+    for (const Group& g : gs) {
+      Fold f = foldOf(static_cast<int>(g.m.size()));
+      if (mask >= f.p) continue;
+      active = true;
+      for (int v = 0; v < f.p; ++v) c.e.flow(g.m[f.real(v)], g.m[f.real(v ^ mask)], g.bytes, 1);
+    }
+    if (!active) break;
+    sum += take(c);
+    for (const Group& g : gs) {
+      Fold f = foldOf(static_cast<int>(g.m.size()));
+      if (mask >= f.p) continue;
+      for (int v = 0; v < f.p; ++v) c.e.reduce(g.m[f.real(v)], g.bytes);
+    }
+    sum += take(c);
+  }
+  if (any) {  // fold out
+    for (const Group& g : gs) {
+      Fold f = foldOf(static_cast<int>(g.m.size()));
+      for (int r = 0; r < 2 * f.rem; r += 2) c.e.flow(g.m[r + 1], g.m[r], g.bytes, 1);
+    }
+    sum += take(c);
+  }
+  return sum;
 }
+
+// Pipelined binomial tree (algos/broadcast/binomial.cc): every edge streams the whole message at
+// once; the fill is one chunk per level.
+double binomialBroadcast(Ctx& c, const std::vector<Group>& gs) {
+  int depth = 1;
+  double maxBytes = 0;
+  for (const Group& g : gs) {
+    const int m = static_cast<int>(g.m.size());
+    if (m < 2) continue;
+    depth = std::max(depth, ceilLog2(m));
+    maxBytes = std::max(maxBytes, g.bytes);
+    for (int vr = 1; vr < m; ++vr)
+      c.e.flow(g.m[(vr - lowbit(vr) + g.root) % m], g.m[(vr + g.root) % m], g.bytes, chunks(g.bytes, c.k.chunkBytes));
+  }
+  return pipelined(c.e.take(), c.k.chunkBytes / std::max(maxBytes, 1.0), depth, false);
+}
+
+double scatterAllgatherBroadcast(Ctx& c, const std::vector<Group>& gs) {
+  for (const Group& g : gs) {
+    const int m = static_cast<int>(g.m.size());
+    for (int v = 1; v < m; ++v) c.e.flow(g.m[g.root], g.m[(v + g.root) % m], g.bytes / m, 1);
+  }
+  double sum = take(c);
+  return sum + ringAllgather(c, gs);
+}
+
+// Binomial reduce (algos/reduce/binomial.cc): level j's senders (lowest set bit 2^j) reduce into
+// their parents, one level after the other.
+double binomialReduce(Ctx& c, const std::vector<Group>& gs) {
+  double sum = 0;
+  for (int bit = 1;; bit <<= 1) {
+    bool active = false;
+    double maxBytes = 0;
+    for (const Group& g : gs) {
+      const int m = static_cast<int>(g.m.size());
+      for (int vr = 1; vr < m; ++vr)
+        if (lowbit(vr) == bit) {
+          active = true;
+          maxBytes = std::max(maxBytes, g.bytes);
+          c.e.flow(g.m[(vr + g.root) % m], g.m[(vr - bit + g.root) % m], g.bytes, chunks(g.bytes, c.k.chunkBytes));
+          c.e.reduce(g.m[(vr - bit + g.root) % m], g.bytes);
+        }
+    }
+    if (!active) break;
+    sum += pipelined(c.e.take(), c.k.chunkBytes / std::max(maxBytes, 1.0), 1, true);
+  }
+  return sum;
+}
+
+namespace {
 
 // ---------------------------------------------------------------- AllReduce
 
 bool allreduceRing(Ctx& c, double* t, std::string*) {
-  const double blk = c.S / c.n;
-  for (int r = 0; r < c.n; ++r) {
-    c.e.flow(r, right(c, r), blk, chunks(blk, c.k.chunkBytes));
-    c.e.reduce(right(c, r), blk);
-  }
-  const double rs = pipelined(c.e.take(), c.k.chunkBytes / std::max(blk, 1.0), 1, true);
-  for (int r = 0; r < c.n; ++r) c.e.flow(r, right(c, r), blk, 1);
-  const double ag = take(c);
-  *t = (c.n - 1) * (rs + ag);
+  *t = ringAllreduce(c, all(c));
   return true;
 }
 
 bool allreduceRd(Ctx& c, double* t, std::string*) {
-  const Fold f = fold(c.n);
-  double sum = c.k.inPlace ? 0 : copyAll(c, c.S);
-  if (f.rem > 0) {
-    for (int r = 0; r < 2 * f.rem; r += 2) c.e.flow(r, r + 1, c.S, 1);
-    sum += take(c);
-    for (int r = 1; r < 2 * f.rem; r += 2) c.e.reduce(r, c.S);
-    sum += take(c);
-  }
-  for (int mask = 1; mask < f.p; mask <<= 1) {
-    for (int v = 0; v < f.p; ++v) c.e.flow(f.real(v), f.real(v ^ mask), c.S, 1);
-    sum += take(c);
-    for (int v = 0; v < f.p; ++v) c.e.reduce(f.real(v), c.S);
-    sum += take(c);
-  }
-  if (f.rem > 0) {
-    for (int r = 0; r < 2 * f.rem; r += 2) c.e.flow(r + 1, r, c.S, 1);
-    sum += take(c);
-  }
-  *t = sum;
+  *t = (c.k.inPlace ? 0 : copyAll(c, c.S)) + rdAllreduce(c, all(c));
   return true;
 }
 
 bool allreduceRabenseifner(Ctx& c, double* t, std::string*) {
-  const Fold f = fold(c.n);
-  const double ch = c.k.chunkBytes;
+  const Fold f = foldOf(c.n);
+  const double ch = static_cast<double>(c.k.chunkBytes);
   double sum = c.k.inPlace ? 0 : copyAll(c, c.S);
   if (f.rem > 0) {
     for (int r = 0; r < 2 * f.rem; r += 2) {
       c.e.flow(r, r + 1, c.S, chunks(c.S, ch));
       c.e.reduce(r + 1, c.S);
     }
-    sum += pipelined(c.e.take(), ch / c.S, 1, true);
+    sum += pipelined(c.e.take(), ch / std::max(c.S, 1.0), 1, true);
   }
   double size = c.S;
   for (int mask = f.p / 2; mask >= 1; mask /= 2) {
@@ -164,84 +288,17 @@ bool allreduceDirect(Ctx& c, double* t, std::string*) {
   return true;
 }
 
-// Hierarchical AllReduce (issue 5): intra-node reduce-scatter, an AllReduce per local index across
-// nodes (each rank's NIC carries 1/L of the data), intra-node all-gather. Rings at both levels.
-bool allreduceHier(Ctx& c, double* t, std::string* why) {
-  const Shape& s = c.s;
-  const int nodes = s.nodes();
-  if (nodes < 2) {
-    *why = "one node";
-    return false;
-  }
-  std::vector<std::vector<int>> local(nodes);
-  for (int r = 0; r < c.n; ++r) local[s.nodeOfRank[r]].push_back(r);
-  int lmax = 0;
-  for (auto& l : local) lmax = std::max(lmax, static_cast<int>(l.size()));
-  const double ch = c.k.chunkBytes;
-  double sum = 0;
-  // Intra-node ring reduce-scatter: L-1 steps of S/L (all nodes at once; the largest node paces).
-  auto intraStep = [&](bool reduceStep) {
-    for (auto& l : local) {
-      const int L = static_cast<int>(l.size());
-      if (L < 2) continue;
-      const double blk = c.S / L;
-      for (int i = 0; i < L; ++i) {
-        c.e.flow(l[i], l[(i + 1) % L], blk, reduceStep ? chunks(blk, ch) : 1);
-        if (reduceStep) c.e.reduce(l[(i + 1) % L], blk);
-      }
-    }
-    return reduceStep ? pipelined(c.e.take(), ch / std::max(c.S / lmax, 1.0), 1, true) : take(c);
-  };
-  if (lmax > 1) sum += (lmax - 1) * intraStep(true);
-  // Across nodes: ranks with local index i on every node that has one form a ring over S/L/N.
-  int ringMax = 0;
-  for (int i = 0; i < lmax; ++i) {
-    int m = 0;
-    for (auto& l : local) m += static_cast<int>(l.size()) > i;
-    ringMax = std::max(ringMax, m);
-  }
-  auto interStep = [&](bool reduceStep) {
-    double blkMax = 0;
-    for (int i = 0; i < lmax; ++i) {
-      std::vector<int> ring;
-      for (auto& l : local)
-        if (static_cast<int>(l.size()) > i) ring.push_back(l[i]);
-      const int m = static_cast<int>(ring.size());
-      if (m < 2) continue;
-      const double blk = c.S / static_cast<double>(local[s.nodeOfRank[ring[0]]].size()) / m;
-      blkMax = std::max(blkMax, blk);
-      for (int j = 0; j < m; ++j) {
-        c.e.flow(ring[j], ring[(j + 1) % m], blk, reduceStep ? chunks(blk, ch) : 1);
-        if (reduceStep) c.e.reduce(ring[(j + 1) % m], blk);
-      }
-    }
-    return reduceStep ? pipelined(c.e.take(), ch / std::max(blkMax, 1.0), 1, true) : take(c);
-  };
-  sum += (ringMax - 1) * (interStep(true) + interStep(false));
-  if (lmax > 1) sum += (lmax - 1) * intraStep(false);
-  *t = sum;
-  return true;
-}
-
-// ---------------------------------------------------------------- Broadcast (root 0)
-
-int lowbit(int v) { return v & -v; }
+// ---------------------------------------------------------------- Broadcast and Reduce (root 0)
 
 bool broadcastBinomial(Ctx& c, double* t, std::string*) {
-  double sum = c.k.inPlace ? 0 : (c.e.copy(0, c.S), take(c));
-  for (int r = 1; r < c.n; ++r) c.e.flow(r - lowbit(r), r, c.S, chunks(c.S, c.k.chunkBytes));
-  *t = sum + pipelined(c.e.take(), c.k.chunkBytes / std::max(c.S, 1.0), ceilLog2(c.n), false);
+  const double copy = c.k.inPlace ? 0 : (c.e.copy(0, c.S), take(c));
+  *t = copy + binomialBroadcast(c, all(c));
   return true;
 }
 
 bool broadcastScatterAllgather(Ctx& c, double* t, std::string*) {
-  const double blk = c.S / c.n;
-  double sum = c.k.inPlace ? 0 : (c.e.copy(0, c.S), take(c));
-  for (int v = 1; v < c.n; ++v) c.e.flow(0, v, blk, 1);
-  sum += take(c);
-  for (int r = 0; r < c.n; ++r) c.e.flow(r, (r + 1) % c.n, blk, 1);
-  sum += (c.n - 1) * take(c);
-  *t = sum;
+  const double copy = c.k.inPlace ? 0 : (c.e.copy(0, c.S), take(c));
+  *t = copy + scatterAllgatherBroadcast(c, all(c));
   return true;
 }
 
@@ -254,29 +311,15 @@ bool broadcastDirect(Ctx& c, double* t, std::string*) {
   return true;
 }
 
-// ---------------------------------------------------------------- Reduce (root 0)
-
 bool reduceBinomial(Ctx& c, double* t, std::string*) {
-  double sum = 0;
-  for (int bit = 1; bit < c.n; bit <<= 1) {
-    for (int r = 1; r < c.n; ++r)
-      if (lowbit(r) == bit) {
-        c.e.flow(r, r - bit, c.S, chunks(c.S, c.k.chunkBytes));
-        c.e.reduce(r - bit, c.S);
-      }
-    sum += pipelined(c.e.take(), c.k.chunkBytes / std::max(c.S, 1.0), 1, true);
-  }
-  *t = sum;
+  *t = binomialReduce(c, all(c));
   return true;
 }
 
 // ---------------------------------------------------------------- AllGather / ReduceScatter
 
 bool allgatherRing(Ctx& c, double* t, std::string*) {
-  const double blk = c.S / c.n;
-  double sum = c.k.inPlace ? 0 : copyAll(c, blk);
-  for (int r = 0; r < c.n; ++r) c.e.flow(r, right(c, r), blk, 1);
-  *t = sum + (c.n - 1) * take(c);
+  *t = (c.k.inPlace ? 0 : copyAll(c, c.S / c.n)) + ringAllgather(c, all(c));
   return true;
 }
 
@@ -293,12 +336,7 @@ bool allgatherDirect(Ctx& c, double* t, std::string*) {
 }
 
 bool reducescatterRing(Ctx& c, double* t, std::string*) {
-  const double blk = c.S / c.n;
-  for (int r = 0; r < c.n; ++r) {
-    c.e.flow(r, right(c, r), blk, chunks(blk, c.k.chunkBytes));
-    c.e.reduce(right(c, r), blk);
-  }
-  *t = (c.n - 1) * pipelined(c.e.take(), c.k.chunkBytes / std::max(blk, 1.0), 1, true);
+  *t = ringReducescatter(c, all(c));
   return true;
 }
 
@@ -345,63 +383,6 @@ bool alltoallDirect(Ctx& c, double* t, std::string*) {
   return true;
 }
 
-// Rail-aligned AlltoAll (issue 5, PXN-style): a block for a rank on another node first moves inside
-// the node to the local rank on the destination's rail, then crosses the network rail to rail.
-bool alltoallRail(Ctx& c, double* t, std::string* why) {
-  const Shape& s = c.s;
-  const int nodes = s.nodes();
-  if (nodes < 2) {
-    *why = "one node";
-    return false;
-  }
-  const double blk = c.S / c.n;
-  std::vector<std::vector<int>> local(nodes);
-  for (int r = 0; r < c.n; ++r) local[s.nodeOfRank[r]].push_back(r);
-  // Ranks per (node, rail) and how many ranks of the whole job sit on each rail.
-  const int rails = std::max(1, s.railsPerNode);
-  std::vector<int> onRail(rails, 0);
-  for (int r = 0; r < c.n; ++r) ++onRail[s.railOfRank[r] % rails];
-  // The local rank that forwards to rail j on node v: the first local rank on rail j, else rank 0.
-  auto proxy = [&](int v, int j) {
-    for (int r : local[v])
-      if (s.railOfRank[r] % rails == j) return r;
-    return local[v][0];
-  };
-  double sum = copyAll(c, blk);
-  // Phase 1, inside nodes: own blocks for local peers plus everything for remote ranks of rail j.
-  for (int v = 0; v < nodes; ++v) {
-    std::vector<int> remoteOnRail(rails, 0);
-    for (int r = 0; r < c.n; ++r)
-      if (s.nodeOfRank[r] != v) ++remoteOnRail[s.railOfRank[r] % rails];
-    for (int src : local[v]) {
-      std::vector<double> to(c.n, 0);
-      for (int dst : local[v])
-        if (dst != src) to[dst] += blk;
-      for (int j = 0; j < rails; ++j)
-        if (remoteOnRail[j] > 0) to[proxy(v, j)] += blk * remoteOnRail[j];
-      for (int dst : local[v])
-        if (dst != src && to[dst] > 0) c.e.flow(src, dst, to[dst], 1);
-    }
-  }
-  sum += take(c);
-  // Phase 2, across nodes, pairwise over node offsets in windows: proxy (v, j) sends to every rank
-  // of rail j on node w the blocks of all of v's ranks.
-  for (int s0 = 1; s0 < nodes; s0 += kAlltoallWindow) {
-    const int end = std::min(nodes, s0 + kAlltoallWindow);
-    for (int step = s0; step < end; ++step)
-      for (int v = 0; v < nodes; ++v) {
-        const int w = (v + step) % nodes;
-        for (int dst : local[w]) {
-          const int j = s.railOfRank[dst] % rails;
-          c.e.flow(proxy(v, j), dst, blk * local[v].size(), 1);
-        }
-      }
-    sum += take(c);
-  }
-  *t = sum;
-  return true;
-}
-
 // ---------------------------------------------------------------- the table
 
 using ModelFn = bool (*)(Ctx&, double*, std::string*);
@@ -412,25 +393,35 @@ struct AlgoModel {
   AlgoTraits traits;
 };
 
+// {modelled, usesChunk, maxChannels, needsDirect, topologyAware}
 const AlgoModel kModels[] = {
     {Coll::kAllReduce, "ring", allreduceRing, {true, true, 1, false, false}},
     {Coll::kAllReduce, "rd", allreduceRd, {true, false, 1, false, false}},
     {Coll::kAllReduce, "rabenseifner", allreduceRabenseifner, {true, true, 1, false, false}},
     {Coll::kAllReduce, "direct", allreduceDirect, {true, false, 1, true, false}},
     {Coll::kAllReduce, "hier", allreduceHier, {true, true, 1, false, true}},
+    {Coll::kAllReduce, "topo_ring", allreduceTopoRing, {true, true, 1, false, true}},
     {Coll::kBroadcast, "binomial", broadcastBinomial, {true, true, 1, false, false}},
     {Coll::kBroadcast, "scatter_allgather", broadcastScatterAllgather, {true, false, 1, false, false}},
     {Coll::kBroadcast, "direct", broadcastDirect, {true, false, 1, true, false}},
+    {Coll::kBroadcast, "hier", broadcastHier, {true, true, 1, false, true}},
     {Coll::kReduce, "binomial", reduceBinomial, {true, true, 1, false, false}},
+    {Coll::kReduce, "hier", reduceHier, {true, true, 1, false, true}},
     {Coll::kAllGather, "ring", allgatherRing, {true, false, 1, false, false}},
     {Coll::kAllGather, "direct", allgatherDirect, {true, false, 1, true, false}},
+    {Coll::kAllGather, "hier", allgatherHier, {true, false, 1, false, true}},
+    {Coll::kAllGather, "topo_ring", allgatherTopoRing, {true, false, 1, false, true}},
     {Coll::kReduceScatter, "ring", reducescatterRing, {true, true, 1, false, false}},
     {Coll::kReduceScatter, "direct", reducescatterDirect, {true, false, 1, true, false}},
+    {Coll::kReduceScatter, "hier", reducescatterHier, {true, true, 1, false, true}},
+    {Coll::kReduceScatter, "topo_ring", reducescatterTopoRing, {true, true, 1, false, true}},
     {Coll::kAlltoAll, "pairwise", alltoallPairwise, {true, false, 1, false, false}},
     {Coll::kAlltoAll, "direct", alltoallDirect, {true, false, 1, true, false}},
     {Coll::kAlltoAll, "rail", alltoallRail, {true, false, 1, false, true}},
     {Coll::kAlltoAllv, "pairwise", alltoallPairwise, {true, false, 1, false, false}},
 };
+
+}  // namespace
 
 const AlgoModel* findModel(Coll coll, std::string_view name) {
   for (const AlgoModel& m : kModels)
@@ -438,17 +429,17 @@ const AlgoModel* findModel(Coll coll, std::string_view name) {
   return nullptr;
 }
 
-}  // namespace
+}  // namespace model
 
-AlgoTraits algoTraits(Coll coll, std::string_view algo) {
-  const AlgoModel* m = findModel(coll, algo);
+AlgoTraits algoTraits(algos::Coll coll, std::string_view algo) {
+  const model::AlgoModel* m = model::findModel(coll, algo);
   return m ? m->traits : AlgoTraits{};
 }
 
 const std::vector<algos::Algorithm>& plannedAlgorithms() {
   static const std::vector<algos::Algorithm> k = [] {
     std::vector<algos::Algorithm> v;
-    for (const AlgoModel& m : kModels)
+    for (const model::AlgoModel& m : model::kModels)
       if (algos::findAlgorithm(m.coll, m.name) == nullptr)
         v.push_back({m.coll, m.name, "modelled, not implemented yet", nullptr, m.traits.needsDirect});
     return v;
@@ -456,9 +447,10 @@ const std::vector<algos::Algorithm>& plannedAlgorithms() {
   return k;
 }
 
-// Defined here so the model table stays private to this file.
-Prediction predictWith(const Shape& s, Engine& e, Coll coll, std::string_view algo, double bytes,
-                       const Knobs& knobs) {
+namespace model {
+
+Prediction predict(const Shape& s, Engine& e, const algos::Hierarchy* h, const std::vector<int>* topo, algos::Coll coll,
+                   std::string_view algo, double bytes, const Knobs& knobs) {
   Prediction p;
   const AlgoModel* m = findModel(coll, algo);
   if (m == nullptr) {
@@ -479,14 +471,7 @@ Prediction predictWith(const Shape& s, Engine& e, Coll coll, std::string_view al
     p.seconds = 0;
     return p;
   }
-  Ctx c{s, e, std::max(bytes, 0.0), knobs, n, {}, {}};
-  c.order = s.ringOrder;
-  if (static_cast<int>(c.order.size()) != n) {
-    c.order.resize(n);
-    std::iota(c.order.begin(), c.order.end(), 0);
-  }
-  c.pos.assign(n, 0);
-  for (int i = 0; i < n; ++i) c.pos[c.order[i]] = i;
+  Ctx c{s, e, std::max(bytes, 0.0), knobs, n, h, topo};
   e.setChannels(knobs.channels);
   double t = 0;
   if (!m->fn(c, &t, &p.why)) return p;
@@ -495,4 +480,5 @@ Prediction predictWith(const Shape& s, Engine& e, Coll coll, std::string_view al
   return p;
 }
 
+}  // namespace model
 }  // namespace trellis::tuner

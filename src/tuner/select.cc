@@ -18,6 +18,7 @@ static Param<std::string> kTune("TRELLIS_TUNE", "",
 namespace {
 
 constexpr double kChunkTieMargin = 0.03;  // keep the default chunk unless another is 3% faster
+constexpr double kAwareMargin = 0.03;     // see decideAt
 
 std::string humanSize(double b) {
   const char* unit[] = {"B", "KiB", "MiB", "GiB"};
@@ -93,8 +94,9 @@ uint64_t ncclTestsSize(const algos::CollArgs& args, int nranks) {
   }
 }
 
-Result<Tuner> Tuner::fromParams(Shape shape, size_t defaultChunk, bool chunkFixed) {
+Result<Tuner> Tuner::fromParams(Shape shape, size_t defaultChunk, bool chunkFixed, bool topologyAware) {
   TunerOptions o;
+  o.flatOnly = !topologyAware;
   TRELLIS_ASSIGN_OR_RETURN(o.overrides, parseAlgoOverrides(kAlgo.get()));
   TRELLIS_ASSIGN_OR_RETURN(o.tune, parseTuneString(kTune.get()));
   if (o.tune.size() > 64) return invalidArgument("TRELLIS_TUNE has %zu entries; at most 64 are supported", o.tune.size());
@@ -116,7 +118,7 @@ std::vector<const algos::Algorithm*> Tuner::algorithmsFor(algos::Coll coll) cons
   std::vector<const algos::Algorithm*> out;
   auto consider = [&](const algos::Algorithm& a) {
     if (a.coll != coll) return;
-    if (opts_.flatOnly && algoTraits(a.coll, a.name).needsMultiNode) return;
+    if (opts_.flatOnly && algoTraits(a.coll, a.name).topologyAware) return;
     out.push_back(&a);
   };
   for (const algos::Algorithm& a : algos::allAlgorithms()) consider(a);
@@ -222,15 +224,21 @@ Decision Tuner::decideAt(algos::Coll coll, uint64_t bytes, double modelBytes, bo
     if (std::find(excluded.begin(), excluded.end(), a) != excluded.end()) continue;
     cands.push_back(best(a, modelBytes, inPlace, chunkSet, channelsSet));
   }
+  // A topology-aware algorithm has to beat the best flat one by kAwareMargin: its per-call set-up
+  // (the hierarchy, sub-group executors) is not in the model, and on one node it degenerates to
+  // the flat rings it would tie with.
+  auto effective = [](const Candidate& c) {
+    return c.prediction.seconds * (algoTraits(c.algo->coll, c.algo->name).topologyAware ? 1 + kAwareMargin : 1);
+  };
   const Candidate* win = nullptr;
   const Candidate* second = nullptr;
   for (const Candidate& c : cands) {
     if (first == nullptr) first = &c;
     if (!c.prediction.supported) continue;
-    if (win == nullptr || c.prediction.seconds < win->prediction.seconds) {
+    if (win == nullptr || effective(c) < effective(*win)) {
       second = win;
       win = &c;
-    } else if (second == nullptr || c.prediction.seconds < second->prediction.seconds) {
+    } else if (second == nullptr || effective(c) < effective(*second)) {
       second = &c;
     }
   }

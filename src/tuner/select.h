@@ -60,8 +60,9 @@ uint64_t ncclTestsSize(const algos::CollArgs& args, int nranks);
 
 class Tuner {
  public:
-  /// Reads TRELLIS_ALGO and TRELLIS_TUNE; `defaultChunk`/`chunkFixed` come from the communicator.
-  static Result<Tuner> fromParams(Shape shape, size_t defaultChunk, bool chunkFixed);
+  /// Reads TRELLIS_ALGO and TRELLIS_TUNE; `defaultChunk`/`chunkFixed` come from the communicator;
+  /// `topologyAware` false (TRELLIS_TOPO_AWARE=0) leaves out the algorithms that use the cluster view.
+  static Result<Tuner> fromParams(Shape shape, size_t defaultChunk, bool chunkFixed, bool topologyAware = true);
   Tuner(Shape shape, TunerOptions options);
   Tuner(Tuner&&) noexcept;
   ~Tuner();

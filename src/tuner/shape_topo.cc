@@ -7,6 +7,29 @@
 
 namespace trellis::tuner {
 
+Shape shapeFromCluster(const topo::ClusterView& v, const std::vector<int>& coresOfRank, bool intraTcp, bool direct,
+                       const Constants& c) {
+  std::vector<uint64_t> hosts;
+  for (const topo::RankPlace& p : v.ranks) hosts.push_back(v.nodes[p.node].hostId);
+  Shape s = shapeFromHosts(hosts, coresOfRank, intraTcp, direct, c);
+  // shapeFromHosts numbers nodes by first rank, as the view does: keep the view's numbering.
+  int rails = 1;
+  for (const topo::ClusterNode& n : v.nodes) rails = std::max(rails, static_cast<int>(n.topo.nics.size()));
+  s.railsPerNode = rails;
+  std::map<std::string, int> groups;
+  bool anyGroup = false;
+  for (const topo::ClusterNode& n : v.nodes) anyGroup |= !n.topo.leafGroup.empty();
+  if (anyGroup)
+    for (const topo::ClusterNode& n : v.nodes)
+      s.groupOfNode.push_back(groups.emplace(n.topo.leafGroup, static_cast<int>(groups.size())).first->second);
+  for (int r = 0; r < v.nranks(); ++r) {
+    s.nodeOfRank[r] = v.ranks[r].node;
+    s.railOfRank[r] = std::clamp(v.ranks[r].rail, 0, rails - 1);
+  }
+  s.ringOrder = v.ringOrder();
+  return s;
+}
+
 NodeFacts nodeFacts(const topo::System& s) {
   NodeFacts f;
   std::vector<int> gpus = s.ofKind(topo::NodeKind::kGpu);

@@ -4,11 +4,18 @@
 #pragma once
 
 #include "core/status.h"
+#include "topo/cluster_view.h"
 #include "topo/fabric/fabric.h"
 #include "topo/model.h"
 #include "tuner/shape.h"
 
 namespace trellis::tuner {
+
+/// A communicator's shape from its cluster view: nodes, each rank's rail, leaf groups and the
+/// view's ring order (what the topology-aware algorithms use); path costs as shapeFromHosts. A rank
+/// striping over several rails is modelled on its first.
+Shape shapeFromCluster(const topo::ClusterView& v, const std::vector<int>& coresOfRank, bool intraTcp, bool direct,
+                       const Constants& c);
 
 /// What one node's topology says: GPUs (the ranks), compute NICs (rails) and their speed, the
 /// GPU-to-GPU bandwidth, cores.

@@ -19,12 +19,17 @@ const char* modeName(RankMode m) { return m == RankMode::kThreads ? "threads" : 
 
 namespace {
 Wire gWire = Wire::kShm;  // set by runRanksOver for the duration of one run
+std::vector<int> gHostOf;             // set by runRanksOnHosts
+std::vector<std::string> gTopoFileOf;
 }
 
 const char* wireName(Wire w) { return w == Wire::kShm ? "shm" : w == Wire::kTcp ? "tcp" : "mixed"; }
 
 static std::string runOne(trellisUniqueId id, int nranks, int rank, const RankBody& body) {
-  testing::setThreadHostId(gWire == Wire::kMixed ? (rank < (nranks + 1) / 2 ? "host-a" : "host-b") : "");
+  testing::setThreadHostId(!gHostOf.empty()        ? "host-" + std::to_string(gHostOf[rank])
+                           : gWire == Wire::kMixed ? (rank < (nranks + 1) / 2 ? "host-a" : "host-b")
+                                                   : "");
+  testing::setThreadTopoFile(gTopoFileOf.empty() ? "" : gTopoFileOf[rank]);
   trellisComm_t comm = nullptr;
   trellisResult_t r = trellisCommInitRank(&comm, nranks, id, rank);
   if (r != trellisSuccess)
@@ -139,6 +144,16 @@ std::string runRanksOver(Wire wire, int nranks, RankMode mode, const RankBody& b
   std::string r = runRanks(nranks, mode, body, timeoutS);
   gWire = Wire::kShm;
   (void)findParam("TRELLIS_TRANSPORT")->setOverride("");
+  return r;
+}
+
+std::string runRanksOnHosts(const std::vector<int>& hostOf, RankMode mode, const RankBody& body,
+                            const std::vector<std::string>& topoFileOf, double timeoutS) {
+  gHostOf = hostOf;
+  gTopoFileOf = topoFileOf;
+  std::string r = runRanks(static_cast<int>(hostOf.size()), mode, body, timeoutS);
+  gHostOf.clear();
+  gTopoFileOf.clear();
   return r;
 }
 

@@ -4,6 +4,7 @@
 
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "trellis/trellis.h"
 
@@ -25,5 +26,11 @@ enum class Wire { kShm, kTcp, kMixed };
 const char* wireName(Wire w);
 /// As runRanks, with the transports forced as `wire` says.
 std::string runRanksOver(Wire wire, int nranks, RankMode mode, const RankBody& body, double timeoutS = 300);
+
+/// Ranks on emulated hosts: rank r runs on host hostOf[r] (shared memory inside a host, TCP
+/// across) and, when topoFileOf is not empty, reads topoFileOf[r] as its node's topology (the
+/// rank count is hostOf.size()).
+std::string runRanksOnHosts(const std::vector<int>& hostOf, RankMode mode, const RankBody& body,
+                            const std::vector<std::string>& topoFileOf = {}, double timeoutS = 300);
 
 }  // namespace trellis::test

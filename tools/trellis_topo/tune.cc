@@ -129,14 +129,8 @@ CLI::App* addTuneCommand(CLI::App& app, TuneArgs* a) {
 int runTune(const TuneArgs& a) {
   tuner::Constants c;
   for (const std::string& kv : a.set) {
-    size_t eq = kv.find('=');
-    K id;
-    if (eq == std::string::npos || !tuner::constantByName(kv.substr(0, eq), &id))
-      return fail("--set '" + kv + "': expected NAME=VALUE with a NAME from --constants");
-    char* end = nullptr;
-    double v = std::strtod(kv.c_str() + eq + 1, &end);
-    if (end == kv.c_str() + eq + 1 || *end != '\0' || !(v >= 0)) return fail("--set '" + kv + "': the value is not a number >= 0");
-    c.set(id, v, "--set");
+    Status st = tuner::applyConstantOverrides(kv, "--set", &c);
+    if (!st.isOk()) return fail(st.message());
   }
   if (a.constants) {
     for (const tuner::ConstantInfo& info : tuner::constantTable())
