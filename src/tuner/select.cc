@@ -77,8 +77,11 @@ const algos::Algorithm* Tuner::select(const algos::CollArgs& args, int nranks, b
   // Several nodes, some with several ranks: the topology-aware algorithms (simple rules; the cost
   // model replaces them).
   const bool multiNode = cluster != nullptr && cluster->nnodes() > 1 && cluster->maxLocal() > 1;
+  // Below rdMax an AllReduce is latency-bound and recursive doubling takes fewer steps.
   if (name == nullptr && multiNode) switch (args.coll) {
     case Coll::kAllReduce:
+      if (bytes > rdMax_) name = "hier";
+      break;
     case Coll::kReduceScatter:
     case Coll::kAllGather:
     case Coll::kBroadcast:
