@@ -73,7 +73,7 @@ const algos::Algorithm* Tuner::select(const algos::CollArgs& args, int nranks, b
   const size_t bytes = args.bytes();
   const char* name = nullptr;
   const bool useDirect = direct && nranks > 1 && bytes >= directMin_;
-  if (useDirect && args.coll != Coll::kReduce && args.coll != Coll::kAlltoAllv) name = "direct";
+  if (useDirect && args.coll != Coll::kAlltoAllv) name = "direct";
   // Several nodes, some with several ranks: the topology-aware algorithms (simple rules; the cost
   // model replaces them).
   const bool multiNode = cluster != nullptr && cluster->nnodes() > 1 && cluster->maxLocal() > 1;
