@@ -13,6 +13,7 @@
 #include "core/params.h"
 #include "transport/shm/shm_transport.h"
 #include "transport/tcp/tcp_transport.h"
+#include "transport/verbs/verbs_transport.h"
 
 using namespace trellis;  // NOLINT: this file implements the global-namespace trellisComm
 using trellis::transport::Request;
@@ -32,8 +33,9 @@ static Param<int64_t> kYield("TRELLIS_YIELD_ITERS", 200,
                              "when ranks outnumber cores: polls separated by sched_yield before a waiting rank "
                              "sleeps in the kernel");
 static Param<std::string> kTransport("TRELLIS_TRANSPORT", "auto",
-                                     "auto (shm between ranks of one host, tcp otherwise) or tcp (everything "
-                                     "over TCP)");
+                                     "auto (shm between ranks of one host; verbs to other hosts when both ends "
+                                     "have an RDMA device, else tcp), tcp (everything over TCP) or verbs "
+                                     "(everything over RDMA verbs)");
 static Param<bool> kShmDisable("TRELLIS_SHM_DISABLE", false, "never use shared memory (same as TRELLIS_TRANSPORT=tcp)");
 static Param<std::string> kHostId("TRELLIS_HOST_ID", "",
                                   "override of this rank's host identity (default: boot id + host name); ranks "
@@ -173,7 +175,15 @@ class trellisComm::CommExec final : public algos::Exec {
     }
     return c_.shm_->read(peer, remote, local, bytes);
   }
-  void* scratch(int slot, size_t bytes) override { return scratch_[slot & 7].get(bytes); }
+  void* scratch(int slot, size_t bytes) override {
+    ScratchBuf& b = scratch_[slot & 7];
+    void* old = b.p;
+    size_t oldCap = b.cap;
+    void* p = b.get(bytes);
+    if (old != nullptr && p != old)  // the old mapping is gone: forget registrations of it
+      for (auto& t : c_.transports_) t->memoryFreed(old, oldCap);
+    return p;
+  }
 
   Status isend(int peer, const void* data, size_t bytes, Request* req) override {
     if (peer == c_.rank_) return selfPost(true, const_cast<void*>(data), bytes, req);
@@ -283,8 +293,8 @@ Result<trellisComm*> trellisComm::create(const UniqueIdData& id, int nranks, int
   c->peerTransport_.assign(nranks, nullptr);
   if (nranks > 1) {
     std::string mode = kTransport.get();
-    if (mode != "auto" && mode != "tcp")
-      return invalidArgument("TRELLIS_TRANSPORT='%s' is not auto or tcp", mode.c_str());
+    if (mode != "auto" && mode != "tcp" && mode != "verbs")
+      return invalidArgument("TRELLIS_TRANSPORT='%s' is not auto, tcp or verbs", mode.c_str());
     const bool useShm = mode == "auto" && !kShmDisable.get();
     std::vector<int> local, remote;
     for (int p = 0; p < nranks; ++p) {
@@ -294,6 +304,13 @@ Result<trellisComm*> trellisComm::create(const UniqueIdData& id, int nranks, int
     // Both set-ups are collective over the bootstrap: every rank runs both, even with no peers.
     transport::ShmOptions sopt = transport::shmOptionsFromParams();
     TRELLIS_ASSIGN_OR_RETURN(auto shm, transport::ShmTransport::create(c->bootstrap_, local, sopt));
+    // Verbs takes the peers it reaches out of `remote` (collective whenever some rank has remote peers).
+    std::unique_ptr<transport::VerbsTransport> verbs;
+    if (mode == "verbs" || (mode == "auto" && (!useShm || std::count(hosts.begin(), hosts.end(), hosts[0]) != nranks))) {
+      auto v = transport::connectVerbsPeers(c->bootstrap_, mode == "verbs", &remote, options.bootstrapTimeoutS, &c->aborted_);
+      if (!v) return v.status();
+      verbs = std::move(v.value());
+    }
     transport::TcpOptions topt = transport::tcpOptionsFromParams();
     if (options.socketsPerPeer > 0) topt.socketsPerPeer = options.socketsPerPeer;
     topt.timeoutS = options.bootstrapTimeoutS;
@@ -301,7 +318,11 @@ Result<trellisComm*> trellisComm::create(const UniqueIdData& id, int nranks, int
     for (int p : local) c->peerTransport_[p] = shm.get();
     if (!local.empty()) c->shm_ = shm.get();
     for (int p : remote) c->peerTransport_[p] = tcp.get();
+    bool anyVerbs = false;
+    for (int p = 0; verbs && p < nranks; ++p)
+      if (verbs->reaches(p)) c->peerTransport_[p] = verbs.get(), anyVerbs = true;
     if (!local.empty()) c->transports_.push_back(std::move(shm));
+    if (anyVerbs) c->transports_.push_back(std::move(verbs));
     if (!remote.empty()) c->transports_.push_back(std::move(tcp));
   }
   c->exec_ = std::make_unique<CommExec>(*c, oversubscribed);
@@ -388,6 +409,7 @@ Status trellisComm::runCollective(const algos::CollArgs& args, const char* apiNa
   TRELLIS_DEBUG(kColl, "%s count %zu %s %s root %d: %s", apiName, args.count, algos::dtypeName(args.dtype),
                 algos::opName(args.op), args.root, algo->name);
   Status s = algos::runAlgorithm(*exec_, *algo, args);
+  for (auto& t : transports_) t->releaseCallerMemory();  // the caller may free its buffers now
   if (!s.isOk()) return fail(s.withContext(formatString("%s (%s, %zu elements of %s)", apiName, algo->name,
                                                         args.count, algos::dtypeName(args.dtype))));
   return Status::ok();
@@ -413,6 +435,7 @@ Status trellisComm::runP2p(const std::vector<P2pOp>& ops, const char* apiName) {
     }
   }
   Status s = exec_->waitAll(ptrs.data(), k);
+  for (auto& t : transports_) t->releaseCallerMemory();  // the caller may free its buffers now
   if (!s.isOk()) return fail(s.withContext(apiName));
   return Status::ok();
 }

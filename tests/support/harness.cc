@@ -21,7 +21,9 @@ namespace {
 Wire gWire = Wire::kShm;  // set by runRanksOver for the duration of one run
 }
 
-const char* wireName(Wire w) { return w == Wire::kShm ? "shm" : w == Wire::kTcp ? "tcp" : "mixed"; }
+const char* wireName(Wire w) {
+  return w == Wire::kShm ? "shm" : w == Wire::kTcp ? "tcp" : w == Wire::kVerbs ? "verbs" : "mixed";
+}
 
 static std::string runOne(trellisUniqueId id, int nranks, int rank, const RankBody& body) {
   testing::setThreadHostId(gWire == Wire::kMixed ? (rank < (nranks + 1) / 2 ? "host-a" : "host-b") : "");
@@ -134,7 +136,7 @@ std::string runRanks(int nranks, RankMode mode, const RankBody& body, double tim
 
 std::string runRanksOver(Wire wire, int nranks, RankMode mode, const RankBody& body, double timeoutS) {
   gWire = wire;
-  Status s = findParam("TRELLIS_TRANSPORT")->setOverride(wire == Wire::kTcp ? "tcp" : "auto");
+  Status s = findParam("TRELLIS_TRANSPORT")->setOverride(wire == Wire::kTcp ? "tcp" : wire == Wire::kVerbs ? "verbs" : "auto");
   if (!s.isOk()) return s.message();
   std::string r = runRanks(nranks, mode, body, timeoutS);
   gWire = Wire::kShm;

@@ -20,8 +20,9 @@ using RankBody = std::function<std::string(trellisComm_t comm, int rank, int nra
 std::string runRanks(int nranks, RankMode mode, const RankBody& body, double timeoutS = 300);
 
 /// How ranks reach each other: shared memory on one host, TCP only, or two emulated hosts (the
-/// first half of the ranks on one, the rest on the other: shm inside each, TCP across).
-enum class Wire { kShm, kTcp, kMixed };
+/// first half of the ranks on one, the rest on the other: shm inside each, TCP across), or RDMA
+/// verbs between every pair (TRELLIS_TRANSPORT=verbs: needs an RDMA device, see tests/rdma).
+enum class Wire { kShm, kTcp, kMixed, kVerbs };
 const char* wireName(Wire w);
 /// As runRanks, with the transports forced as `wire` says.
 std::string runRanksOver(Wire wire, int nranks, RankMode mode, const RankBody& body, double timeoutS = 300);
