@@ -245,6 +245,9 @@ TEST_F(Verbs, FlowControlHoldsASenderBackUntilTheReceiverCatchesUp) {
 }
 
 TEST_F(Verbs, ReceiveSmallerThanTheMessageFailsOnBothSides) {
+  // A receive above the eager limit (it sends a clear-to-send) and one below it (it does not: the
+  // sender announces the size after a while), posted before or after the send.
+  for (size_t cap : {size_t{50000}, size_t{8000}})
   for (bool receiverFirst : {true, false}) {
     std::string msgs[2];
     std::string err = runPair([&](VerbsTransport& t, int rank, Bootstrap& bs) -> std::string {
@@ -254,10 +257,10 @@ TEST_F(Verbs, ReceiveSmallerThanTheMessageFailsOnBothSides) {
       // The receive posted before or after the send: the size check happens on the clear-to-send
       // (sender) and on the size announcement (receiver) either way.
       if (rank == (receiverFirst ? 1 : 0))
-        s = rank == 1 ? t.postRecv(0, buf.data(), 50000, &r) : t.postSend(1, buf.data(), buf.size(), &r);
+        s = rank == 1 ? t.postRecv(0, buf.data(), cap, &r) : t.postSend(1, buf.data(), buf.size(), &r);
       (void)bs.barrier();
       if (rank == (receiverFirst ? 0 : 1))
-        s = rank == 1 ? t.postRecv(0, buf.data(), 50000, &r) : t.postSend(1, buf.data(), buf.size(), &r);
+        s = rank == 1 ? t.postRecv(0, buf.data(), cap, &r) : t.postSend(1, buf.data(), buf.size(), &r);
       auto deadline = Clock::now() + std::chrono::seconds(20);
       while (s.isOk() && !r.isDone() && Clock::now() < deadline) {
         bool did = false;
@@ -267,12 +270,13 @@ TEST_F(Verbs, ReceiveSmallerThanTheMessageFailsOnBothSides) {
       return "";
     });
     EXPECT_EQ(err, "");
-    EXPECT_NE(msgs[0].find("100000-byte message to rank 1 is larger than its matching receive (50000 bytes)"),
+    const std::string c = std::to_string(cap);
+    EXPECT_NE(msgs[0].find("100000-byte message to rank 1 is larger than its matching receive (" + c + " bytes)"),
               std::string::npos)
-        << "receiver first " << receiverFirst << ": " << msgs[0];
-    EXPECT_NE(msgs[1].find("rank 0 sends a 100000-byte message but the matching receive is 50000 bytes"),
+        << "receive of " << c << (receiverFirst ? " first: " : " last: ") << msgs[0];
+    EXPECT_NE(msgs[1].find("rank 0 sends a 100000-byte message but the matching receive is " + c + " bytes"),
               std::string::npos)
-        << "receiver first " << receiverFirst << ": " << msgs[1];
+        << "receive of " << c << (receiverFirst ? " first: " : " last: ") << msgs[1];
   }
 }
 
@@ -322,89 +326,95 @@ TEST_F(Verbs, RegistrationCacheReusesAndForgets) {
 }
 
 // A forked rank 1 that is killed while rank 0 sends to it or receives from it: rank 0 gets an
-// error naming rank 1 within seconds, never a hang.
-void killedPeer(bool peerSends) {
+// error naming rank 1 within seconds, never a hang. Both sides stream 1 MiB messages, four in
+// flight, far more than fit before the kill.
+constexpr int kWindow = 4;
+constexpr int kMessages = 100000;
+constexpr size_t kMsgBytes = 1 << 20;
+
+// Keeps up to kWindow messages in flight; returns the number completed so far, or sets *err.
+struct Streamer {
+  Streamer(VerbsTransport& tr, int p, bool s) : t(tr), peer(p), send(s) {}
+  VerbsTransport& t;
+  int peer;
+  bool send;
+  std::vector<uint8_t> buf = std::vector<uint8_t>(kWindow * kMsgBytes, 5);
+  Request reqs[kWindow];
+  bool busy[kWindow] = {};
+  int posted = 0, done = 0;
+  Status step() {
+    for (int w = 0; w < kWindow; ++w) {
+      if (busy[w] && reqs[w].isDone()) {
+        busy[w] = false;
+        ++done;
+      }
+      if (!busy[w] && posted < kMessages) {
+        uint8_t* p = buf.data() + w * kMsgBytes;
+        TRELLIS_TRY(send ? t.postSend(peer, p, kMsgBytes, &reqs[w]) : t.postRecv(peer, p, kMsgBytes, &reqs[w]));
+        busy[w] = true;
+        ++posted;
+      }
+    }
+    bool did = false;
+    return t.progress(10, &did);
+  }
+};
+
+void killedPeer(bool peerSends, const VerbsOptions& opt = defaults(), const char* expect = "rank 1") {
   auto root = startBootstrapRoot(0, 60);
   ASSERT_TRUE(root.isOk());
-  const int count = 64;
-  const size_t bytes = 1 << 20;
-  int ready[2];
-  ASSERT_EQ(pipe(ready), 0);
   pid_t child = fork();
   ASSERT_GE(child, 0);
   if (child == 0) {
-    close(ready[0]);
     Bootstrap bs;
     std::atomic<bool> abort{false};
     if (!bs.init(root.value(), 1, 2, 30, &abort).isOk()) _exit(2);
-    VerbsOptions opt = defaults();
-    auto t = VerbsTransport::create(bs, {0}, opt, &abort);
+    auto t = VerbsTransport::create(bs, {0}, defaults(), &abort);
     if (!t) _exit(3);
-    std::vector<uint8_t> buf(bytes * count, 7);
-    std::vector<Request> reqs(count);
-    for (int k = 0; k < count; ++k) {
-      Status s = peerSends ? t.value()->postSend(0, buf.data() + k * bytes, bytes, &reqs[k])
-                           : t.value()->postRecv(0, buf.data() + k * bytes, bytes, &reqs[k]);
-      if (!s.isOk()) _exit(4);
-    }
-    char c = 1;
-    if (write(ready[1], &c, 1) != 1) _exit(5);
-    for (;;) {  // until killed
-      bool did = false;
-      if (!t.value()->progress(10, &did).isOk()) _exit(6);
-    }
+    Streamer st(*t.value(), 0, peerSends);
+    for (;;)  // until killed
+      if (!st.step().isOk()) _exit(4);
   }
-  close(ready[1]);
   Bootstrap bs;
   std::atomic<bool> abort{false};
   ASSERT_TRUE(bs.init(root.value(), 0, 2, 30, &abort).isOk());
-  auto t = VerbsTransport::create(bs, {1}, defaults(), &abort);
+  auto t = VerbsTransport::create(bs, {1}, opt, &abort);
   ASSERT_TRUE(t.isOk()) << t.status().message();
-  char c;
-  ASSERT_EQ(read(ready[0], &c, 1), 1);
-  close(ready[0]);
-  std::vector<uint8_t> buf(bytes * count, 9);
-  std::vector<Request> reqs(count);
-  for (int k = 0; k < count; ++k) {
-    Status s = peerSends ? t.value()->postRecv(1, buf.data() + k * bytes, bytes, &reqs[k])
-                         : t.value()->postSend(1, buf.data() + k * bytes, bytes, &reqs[k]);
-    ASSERT_TRUE(s.isOk()) << s.message();
-  }
+  Streamer st(*t.value(), 1, !peerSends);
   // Let a few messages through, then kill the peer mid-stream.
   Status s;
   auto deadline = Clock::now() + std::chrono::seconds(60);
-  int done = 0;
-  while (s.isOk() && done < 2 && Clock::now() < deadline) {
-    bool did = false;
-    s = t.value()->progress(10, &did);
-    done = 0;
-    for (auto& r : reqs) done += r.isDone();
-  }
+  while (s.isOk() && st.done < 8 && Clock::now() < deadline) s = st.step();
   ASSERT_TRUE(s.isOk()) << s.message();
-  ASSERT_GE(done, 2) << "the transfer did not start";
-  ASSERT_LT(done, count) << "the transfer finished before the kill";
+  ASSERT_GE(st.done, 8) << "the transfer did not start";
   kill(child, SIGKILL);
   int status = 0;
   waitpid(child, &status, 0);
   auto killedAt = Clock::now();
-  while (s.isOk() && Clock::now() < killedAt + std::chrono::seconds(30)) {
-    bool did = false;
-    s = t.value()->progress(10, &did);
-  }
+  while (s.isOk() && Clock::now() < killedAt + std::chrono::seconds(30)) s = st.step();
   double secs = std::chrono::duration<double>(Clock::now() - killedAt).count();
   ASSERT_FALSE(s.isOk()) << "no error 30 s after the peer was killed";
   EXPECT_EQ(s.code(), Code::kRemoteError) << s.message();
   EXPECT_NE(s.message().find("rank 1"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find(expect), std::string::npos) << s.message();
   EXPECT_LT(secs, 15) << s.message();
-  std::printf("  peer killed while it %s: error after %.2f s: %s\n", peerSends ? "sent" : "received", secs,
-              s.message().c_str());
+  std::printf("  peer killed while it %s (after %d messages): error after %.2f s: %s\n",
+              peerSends ? "sent" : "received", st.done, secs, s.message().c_str());
   // Later calls report the same failure.
   Request r;
-  EXPECT_FALSE(t.value()->postSend(1, buf.data(), 10, &r).isOk());
+  EXPECT_FALSE(t.value()->postSend(1, st.buf.data(), 10, &r).isOk());
 }
 
 TEST_F(Verbs, PeerKilledWhileSendingToUs) { killedPeer(true); }
 TEST_F(Verbs, PeerKilledWhileWeSendToIt) { killedPeer(false); }
+// With a short ACK timeout our RDMA writes to the dead peer fail before its connection's end is
+// taken as final: the error is the work completion's, named by ibv_wc_status_str.
+TEST_F(Verbs, PeerKilledWorkCompletionErrorNamesTheStatus) {
+  VerbsOptions opt = defaults();
+  opt.ibTimeout = 12;  // 16 ms: 4 tries take well under the 0.5 s a closed connection is given
+  opt.retryCount = 3;
+  killedPeer(false, opt, "RDMA write to rank 1 failed on rxe");
+}
 
 uint64_t sentPackets(const std::string& dev) {
   std::ifstream in("/sys/class/infiniband/" + dev + "/ports/1/hw_counters/sent_pkts");

@@ -23,6 +23,9 @@ constexpr int kMaxQps = 16;
 constexpr uint32_t kMsgMagic = 0x7e11ab1e;
 constexpr int kCreditReserve = 2;  // credits per QP that only clear-to-sends may spend
 constexpr int kMaxCtsAhead = 4096;  // clear-to-sends outstanding per peer (keeps seq mod 2^16 unique)
+// A large send whose clear-to-send has not come after this long announces its size, so that a
+// receive too small for it (which sends no clear-to-send) fails instead of waiting.
+constexpr auto kAnnounceAfter = std::chrono::milliseconds(20);
 
 enum class MsgKind : uint16_t { kEager = 1, kCts = 2, kRts = 3 };
 
@@ -85,6 +88,8 @@ struct SendOp {
   bool eager = false;
   bool done = false;
   bool haveCts = false;
+  bool announced = false;  // size sent to the receiver (kRts)
+  net::Clock::time_point postedAt;
   Cts cts;
   int parts = 0, partsDone = 0;
   size_t partBytes = 0;
@@ -137,6 +142,7 @@ struct Conn {
   std::map<uint64_t, uint64_t> announced;  // sizes of large messages whose receive is not posted yet
   std::deque<Work> outbox;
   int nextQp = 0;
+  int awaitingCts = 0;  // large sends with neither a clear-to-send nor an announcement yet
   // Liveness: the set-up socket stays open; its end of stream means the peer process is gone.
   int fd = -1;
   bool closed = false;

@@ -170,6 +170,7 @@ Status VerbsTransport::Impl::handleMessage(Conn& c, int q, int slot, uint32_t le
       if (op.eager || op.done || op.haveCts) return Status::ok();
       op.cts = cts;
       op.haveCts = true;
+      if (!op.announced) --c.awaitingCts;
       return startWrites(*this, c, op);
     }
     c.earlyCts[h.seq] = cts;
@@ -464,6 +465,15 @@ Status VerbsTransport::Impl::service(bool* didWork) {
       if (c.pending()) return fail(remoteError("%s", c.broken.c_str()));
       continue;
     }
+    if (c.awaitingCts > 0) {
+      const auto now = net::Clock::now();
+      for (SendOp& op : c.sends)
+        if (!op.eager && !op.haveCts && !op.announced && now - op.postedAt >= kAnnounceAfter) {
+          op.announced = true;
+          --c.awaitingCts;
+          c.outbox.push_back({Work::Kind::kRts, op.seq, 0});
+        }
+    }
     TRELLIS_TRY(flushOutbox(c, didWork));
     TRELLIS_TRY(sendCredits(c, didWork));
     if (c.closed && c.pending() && net::Clock::now() - c.closedAt >= kClosedGrace) {
@@ -550,8 +560,8 @@ Status VerbsTransport::postSend(int peer, const void* data, size_t bytes, Reques
     c.earlyCts.erase(early);
     TRELLIS_TRY(startWrites(m, c, ref));
   } else {
-    // Tell the receiver the size, so a receive too small for it fails there rather than waiting.
-    c.outbox.push_back({Work::Kind::kRts, ref.seq, 0});
+    ref.postedAt = net::Clock::now();  // see kAnnounceAfter
+    ++c.awaitingCts;
   }
   bool did = false;
   return m.flushOutbox(c, &did);
@@ -626,7 +636,7 @@ Status VerbsTransport::progress(int timeoutMs, bool* didWork) {
       // Credits arrive by RDMA write and raise no event: a sender short of them looks again soon.
       int wait = m.outboxBlocked ? std::min(timeoutMs, 1) : timeoutMs;
       for (auto& cp : m.conns)
-        if (cp && cp->closed && cp->pending()) wait = std::min(wait, 20);
+        if (cp && ((cp->closed && cp->pending()) || cp->awaitingCts > 0)) wait = std::min(wait, 20);
       TRELLIS_TRY(m.checkLiveness(wait, true, &did));
       TRELLIS_TRY(m.pollCqs(&did));
       TRELLIS_TRY(m.service(&did));
