@@ -244,6 +244,52 @@ TEST_F(Verbs, FlowControlHoldsASenderBackUntilTheReceiverCatchesUp) {
   EXPECT_EQ(largeBeforeStart.load(), 0) << "a large message completed before its receive was posted";
 }
 
+// Rank 0 fills every bounce buffer of rank 1 with eager messages rank 1 has no receive for yet;
+// rank 1 first needs its own large message to rank 0 done, which takes rank 0's clear-to-send:
+// that control message must get past rank 0's blocked data.
+TEST_F(Verbs, ClearToSendPassesBlockedData) {
+  const int eager = 300;
+  std::string err = runPair([&](VerbsTransport& t, int rank, Bootstrap& bs) -> std::string {
+    const int peer = 1 - rank;
+    std::vector<uint8_t> small(eager * 1000), large(1 << 20);
+    std::vector<Request> eagerReqs(eager);
+    std::vector<Request> largeReq(1);
+    if (rank == 0) {
+      for (int k = 0; k < eager; ++k) {
+        for (int i = 0; i < 1000; ++i) small[k * 1000 + i] = pattern(i, 1000 + k, 0);
+        Status s = t.postSend(peer, small.data() + k * 1000, 1000, &eagerReqs[k]);
+        if (!s.isOk()) return s.message();
+      }
+    }
+    (void)bs.barrier();  // rank 0's eager messages are posted (and partly on their way)
+    if (rank == 0) {
+      Status r = t.postRecv(peer, large.data(), large.size(), &largeReq[0]);
+      if (!r.isOk()) return r.message();
+      std::string w = waitAll(t, largeReq);
+      if (!w.empty()) return "large receive: " + w;
+      for (size_t i = 0; i < large.size(); ++i)
+        if (large[i] != pattern(i, large.size(), 1)) return "large message corrupted";
+      return waitAll(t, eagerReqs);
+    }
+    for (size_t i = 0; i < large.size(); ++i) large[i] = pattern(i, large.size(), 1);
+    Status s = t.postSend(peer, large.data(), large.size(), &largeReq[0]);
+    if (!s.isOk()) return s.message();
+    std::string w = waitAll(t, largeReq, 30);
+    if (!w.empty()) return "large send (waits for rank 0's clear-to-send): " + w;
+    for (int k = 0; k < eager; ++k) {
+      Status r = t.postRecv(peer, small.data() + k * 1000, 1000, &eagerReqs[k]);
+      if (!r.isOk()) return r.message();
+    }
+    w = waitAll(t, eagerReqs);
+    if (!w.empty()) return w;
+    for (int k = 0; k < eager; ++k)
+      for (int i = 0; i < 1000; ++i)
+        if (small[k * 1000 + i] != pattern(i, 1000 + k, 0)) return "eager message " + std::to_string(k) + " corrupted";
+    return "";
+  });
+  EXPECT_EQ(err, "");
+}
+
 TEST_F(Verbs, ReceiveSmallerThanTheMessageFailsOnBothSides) {
   // A receive above the eager limit (it sends a clear-to-send) and one below it (it does not: the
   // sender announces the size after a while), posted before or after the send.

@@ -344,61 +344,78 @@ static Status sendSlotMsg(VerbsTransport::Impl& m, Conn& c, int q, const MsgHead
   return Status::ok();
 }
 
+// Posts what the outbox holds, in order, as credits and queue room allow. Data (eager messages,
+// write parts) stays in order behind a blocked data item, but control messages (clear-to-sends,
+// announcements) may pass it: the peer may need our clear-to-send to free the very buffers our
+// data waits for.
 Status VerbsTransport::Impl::flushOutbox(Conn& c, bool* didWork) {
-  while (!c.outbox.empty()) {
-    const Work w = c.outbox.front();
+  bool dataBlocked = false;
+  size_t i = 0;
+  auto done = [&] {
+    c.outbox.erase(c.outbox.begin() + static_cast<std::ptrdiff_t>(i));
+    *didWork = true;
+  };
+  while (i < c.outbox.size()) {
+    const Work w = c.outbox[i];
+    const bool data = w.kind == Work::Kind::kEager || w.kind == Work::Kind::kWrite;
+    if (data && dataBlocked) {
+      ++i;
+      continue;
+    }
     if (w.kind == Work::Kind::kEager) {
-      SendOp& op = c.sends[w.seq - c.sendBase];
       int q = pickQp(*this, c, kCreditReserve);
       if (q < 0) {
-        outboxBlocked = true;
-        return Status::ok();
+        dataBlocked = outboxBlocked = true;
+        ++i;
+        continue;
       }
+      SendOp& op = c.sends[w.seq - c.sendBase];
       MsgHeader h{kMsgMagic, static_cast<uint16_t>(MsgKind::kEager), 0, op.seq, op.bytes, 0, {}};
       TRELLIS_TRY(sendSlotMsg(*this, c, q, h, op.data, op.bytes));
-      c.outbox.pop_front();
+      done();
       completeSend(c, op);  // the payload is in our registered slot: the caller's buffer is free
     } else if (w.kind == Work::Kind::kRts) {
       if (w.seq < c.sendBase || c.sends[w.seq - c.sendBase].haveCts) {
-        c.outbox.pop_front();  // the receiver already answered: nothing to announce
+        done();  // the receiver already answered: nothing to announce
         continue;
       }
       int q = pickQp(*this, c, 0);
       if (q < 0) {
         outboxBlocked = true;
-        return Status::ok();
+        return Status::ok();  // no credit at all: nothing else can go either
       }
       MsgHeader h{kMsgMagic, static_cast<uint16_t>(MsgKind::kRts), 0, w.seq, c.sends[w.seq - c.sendBase].bytes, 0, {}};
       TRELLIS_TRY(sendSlotMsg(*this, c, q, h, nullptr, 0));
-      c.outbox.pop_front();
+      done();
     } else if (w.kind == Work::Kind::kCts) {
       if (w.seq < c.recvBase || c.recvs[w.seq - c.recvBase].done) {
-        c.outbox.pop_front();  // satisfied eagerly meanwhile
+        done();  // satisfied eagerly meanwhile
         continue;
       }
       if (w.seq - c.recvBase >= static_cast<uint64_t>(kMaxCtsAhead)) {
         outboxBlocked = true;
-        return Status::ok();
+        return Status::ok();  // later clear-to-sends are further ahead still
       }
-      RecvOp& op = c.recvs[w.seq - c.recvBase];
       int q = pickQp(*this, c, 0);
       if (q < 0) {
         outboxBlocked = true;
         return Status::ok();
       }
+      RecvOp& op = c.recvs[w.seq - c.recvBase];
       MsgHeader h{kMsgMagic, static_cast<uint16_t>(MsgKind::kCts), 0, op.seq, op.cap,
                   reinterpret_cast<uint64_t>(op.buf), {}};
-      for (size_t i = 0; i < nics.size(); ++i) h.rkeys[i] = op.mr[i]->keys.rkey;
+      for (size_t n = 0; n < nics.size(); ++n) h.rkeys[n] = op.mr[n]->keys.rkey;
       TRELLIS_TRY(sendSlotMsg(*this, c, q, h, nullptr, 0));
       op.ctsSent = true;
-      c.outbox.pop_front();
+      done();
     } else {  // a part of a large message
       SendOp& op = c.sends[w.seq - c.sendBase];
       const int q = static_cast<int>((w.seq + static_cast<uint64_t>(w.part)) % c.qps.size());
       Qp& qp = c.qps[q];
       if (qp.sqOut >= opt.sendDepth || credits(c, q) <= kCreditReserve) {
-        outboxBlocked = true;
-        return Status::ok();
+        dataBlocked = outboxBlocked = true;
+        ++i;
+        continue;
       }
       const size_t off = static_cast<size_t>(w.part) * op.partBytes;
       const size_t len = std::min(op.partBytes, op.bytes - off);
@@ -417,9 +434,8 @@ Status VerbsTransport::Impl::flushOutbox(Conn& c, bool* didWork) {
       wr.wr.rdma.rkey = op.cts.rkeys[qp.remoteNic];
       TRELLIS_TRY(postSendWr(*this, c, qp, wr));
       ++qp.consumed;
-      c.outbox.pop_front();
+      done();
     }
-    *didWork = true;
   }
   return Status::ok();
 }
