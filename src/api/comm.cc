@@ -15,6 +15,7 @@
 #include "transport/shm/shm_transport.h"
 #include "transport/tcp/tcp_transport.h"
 #include "transport/ucx/ucx_transport.h"
+#include "transport/verbs/verbs_transport.h"
 #include "tuner/calibrate.h"
 #include "tuner/shape_topo.h"
 
@@ -36,9 +37,10 @@ static Param<int64_t> kYield("TRELLIS_YIELD_ITERS", 200,
                              "when ranks outnumber cores: polls separated by sched_yield before a waiting rank "
                              "sleeps in the kernel");
 static Param<std::string> kTransport("TRELLIS_TRANSPORT", "auto",
-                                     "auto (shm between ranks of one host, tcp otherwise), tcp (everything "
-                                     "over TCP) or ucx (everything over UCX; TRELLIS_UCX_TLS / UCX_TLS pick "
-                                     "UCX's wires)");
+                                     "auto (shm between ranks of one host; verbs to other hosts when both ends "
+                                     "have an RDMA device, else tcp), tcp (everything over TCP), verbs "
+                                     "(every other host over RDMA verbs) or ucx (everything over UCX; "
+                                     "TRELLIS_UCX_TLS / UCX_TLS pick UCX's wires)");
 static Param<bool> kShmDisable("TRELLIS_SHM_DISABLE", false, "never use shared memory (same as TRELLIS_TRANSPORT=tcp)");
 static Param<bool> kCalibrate("TRELLIS_TUNER_CALIBRATE", false,
                                "measure latency and bandwidth of each path kind at communicator creation (~10-50 "
@@ -195,7 +197,15 @@ class trellisComm::CommExec final : public algos::Exec {
     }
     return c_.shm_->read(peer, remote, local, bytes);
   }
-  void* scratch(int slot, size_t bytes) override { return scratch_[slot & 7].get(bytes); }
+  void* scratch(int slot, size_t bytes) override {
+    ScratchBuf& b = scratch_[slot & 7];
+    void* old = b.p;
+    size_t oldCap = b.cap;
+    void* p = b.get(bytes);
+    if (old != nullptr && p != old)  // the old mapping is gone: forget registrations of it
+      for (auto& t : c_.transports_) t->memoryFreed(old, oldCap);
+    return p;
+  }
 
   Status isend(int peer, const void* data, size_t bytes, Request* req) override {
     if (peer == c_.rank_) return selfPost(true, const_cast<void*>(data), bytes, req);
@@ -340,8 +350,8 @@ Result<trellisComm*> trellisComm::create(const UniqueIdData& id, int nranks, int
   bool intraTcp = false;
   c->peerTransport_.assign(nranks, nullptr);
   const std::string mode = nranks > 1 ? kTransport.get() : "auto";
-  if (mode != "auto" && mode != "tcp" && mode != "ucx")
-    return invalidArgument("TRELLIS_TRANSPORT='%s' is not auto, tcp or ucx", mode.c_str());
+  if (mode != "auto" && mode != "tcp" && mode != "ucx" && mode != "verbs")
+    return invalidArgument("TRELLIS_TRANSPORT='%s' is not auto, tcp, verbs or ucx", mode.c_str());
   if (nranks > 1 && mode == "ucx") {
     // Every peer over UCX, which picks shared memory or a network per pair itself.
     std::vector<int> peers;
@@ -363,6 +373,13 @@ Result<trellisComm*> trellisComm::create(const UniqueIdData& id, int nranks, int
     // Both set-ups are collective over the bootstrap: every rank runs both, even with no peers.
     transport::ShmOptions sopt = transport::shmOptionsFromParams();
     TRELLIS_ASSIGN_OR_RETURN(auto shm, transport::ShmTransport::create(c->bootstrap_, localPeers, sopt));
+    // Verbs takes the peers it reaches out of `remote` (collective whenever some rank has remote peers).
+    std::unique_ptr<transport::VerbsTransport> verbs;
+    if (mode == "verbs" || (mode == "auto" && (!useShm || std::count(hosts.begin(), hosts.end(), hosts[0]) != nranks))) {
+      auto v = transport::connectVerbsPeers(c->bootstrap_, mode == "verbs", &remote, options.bootstrapTimeoutS, &c->aborted_);
+      if (!v) return v.status();
+      verbs = std::move(v.value());
+    }
     transport::TcpOptions topt = transport::tcpOptionsFromParams();
     if (options.socketsPerPeer > 0) topt.socketsPerPeer = options.socketsPerPeer;
     topt.timeoutS = options.bootstrapTimeoutS;
@@ -373,7 +390,11 @@ Result<trellisComm*> trellisComm::create(const UniqueIdData& id, int nranks, int
     for (int p : localPeers) c->peerTransport_[p] = shm.get();
     if (!localPeers.empty()) c->shm_ = shm.get();
     for (int p : remote) c->peerTransport_[p] = tcp.get();
+    bool anyVerbs = false;
+    for (int p = 0; verbs && p < nranks; ++p)
+      if (verbs->reaches(p)) c->peerTransport_[p] = verbs.get(), anyVerbs = true;
     if (!localPeers.empty()) c->transports_.push_back(std::move(shm));
+    if (anyVerbs) c->transports_.push_back(std::move(verbs));
     if (!remote.empty()) c->transports_.push_back(std::move(tcp));
   }
   c->exec_ = std::make_unique<CommExec>(*c, oversubscribed);
@@ -504,6 +525,7 @@ Status trellisComm::runCollective(const algos::CollArgs& args, const char* apiNa
                 algos::opName(args.op), args.root, algo->name);
   exec_->setCallChunk(d.chunkBytes);
   Status s = algos::runAlgorithm(*exec_, *algo, args);
+  for (auto& t : transports_) t->releaseCallerMemory();  // the caller may free its buffers now
   if (!s.isOk()) return fail(s.withContext(formatString("%s (%s, %zu elements of %s)", apiName, algo->name,
                                                         args.count, algos::dtypeName(args.dtype))));
   return Status::ok();
@@ -529,6 +551,7 @@ Status trellisComm::runP2p(const std::vector<P2pOp>& ops, const char* apiName) {
     }
   }
   Status s = exec_->waitAll(ptrs.data(), k);
+  for (auto& t : transports_) t->releaseCallerMemory();  // the caller may free its buffers now
   if (!s.isOk()) return fail(s.withContext(apiName));
   return Status::ok();
 }
