@@ -80,6 +80,7 @@ struct trellisComm {
  private:
   trellisComm() = default;
   trellis::Status fail(const trellis::Status& s);
+  trellis::Status makeTuner(const std::vector<uint64_t>& hosts, const std::vector<int32_t>& cores, bool intraTcp);
   void progressLoop();
 
   uint64_t magic_ = kMagic;

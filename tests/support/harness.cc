@@ -33,6 +33,7 @@ const char* wireName(Wire w) {
     case Wire::kMixed: return "mixed";
     case Wire::kUcxTcp: return "ucx_tcp";
     case Wire::kUcxSm: return "ucx_sm";
+    case Wire::kVerbs: return "verbs";
   }
   return "?";
 }
@@ -161,7 +162,10 @@ std::string runRanks(int nranks, RankMode mode, const RankBody& body, double tim
 std::string runRanksOver(Wire wire, int nranks, RankMode mode, const RankBody& body, double timeoutS) {
   gWire = wire;
   const bool ucx = wire == Wire::kUcxTcp || wire == Wire::kUcxSm;
-  Status s = findParam("TRELLIS_TRANSPORT")->setOverride(wire == Wire::kTcp ? "tcp" : ucx ? "ucx" : "auto");
+  Status s = findParam("TRELLIS_TRANSPORT")->setOverride(wire == Wire::kTcp     ? "tcp"
+                                                        : wire == Wire::kVerbs ? "verbs"
+                                                        : ucx                  ? "ucx"
+                                                                               : "auto");
   if (s.isOk() && ucx) s = findParam("TRELLIS_UCX_TLS")->setOverride(wire == Wire::kUcxTcp ? "tcp" : "sm");
   if (!s.isOk()) return s.message();
   std::string r = runRanks(nranks, mode, body, timeoutS);

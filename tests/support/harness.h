@@ -26,8 +26,9 @@ void setBeforeInitHook(std::function<void(int rank)> hook);
 
 /// How ranks reach each other: shared memory on one host, TCP only, or two emulated hosts (the
 /// first half of the ranks on one, the rest on the other: shm inside each, TCP across); or every
-/// pair over the UCX transport restricted to UCX's tcp, or to its shared-memory transports.
-enum class Wire { kShm, kTcp, kMixed, kUcxTcp, kUcxSm };
+/// pair over the UCX transport restricted to UCX's tcp, or to its shared-memory transports; or RDMA
+/// verbs between every pair (TRELLIS_TRANSPORT=verbs: needs an RDMA device, see tests/rdma).
+enum class Wire { kShm, kTcp, kMixed, kUcxTcp, kUcxSm, kVerbs };
 const char* wireName(Wire w);
 /// As runRanks, with the transports forced as `wire` says.
 std::string runRanksOver(Wire wire, int nranks, RankMode mode, const RankBody& body, double timeoutS = 300);
