@@ -54,6 +54,11 @@ trellisNcclNetStats_t stats(void* lib) {
   return s;
 }
 
+/// The backend of a test transport name ("ucx_tcp" is the ucx backend on UCX's TCP transport).
+std::string backendOf(const std::string& transport) {
+  return transport.rfind("ucx", 0) == 0 ? "ucx" : transport;
+}
+
 /// One rank's view of the plugin: loaded, initialised, device 0's properties read.
 struct Rank {
   void* lib = nullptr;
@@ -63,7 +68,9 @@ struct Rank {
   Props props;
 
   bool open(int version, const std::string& transport) {
-    setenv("TRELLIS_NCCL_NET_TRANSPORT", transport.c_str(), 1);  // read when the plugin initialises
+    // Read when the plugin initialises.
+    setenv("TRELLIS_NCCL_NET_TRANSPORT", backendOf(transport).c_str(), 1);
+    if (transport == "ucx_tcp") setenv("TRELLIS_UCX_TLS", "tcp", 1);
     lib = openPlugin();
     if (lib == nullptr) return false;
     std::string why;
@@ -207,10 +214,11 @@ struct Buffers {
 };
 
 // Every case runs for each ABI version and each backend built into the plugin (the verbs backend
-// joins this list when it exists). UCX runs with its default transports (shared memory here).
+// joins this list when it exists): tcp; ucx with its default transports (shared memory between
+// these processes); ucx_tcp, UCX restricted to its TCP transport (TRELLIS_UCX_TLS=tcp).
 using Case = std::tuple<int, std::string>;
 class NetTest : public ::testing::TestWithParam<Case> {};
-const std::vector<std::string> kTransports = {"tcp", "ucx"};
+const std::vector<std::string> kTransports = {"tcp", "ucx", "ucx_tcp"};
 
 std::string caseName(const ::testing::TestParamInfo<Case>& info) {
   return "v" + std::to_string(std::get<0>(info.param)) + "_" + std::get<1>(info.param);
@@ -259,9 +267,10 @@ TEST_P(NetTest, InitDevicesProperties) {
     // The logger got an INFO line with NCCL's NET flag naming the backend.
     bool found = false;
     for (const LogLine& l : logLines())
-      found = found || (l.level == abi::kLogInfo && (l.flags & abi::kFlagNet) &&
-                        l.text.find("using the " + tr + " backend") != std::string::npos);
-    EXPECT_TRUE(found) << "no INFO/NET line 'using the " << tr << " backend'";
+      found =
+          found || (l.level == abi::kLogInfo && (l.flags & abi::kFlagNet) &&
+                    l.text.find("using the " + backendOf(tr) + " backend") != std::string::npos);
+    EXPECT_TRUE(found) << "no INFO/NET line 'using the " << backendOf(tr) << " backend'";
     r.close();
   });
 }
@@ -300,7 +309,7 @@ TEST_P(NetTest, InitFailsClearlyWhenNothingIsUsable) {
   const int v = std::get<0>(GetParam());
   const std::string tr = std::get<1>(GetParam());
   runOne([v, tr] {
-    setenv("TRELLIS_NCCL_NET_TRANSPORT", tr.c_str(), 1);
+    setenv("TRELLIS_NCCL_NET_TRANSPORT", backendOf(tr).c_str(), 1);
     setenv("TRELLIS_SOCKET_IFNAME", "=no-such-if0", 1);
     void* lib = openPlugin();
     ASSERT_NE(lib, nullptr);
@@ -568,7 +577,7 @@ TEST_P(NetTest, SendLargerThanReceiveIsAnError) {
 TEST_P(NetTest, SendWithUnknownTagIsAnError) {
   const int v = std::get<0>(GetParam());
   const std::string tr = std::get<1>(GetParam());
-  if (tr == "ucx")
+  if (backendOf(tr) == "ucx")
     GTEST_SKIP() << "UCX tag matching cannot tell a send with a wrong tag from one whose receive "
                     "comes later";
   runTwo([v, tr](int rank, std::vector<Channel>& ch) {
