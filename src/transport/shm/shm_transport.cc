@@ -239,8 +239,11 @@ struct ShmTransport::Impl {
         r.got = r.total;
         pr.in->cmaDone.fetch_add(1, std::memory_order_release);
       } else {
-        if (h->len > payloadMax() || h->offset + h->len > r.total)
-          return fail(remoteError("rank %d: malformed shm slot from rank %d", rank, p));
+        // offset > total first: offset + len could wrap around.
+        if (h->len > payloadMax() || h->offset > r.total || h->len > r.total - h->offset)
+          return fail(remoteError("rank %d: malformed shm slot from rank %d: %u bytes at offset %lu of a %lu-byte "
+                                  "message", rank, p, h->len, static_cast<unsigned long>(h->offset),
+                                  static_cast<unsigned long>(r.total)));
         if (h->len) std::memcpy(r.buf + h->offset, slot + sizeof(SlotHeader), h->len);
         r.got += h->len;
       }
