@@ -208,6 +208,13 @@ struct ShmTransport::Impl {
       iovec local{dst + done, bytes - done};
       iovec remote{reinterpret_cast<void*>(addr + done), bytes - done};
       ssize_t n = process_vm_readv(pid, &local, 1, &remote, 1, 0);
+      if (n <= 0 && errno == ESRCH)  // the peer died: its fault, not ours
+        return remoteError("pid %d exited or was killed (process_vm_readv of %zu bytes: %s)", pid, bytes - done,
+                           strerror(errno));
+      if (n <= 0 && errno == EFAULT)  // the peer unmapped the buffer: it left the operation (failed or exiting)
+        return remoteError("pid %d no longer has the %zu bytes at 0x%lx mapped: it left the operation (failed, "
+                           "aborted or exiting) (process_vm_readv: %s)", pid, bytes - done,
+                           static_cast<unsigned long>(addr + done), strerror(errno));
       if (n <= 0) return systemError(errno, "process_vm_readv of %zu bytes from pid %d", bytes - done, pid);
       done += static_cast<size_t>(n);
     }
