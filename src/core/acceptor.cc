@@ -13,7 +13,11 @@ namespace trellis::net {
 
 GreetingAcceptor::GreetingAcceptor(int listenFd, size_t greetingBytes, double graceS, std::string what,
                                    size_t maxPending)
-    : listenFd_(listenFd), greetingBytes_(greetingBytes), graceS_(graceS), what_(std::move(what)),
+    : GreetingAcceptor(std::vector<int>{listenFd}, greetingBytes, graceS, std::move(what), maxPending) {}
+
+GreetingAcceptor::GreetingAcceptor(std::vector<int> listenFds, size_t greetingBytes, double graceS,
+                                   std::string what, size_t maxPending)
+    : listenFds_(std::move(listenFds)), greetingBytes_(greetingBytes), graceS_(graceS), what_(std::move(what)),
       maxPending_(std::max<size_t>(maxPending, 1)) {}
 
 void GreetingAcceptor::drop(Pending& p, const char* why) {
@@ -22,11 +26,11 @@ void GreetingAcceptor::drop(Pending& p, const char* why) {
   p.sock.close();
 }
 
-void GreetingAcceptor::acceptAll() {
+void GreetingAcceptor::acceptAll(int listenFd) {
   for (;;) {
     SockAddr from;
     from.len = sizeof from.storage;
-    int fd = ::accept4(listenFd_, reinterpret_cast<sockaddr*>(&from.storage), &from.len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    int fd = ::accept4(listenFd, reinterpret_cast<sockaddr*>(&from.storage), &from.len, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       if (errno == EINTR || errno == ECONNABORTED) continue;
       if (errno != EAGAIN && errno != EWOULDBLOCK)
@@ -72,7 +76,7 @@ Result<GreetingAcceptor::Arrival> GreetingAcceptor::next(Deadline deadline, cons
     }
     if (now >= deadline) return timeoutError("%s: accept timed out", what_.c_str());
     fds.clear();
-    fds.push_back({listenFd_, POLLIN, 0});
+    for (int l : listenFds_) fds.push_back({l, POLLIN, 0});
     for (auto& p : pending_) fds.push_back({p.sock.fd(), POLLIN, 0});
     int ms = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(wake - now).count()) + 1;
     int rc = ::poll(fds.data(), fds.size(), ms);
@@ -81,11 +85,11 @@ Result<GreetingAcceptor::Arrival> GreetingAcceptor::next(Deadline deadline, cons
       return systemError(errno, "%s: poll", what_.c_str());
     }
     if (rc == 0) continue;
-    // Read from the connections polled (fds[1..] match pending_ until it changes below).
-    size_t n = pending_.size();
+    // Read from the connections polled (fds[L..] match pending_ until it changes below).
+    const size_t L = listenFds_.size(), n = pending_.size();
     std::vector<bool> gone(n, false);
     for (size_t i = 0; i < n; ++i) {
-      if (fds[i + 1].revents == 0) continue;
+      if (fds[L + i].revents == 0) continue;
       Pending& p = pending_[i];
       while (p.got < greetingBytes_) {
         ssize_t r = ::recv(p.sock.fd(), p.buf.data() + p.got, greetingBytes_ - p.got, 0);
@@ -102,7 +106,8 @@ Result<GreetingAcceptor::Arrival> GreetingAcceptor::next(Deadline deadline, cons
     }
     for (size_t i = n; i-- > 0;)
       if (gone[i]) pending_.erase(pending_.begin() + static_cast<long>(i));
-    if (fds[0].revents != 0) acceptAll();
+    for (size_t l = 0; l < L; ++l)
+      if (fds[l].revents != 0) acceptAll(listenFds_[l]);
   }
 }
 

@@ -20,6 +20,9 @@ class GreetingAcceptor {
   /// 10.0.0.1:5000"). At most `maxPending` connections wait for their greeting at once (the oldest
   /// is dropped to make room).
   GreetingAcceptor(int listenFd, size_t greetingBytes, double graceS, std::string what, size_t maxPending = 256);
+  /// The same over several listeners (one per NIC), served alike.
+  GreetingAcceptor(std::vector<int> listenFds, size_t greetingBytes, double graceS, std::string what,
+                   size_t maxPending = 256);
 
   struct Arrival {
     Socket sock;
@@ -39,10 +42,10 @@ class GreetingAcceptor {
     size_t got = 0;
     Deadline expires;
   };
-  void acceptAll();
+  void acceptAll(int listenFd);
   void drop(Pending& p, const char* why);
 
-  int listenFd_;
+  std::vector<int> listenFds_;
   size_t greetingBytes_;
   double graceS_;
   std::string what_;

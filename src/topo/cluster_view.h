@@ -51,6 +51,11 @@ struct LocalTopology {
 
 /// Rails and GPU pairing of `s` (topo::computeRails); `host` defaults to s.hostname.
 LocalTopology summarize(const System& s);
+/// This node as detected: `file` when given, else TRELLIS_TOPO_FILE, else detection of this machine;
+/// plus leaf switches when TRELLIS_FABRIC_FILE names the fabric (ibnetdiscover output or a cluster
+/// file) and lists this host. A topology or fabric file that cannot be read is an error; failed
+/// detection gives an unknown topology with a note saying why.
+Result<LocalTopology> detectLocalTopology(const std::string& file = "");
 /// Adds leaf switches from a fabric placement of this host: NIC r is matched by HCA name, else by
 /// HCA index == r.
 void addPlacement(LocalTopology* t, const fabric::HostPlacement& p);

@@ -138,7 +138,9 @@ mkdir -p "$out"; out=$(realpath "$out")
 case "$out" in /tmp/*|/dev/*|/proc/*|/sys/*) echo "qemu_guest.sh: --out $out is hidden in the guest (tmpfs/proc there)" >&2; exit 2 ;; esac
 case "$script" in /tmp/*) echo "qemu_guest.sh: $script is under /tmp, which is a tmpfs in the guest" >&2; exit 2 ;; esac
 rm -f "$out/guest.rc"
-case "$out$script$*" in *[\ ,]*) echo "qemu_guest.sh: paths and arguments must not contain spaces or commas" >&2; exit 2 ;; esac
+for a in "$out" "$script" "$@"; do
+  case "$a" in *[[:space:],]*) echo "qemu_guest.sh: '$a': paths and arguments must not contain blanks or commas" >&2; exit 2 ;; esac
+done
 args=$(IFS=,; echo "$*")
 budget=$((timeout_s - 30))
 [ "$budget" -gt 10 ] || budget=10

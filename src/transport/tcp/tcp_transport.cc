@@ -6,6 +6,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <deque>
@@ -330,6 +331,46 @@ struct TcpTransport::Impl {
 TcpTransport::TcpTransport(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 TcpTransport::~TcpTransport() = default;
 
+namespace {
+constexpr int kMaxNics = 8;
+
+// Every rank's listening addresses, all-gathered (fixed size).
+struct NicAddrs {
+  int32_t count;
+  int32_t bound;  // 1: sockets opened by this rank are bound to its NIC addresses
+  int32_t rails[kMaxNics];
+  net::WireAddr addrs[kMaxNics];
+};
+
+struct LocalNic {
+  std::string ifname;
+  int rail = -1;
+  net::SockAddr addr;  // port 0
+};
+
+// Addresses of this rank's NICs, of the bootstrap's family and allowed by TRELLIS_SOCKET_IFNAME.
+std::vector<LocalNic> resolveNics(const std::vector<TcpNic>& nics, int family, int rank) {
+  std::vector<LocalNic> out;
+  if (nics.empty()) return out;
+  auto all = net::findInterfaces();
+  for (const TcpNic& n : nics) {
+    bool found = false;
+    if (all)
+      for (const net::Interface& i : all.value())
+        if (i.name == n.ifname && i.addr.family() == family) {
+          if (static_cast<int>(out.size()) < kMaxNics) out.push_back({n.ifname, n.rail, i.addr});
+          found = true;
+          break;
+        }
+    if (!found)
+      TRELLIS_INFO(kNet, "rank %d: NIC interface %s (rail %d) has no usable address (down, excluded by "
+                   "TRELLIS_SOCKET_IFNAME, or no address of the bootstrap's family): not used for TCP",
+                   rank, n.ifname.c_str(), n.rail);
+  }
+  return out;
+}
+}  // namespace
+
 Result<std::unique_ptr<TcpTransport>> TcpTransport::create(Bootstrap& bs, const std::vector<int>& peerList,
                                                            const TcpOptions& opt, const std::atomic<bool>* abort) {
   auto impl = std::make_unique<Impl>();
@@ -337,19 +378,48 @@ Result<std::unique_ptr<TcpTransport>> TcpTransport::create(Bootstrap& bs, const 
   impl->nranks = bs.nranks();
   impl->opt = opt;
   impl->peers.resize(bs.nranks());
-  net::SockAddr want = bs.listenAddr();
-  want.setPort(0);
-  net::SockAddr bound;
-  TRELLIS_ASSIGN_OR_RETURN(net::Socket listen, net::listenOn(want, &bound));
-  std::vector<net::WireAddr> addrs(bs.nranks());
-  addrs[bs.rank()] = net::toWire(bound);
-  TRELLIS_TRY_CTX(bs.allGather(addrs.data(), sizeof(net::WireAddr)), "exchanging TCP listen addresses");
+  std::vector<LocalNic> nics = resolveNics(opt.nics, bs.listenAddr().family(), bs.rank());
+  const bool bindSource = !nics.empty();
+  if (nics.empty()) {
+    net::SockAddr a = bs.listenAddr();
+    a.setPort(0);
+    nics.push_back({"bootstrap interface", -1, a});
+  }
+  std::vector<net::Socket> listeners;
+  std::vector<int> listenFds;
+  NicAddrs mine{};
+  mine.count = static_cast<int32_t>(nics.size());
+  mine.bound = bindSource ? 1 : 0;
+  std::string where;
+  for (size_t k = 0; k < nics.size(); ++k) {
+    net::SockAddr bound;
+    auto l = net::listenOn(nics[k].addr, &bound);
+    if (!l) return l.status().withContext(formatString("rank %d: tcp listen on %s", bs.rank(), nics[k].ifname.c_str()));
+    listenFds.push_back(l->fd());
+    listeners.push_back(std::move(l.value()));
+    mine.rails[k] = nics[k].rail;
+    mine.addrs[k] = net::toWire(bound);
+    where += formatString("%s%s %s (rail %d)", k ? ", " : "", nics[k].ifname.c_str(), bound.toString().c_str(),
+                          nics[k].rail);
+  }
+  std::vector<NicAddrs> all(bs.nranks());
+  all[bs.rank()] = mine;
+  TRELLIS_TRY_CTX(bs.allGather(all.data(), sizeof(NicAddrs)), "exchanging TCP listen addresses");
   std::vector<bool> want_peer(bs.nranks(), false);
   for (int p : peerList)
     if (p != bs.rank()) want_peer[p] = true;
+  // Sockets per pair: enough for every NIC of either side (the same number on both sides).
+  std::vector<int> nsock(bs.nranks(), 0);
+  for (int p = 0; p < bs.nranks(); ++p) {
+    if (!want_peer[p]) continue;
+    if (all[p].count < 1 || all[p].count > kMaxNics)
+      return remoteError("rank %d: rank %d sent %d TCP listen addresses (1..%d)", bs.rank(), p, all[p].count, kMaxNics);
+    nsock[p] = std::max({opt.socketsPerPeer, static_cast<int>(all[p].count), mine.count});
+  }
   net::Deadline deadline = net::deadlineIn(opt.timeoutS);
   int expectAccepts = 0;
-  std::vector<std::vector<int>> slots(bs.nranks(), std::vector<int>(opt.socketsPerPeer, -1));
+  std::vector<std::vector<int>> slots(bs.nranks());
+  for (int p = 0; p < bs.nranks(); ++p) slots[p].assign(nsock[p], -1);
   auto addSock = [&](int fd, int peer, int index) {
     Sock s;
     s.fd = fd;
@@ -362,24 +432,37 @@ Result<std::unique_ptr<TcpTransport>> TcpTransport::create(Bootstrap& bs, const 
   // so all connects finish before anyone accepts and there is no ordering deadlock.
   for (int p = 0; p < bs.nranks(); ++p) {
     if (!want_peer[p]) continue;
-    TRELLIS_ASSIGN_OR_RETURN(net::SockAddr paddr, net::fromWire(addrs[p]));
-    impl->peers[p].addr = paddr.toString();
+    const NicAddrs& theirs = all[p];
+    std::vector<net::SockAddr> paddrs;
+    for (int k = 0; k < theirs.count; ++k) {
+      TRELLIS_ASSIGN_OR_RETURN(net::SockAddr a, net::fromWire(theirs.addrs[k]));
+      impl->peers[p].addr += (k ? "," : "") + a.toString();
+      paddrs.push_back(a);
+    }
     if (p < bs.rank()) {
-      expectAccepts += opt.socketsPerPeer;
+      expectAccepts += nsock[p];
       continue;
     }
-    for (int i = 0; i < opt.socketsPerPeer; ++i) {
-      auto sock = net::connectTo(paddr, deadline, abort);
-      if (!sock) return sock.status().withContext(formatString("rank %d: tcp connect to rank %d", bs.rank(), p));
+    for (int i = 0; i < nsock[p]; ++i) {
+      // My NIC i mod mine; the peer's address on the same rail (spread over several), else i mod theirs.
+      const int a = i % mine.count;
+      std::vector<int> same;
+      for (int k = 0; k < theirs.count; ++k)
+        if (nics[a].rail >= 0 && theirs.rails[k] == nics[a].rail) same.push_back(k);
+      const int b = same.empty() ? i % theirs.count : same[(i / mine.count) % same.size()];
+      auto sock = net::connectTo(paddrs[b], deadline, abort, bindSource ? &nics[a].addr : nullptr);
+      if (!sock)
+        return sock.status().withContext(formatString("rank %d: tcp connect from %s to rank %d", bs.rank(),
+                                                      nics[a].ifname.c_str(), p));
       Hello h{kHelloMagic, bs.rank(), i, 0, {}};
       std::memcpy(h.secret, bs.secret(), sizeof h.secret);
       TRELLIS_TRY_CTX(net::sendAll(sock->fd(), &h, sizeof h, deadline, abort),
-                      formatString("rank %d: tcp hello to rank %d (%s)", bs.rank(), p, paddr.toString().c_str()));
+                      formatString("rank %d: tcp hello to rank %d (%s)", bs.rank(), p, paddrs[b].toString().c_str()));
       addSock(sock->release(), p, i);
     }
   }
-  net::GreetingAcceptor acceptor(listen.fd(), sizeof(Hello), 5.0,
-                                 formatString("rank %d: tcp listener %s", bs.rank(), bound.toString().c_str()));
+  net::GreetingAcceptor acceptor(listenFds, sizeof(Hello), 5.0, formatString("rank %d: tcp listener %s", bs.rank(),
+                                                                              where.c_str()));
   while (expectAccepts > 0) {
     auto got = acceptor.next(deadline, abort);
     if (!got)
@@ -393,20 +476,20 @@ Result<std::unique_ptr<TcpTransport>> TcpTransport::create(Bootstrap& bs, const 
       continue;
     }
     if (h.from < 0 || h.from >= bs.rank() || !want_peer[h.from] || h.socketIndex < 0 ||
-        h.socketIndex >= opt.socketsPerPeer || slots[h.from][h.socketIndex] >= 0) {
+        h.socketIndex >= nsock[h.from] || slots[h.from][h.socketIndex] >= 0) {
       TRELLIS_WARN(kNet, "rank %d: dropped a tcp connection from %s: hello from rank %d socket %d is not one "
-                   "expected (%d sockets per peer, lower ranks only, once each)", bs.rank(),
-                   got->from.toString().c_str(), h.from, h.socketIndex, opt.socketsPerPeer);
+                   "expected (lower ranks only, each socket once)", bs.rank(), got->from.toString().c_str(), h.from,
+                   h.socketIndex);
       continue;
     }
     addSock(got->sock.release(), h.from, h.socketIndex);
     --expectAccepts;
   }
   for (int p = 0; p < bs.nranks(); ++p)
-    for (int i = 0; i < (want_peer[p] ? opt.socketsPerPeer : 0); ++i) impl->peers[p].socks.push_back(slots[p][i]);
+    for (int i = 0; i < nsock[p]; ++i) impl->peers[p].socks.push_back(slots[p][i]);
   TRELLIS_TRY(impl->startPolling());
-  TRELLIS_INFO(kNet, "rank %d: tcp transport up: %zu peers x %d sockets, chunk %zu bytes", bs.rank(),
-               peerList.size(), opt.socketsPerPeer, opt.chunkBytes);
+  TRELLIS_INFO(kNet, "rank %d: tcp transport up: %zu peers, chunk %zu bytes, listening on %s%s", bs.rank(),
+               peerList.size(), opt.chunkBytes, where.c_str(), bindSource ? ", sockets bound to these NICs" : "");
   return std::unique_ptr<TcpTransport>(new TcpTransport(std::move(impl)));
 }
 

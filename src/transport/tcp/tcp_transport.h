@@ -5,9 +5,18 @@
 // not posted yet is left in the kernel (the socket is paused), so TCP flow control, not memory,
 // absorbs early senders. With TRELLIS_CHECKSUM=1 each chunk carries the CRC32C of its payload and
 // the receiver reports a mismatch with the peer and the chunk's byte offset.
+//
+// NICs: a rank given its NICs (TcpOptions::nics, from the topology) listens on each one's address
+// and binds the sockets it opens to them, so its traffic leaves through its own NICs (with the
+// per-NIC source routing multi-rail hosts are configured with). A pair of ranks opens
+// max(socketsPerPeer, NICs of either side) sockets; socket i uses the connecting rank's NIC
+// i mod its count and the peer's address on the same rail when it has one, so chunks striped
+// round-robin over the sockets are striped over the NICs. Without NICs the bootstrap's
+// interface (TRELLIS_SOCKET_IFNAME) is used and sockets are not bound.
 #pragma once
 
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "core/bootstrap.h"
@@ -15,11 +24,20 @@
 
 namespace trellis::transport {
 
+/// One NIC of this rank: its kernel interface and its rail (-1 unknown).
+struct TcpNic {
+  std::string ifname;
+  int rail = -1;
+};
+
 struct TcpOptions {
   int socketsPerPeer = 2;
   size_t chunkBytes = 512 * 1024;
   double timeoutS = 60;
   bool checksum = false;  // CRC32C per chunk (TRELLIS_CHECKSUM)
+  /// This rank's NICs; interfaces without an address of the bootstrap's family, or excluded by
+  /// TRELLIS_SOCKET_IFNAME, are skipped. Empty (or none usable): the bootstrap's interface.
+  std::vector<TcpNic> nics;
 };
 
 /// Reads TRELLIS_SOCKETS_PER_PEER, TRELLIS_TCP_CHUNK_BYTES and TRELLIS_CHECKSUM.
