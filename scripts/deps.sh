@@ -11,6 +11,7 @@ PKGS=(
   libopenmpi-dev openmpi-bin libgloo-dev              # peers for trellis-bench --impl mpi|gloo
   iproute2 procps                                     # namespaces for the emulated cluster, ps
   python3-jsonschema                                  # validates trellis-topo JSON against the schema in tests
+  qemu-system-x86 busybox-static cpio kmod ibverbs-utils perftest  # tests/rdma: Soft-RoCE in a qemu guest
 )
 # Optional: PyTorch for the torch.distributed backend (python/) and its tests: about 170 packages,
 # ~840 MB installed, 1-2 minutes. A failed install is only a warning (those tests then skip, saying

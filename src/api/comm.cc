@@ -9,10 +9,12 @@
 #include <set>
 
 #include "algos/kernels/reduce.h"
+#include "api/call_check.h"
 #include "core/log.h"
 #include "core/params.h"
 #include "transport/shm/shm_transport.h"
 #include "transport/tcp/tcp_transport.h"
+#include "transport/ucx/ucx_transport.h"
 
 using namespace trellis;  // NOLINT: this file implements the global-namespace trellisComm
 using trellis::transport::Request;
@@ -32,16 +34,24 @@ static Param<int64_t> kYield("TRELLIS_YIELD_ITERS", 200,
                              "when ranks outnumber cores: polls separated by sched_yield before a waiting rank "
                              "sleeps in the kernel");
 static Param<std::string> kTransport("TRELLIS_TRANSPORT", "auto",
-                                     "auto (shm between ranks of one host, tcp otherwise) or tcp (everything "
-                                     "over TCP)");
+                                     "auto (shm between ranks of one host, tcp otherwise), tcp (everything "
+                                     "over TCP) or ucx (everything over UCX; TRELLIS_UCX_TLS / UCX_TLS pick "
+                                     "UCX's wires)");
 static Param<bool> kShmDisable("TRELLIS_SHM_DISABLE", false, "never use shared memory (same as TRELLIS_TRANSPORT=tcp)");
 static Param<std::string> kHostId("TRELLIS_HOST_ID", "",
                                   "override of this rank's host identity (default: boot id + host name); ranks "
                                   "with equal ids are on one host");
 
+static Param<bool> kTopoAware("TRELLIS_TOPO_AWARE", true,
+                              "use the topology: the cluster view (node, rail, leaf of every rank) for algorithm "
+                              "choice and each rank's own NICs for TCP; 0 is the topology-blind baseline (flat "
+                              "algorithms, TCP on the interface TRELLIS_SOCKET_IFNAME selects)");
+
 namespace testing {
 thread_local std::string tlsHostId;
+thread_local std::string tlsTopoFile;
 void setThreadHostId(const std::string& id) { tlsHostId = id; }
+void setThreadTopoFile(const std::string& path) { tlsTopoFile = path; }
 }  // namespace testing
 
 // Boot id + host name: equal for processes of one machine (and its containers sharing the kernel
@@ -166,6 +176,7 @@ class trellisComm::CommExec final : public algos::Exec {
   int nranks() const override { return c_.nranks_; }
   size_t chunkBytes() const override { return chunk_; }
   bool canReadAllPeers() const override { return direct_; }
+  const topo::ClusterView* cluster() const override { return c_.topoAware_ ? c_.cluster_.get() : nullptr; }
   Status readPeer(int peer, uint64_t remote, void* local, size_t bytes) override {
     if (peer == c_.rank_) {
       std::memcpy(local, reinterpret_cast<const void*>(remote), bytes);
@@ -265,15 +276,48 @@ Result<trellisComm*> trellisComm::create(const UniqueIdData& id, int nranks, int
   c->options_ = options;
   setLogRank(rank);
   TRELLIS_TRY(c->bootstrap_.init(id, rank, nranks, options.bootstrapTimeoutS, &c->aborted_));
-  // Who shares this host: ranks with the same host identity.
-  std::vector<uint64_t> hosts(nranks);
-  hosts[rank] = hostIdentity();
-  TRELLIS_TRY_CTX(c->bootstrap_.allGather(hosts.data(), sizeof(uint64_t)), "exchanging host identities");
-  for (int r = 0; r < nranks; ++r) {
-    if (hosts[r] != hosts[rank]) continue;
-    if (r < rank) ++c->localRank_;
-    ++c->localSize_;
+  // Who shares this host (ranks with the same host identity) and what each node looks like: one
+  // fixed-size digest per rank. A rank that cannot read its topology still takes part in the
+  // exchange, flagged, so every rank fails at once instead of waiting for it.
+  c->topoAware_ = kTopoAware.get();
+  topo::LocalTopology local;
+  Status topoStatus = Status::ok();
+  if (c->topoAware_) {
+    Result<topo::LocalTopology> lt = topo::detectLocalTopology(testing::tlsTopoFile);
+    if (lt) local = std::move(lt.value());
+    else topoStatus = lt.status().withContext(formatString("rank %d", rank));
   }
+  // The same exchange carries the settings every rank must agree on (TRELLIS_CHECK changes what
+  // goes on the wire).
+  constexpr uint16_t kDigestFailed = 2, kDigestCheck = 4;
+  c->check_ = callCheckEnabled();
+  std::vector<topo::RankDigest> digests(nranks);
+  digests[rank] = topo::toDigest(hostIdentity(), local);
+  if (!topoStatus.isOk()) digests[rank].flags |= kDigestFailed;
+  if (c->check_) digests[rank].flags |= kDigestCheck;
+  TRELLIS_TRY_CTX(c->bootstrap_.allGather(digests.data(), sizeof(topo::RankDigest)),
+                  "exchanging host identities and topology digests");
+  if (!topoStatus.isOk()) return topoStatus;
+  std::vector<uint64_t> hosts(nranks);
+  std::vector<topo::LocalTopology> locals(nranks);
+  for (int r = 0; r < nranks; ++r) {
+    if (digests[r].flags & kDigestFailed)
+      return invalidArgument("rank %d: rank %d could not read its topology (its own error says why)", rank, r);
+    const unsigned mine = c->check_ ? 1 : 0, theirs = (digests[r].flags & kDigestCheck) ? 1 : 0;
+    if (mine != theirs)
+      return invalidUsage("rank %d has TRELLIS_CHECK=%u but rank %d has TRELLIS_CHECK=%u: set it alike on every rank",
+                          rank, mine, r, theirs);
+    TRELLIS_ASSIGN_OR_RETURN(locals[r], topo::fromDigest(digests[r], r, &hosts[r]));
+  }
+  locals[rank] = local;  // keeps what stays local (interface names)
+  c->cluster_ = std::make_unique<topo::ClusterView>(topo::ClusterView::build(hosts, locals));
+  const topo::RankPlace& me = c->cluster_->ranks[rank];
+  c->localRank_ = me.localRank;
+  c->localSize_ = static_cast<int>(c->cluster_->nodes[me.node].ranks.size());
+  if (rank == 0)
+    for (const std::string& w : c->cluster_->warnings) TRELLIS_WARN(kTopo, "cluster view: %s", w.c_str());
+  if (rank == 0 && logEnabled(LogLevel::kDebug, Subsys::kTopo))
+    TRELLIS_DEBUG(kTopo, "cluster view:\n%s", c->cluster_->describe().c_str());
   const bool oversubscribed = c->localSize_ > usableCpus();
   if (oversubscribed)
     TRELLIS_INFO(kInit, "rank %d: %d ranks on this host share %d cores: waiting ranks sleep instead of spinning",
@@ -281,27 +325,40 @@ Result<trellisComm*> trellisComm::create(const UniqueIdData& id, int nranks, int
   TRELLIS_ASSIGN_OR_RETURN(tuner::Tuner t, tuner::Tuner::fromParams());
   c->tuner_ = std::make_unique<tuner::Tuner>(t);
   c->peerTransport_.assign(nranks, nullptr);
-  if (nranks > 1) {
-    std::string mode = kTransport.get();
-    if (mode != "auto" && mode != "tcp")
-      return invalidArgument("TRELLIS_TRANSPORT='%s' is not auto or tcp", mode.c_str());
+  const std::string mode = nranks > 1 ? kTransport.get() : "auto";
+  if (mode != "auto" && mode != "tcp" && mode != "ucx")
+    return invalidArgument("TRELLIS_TRANSPORT='%s' is not auto, tcp or ucx", mode.c_str());
+  if (nranks > 1 && mode == "ucx") {
+    // Every peer over UCX, which picks shared memory or a network per pair itself.
+    std::vector<int> peers;
+    for (int p = 0; p < nranks; ++p)
+      if (p != rank) peers.push_back(p);
+    transport::UcxOptions uopt = transport::ucxOptionsFromParams();
+    uopt.closeTimeoutS = std::min(uopt.closeTimeoutS, options.bootstrapTimeoutS);
+    TRELLIS_ASSIGN_OR_RETURN(auto ucx, transport::UcxTransport::create(c->bootstrap_, peers, uopt));
+    for (int p : peers) c->peerTransport_[p] = ucx.get();
+    c->transports_.push_back(std::move(ucx));
+  } else if (nranks > 1) {
     const bool useShm = mode == "auto" && !kShmDisable.get();
-    std::vector<int> local, remote;
+    std::vector<int> localPeers, remote;
     for (int p = 0; p < nranks; ++p) {
       if (p == rank) continue;
-      (useShm && hosts[p] == hosts[rank] ? local : remote).push_back(p);
+      (useShm && hosts[p] == hosts[rank] ? localPeers : remote).push_back(p);
     }
     // Both set-ups are collective over the bootstrap: every rank runs both, even with no peers.
     transport::ShmOptions sopt = transport::shmOptionsFromParams();
-    TRELLIS_ASSIGN_OR_RETURN(auto shm, transport::ShmTransport::create(c->bootstrap_, local, sopt));
+    TRELLIS_ASSIGN_OR_RETURN(auto shm, transport::ShmTransport::create(c->bootstrap_, localPeers, sopt));
     transport::TcpOptions topt = transport::tcpOptionsFromParams();
     if (options.socketsPerPeer > 0) topt.socketsPerPeer = options.socketsPerPeer;
     topt.timeoutS = options.bootstrapTimeoutS;
+    if (c->topoAware_)  // this rank's own NICs (striped when several); none usable: the bootstrap's
+      for (int rail : me.rails)
+        if (!local.netdevs[rail].empty()) topt.nics.push_back({local.netdevs[rail], rail});
     TRELLIS_ASSIGN_OR_RETURN(auto tcp, transport::TcpTransport::create(c->bootstrap_, remote, topt, &c->aborted_));
-    for (int p : local) c->peerTransport_[p] = shm.get();
-    if (!local.empty()) c->shm_ = shm.get();
+    for (int p : localPeers) c->peerTransport_[p] = shm.get();
+    if (!localPeers.empty()) c->shm_ = shm.get();
     for (int p : remote) c->peerTransport_[p] = tcp.get();
-    if (!local.empty()) c->transports_.push_back(std::move(shm));
+    if (!localPeers.empty()) c->transports_.push_back(std::move(shm));
     if (!remote.empty()) c->transports_.push_back(std::move(tcp));
   }
   c->exec_ = std::make_unique<CommExec>(*c, oversubscribed);
@@ -383,7 +440,16 @@ Status trellisComm::runCollective(const algos::CollArgs& args, const char* apiNa
     return Status(static_cast<Code>(asyncError_.load()),
                   formatString("%s: rank %d: the communicator failed earlier (%s); destroy or abort it", apiName,
                                rank_, firstError_.c_str()));
-  const algos::Algorithm* algo = tuner_->select(args, nranks_, exec_->canReadAllPeers());
+  if (check_) {
+    bool mismatch = false;
+    Status s = checkCollectiveCall(*exec_, args, collSeq_, &mismatch);
+    if (!s.isOk() && !mismatch) return fail(s.withContext(formatString("%s: rank %d", apiName, rank_)));
+    ++collSeq_;
+    // Every rank found the same mismatch before any data moved: the connections are in step and
+    // the communicator stays usable.
+    if (!s.isOk()) return s.withContext(formatString("%s: rank %d", apiName, rank_));
+  }
+  const algos::Algorithm* algo = tuner_->select(args, nranks_, exec_->canReadAllPeers(), exec_->cluster());
   if (algo == nullptr) return internalError("%s: no algorithm for %s", apiName, algos::collName(args.coll));
   TRELLIS_DEBUG(kColl, "%s count %zu %s %s root %d: %s", apiName, args.count, algos::dtypeName(args.dtype),
                 algos::opName(args.op), args.root, algo->name);

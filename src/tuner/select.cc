@@ -62,7 +62,8 @@ Result<Tuner> Tuner::fromParams() {
   return Tuner(o);
 }
 
-const algos::Algorithm* Tuner::select(const algos::CollArgs& args, int nranks, bool direct) const {
+const algos::Algorithm* Tuner::select(const algos::CollArgs& args, int nranks, bool direct,
+                                      const topo::ClusterView* cluster) const {
   using algos::Coll;
   if (const algos::Algorithm* forced = overrides_[static_cast<size_t>(args.coll)]) {
     if (!forced->needsDirect || direct) return forced;
@@ -72,7 +73,19 @@ const algos::Algorithm* Tuner::select(const algos::CollArgs& args, int nranks, b
   const size_t bytes = args.bytes();
   const char* name = nullptr;
   const bool useDirect = direct && nranks > 1 && bytes >= directMin_;
-  if (useDirect && args.coll != Coll::kReduce && args.coll != Coll::kAlltoAllv) name = "direct";
+  if (useDirect && args.coll != Coll::kAlltoAllv) name = "direct";
+  // Several nodes, some with several ranks: the topology-aware algorithms (simple rules; the cost
+  // model replaces them).
+  const bool multiNode = cluster != nullptr && cluster->nnodes() > 1 && cluster->maxLocal() > 1;
+  if (name == nullptr && multiNode) switch (args.coll) {
+    case Coll::kAllReduce:
+    case Coll::kReduceScatter:
+    case Coll::kAllGather:
+    case Coll::kBroadcast:
+    case Coll::kReduce: name = "hier"; break;
+    case Coll::kAlltoAll: name = "rail"; break;
+    default: break;
+  }
   if (name == nullptr) switch (args.coll) {
     case Coll::kAllReduce:
       if (bytes <= rdMax_) name = "rd";

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "algos/coll.h"
+#include "topo/cluster_view.h"
 
 namespace trellis::tuner {
 
@@ -23,8 +24,10 @@ class Tuner {
   /// Thresholds are read from the parameters once, here (not on every call).
   explicit Tuner(AlgoOverrides overrides);
   /// The algorithm for this call on `nranks` ranks; `direct` says whether every rank can read
-  /// every other's memory (all on one host with single copy allowed).
-  const algos::Algorithm* select(const algos::CollArgs& args, int nranks, bool direct = false) const;
+  /// every other's memory (all on one host with single copy allowed); `cluster` is the
+  /// communicator's cluster view (null: topology-blind).
+  const algos::Algorithm* select(const algos::CollArgs& args, int nranks, bool direct = false,
+                                 const topo::ClusterView* cluster = nullptr) const;
 
  private:
   AlgoOverrides overrides_{};
