@@ -146,7 +146,8 @@ def main():
     ap.add_argument("--batch", type=int, default=8, help="DDP batch per rank")
     ap.add_argument("--steps", type=int, default=5, help="DDP steps per block")
     args = ap.parse_args()
-    print(f"# torch {torch.__version__}, {args.ranks} ranks on {os.cpu_count()} CPUs, torch threads 1 per rank; "
+    print(f"# torch {torch.__version__}, {args.ranks} ranks on {os.cpu_count()} CPUs, torch threads 1 per rank, load average "
+          f"{os.getloadavg()[0]:.1f}; "
           f"{args.reps} interleaved repetitions per backend; median (min-max); time = slowest rank")
     res = harness.run(rank_main, args.ranks, 1800, args)[0]
     n = args.ranks
