@@ -311,6 +311,26 @@ bool broadcastDirect(Ctx& c, double* t, std::string*) {
   return true;
 }
 
+// algos/reduce/direct.cc: every rank reduces its block from every peer's input, a barrier, the root
+// reads the reduced blocks, then tells every rank it is done.
+bool reduceDirect(Ctx& c, double* t, std::string*) {
+  const double blk = c.S / c.n;
+  double sum = allPairs(c, 16);
+  for (int r = 0; r < c.n; ++r)
+    for (int q = 0; q < c.n; ++q)
+      if (q != r) {
+        c.e.readPeer(r, q, blk);
+        c.e.reduce(r, blk);
+      }
+  sum += take(c);
+  sum += allPairs(c, 0);
+  for (int q = 1; q < c.n; ++q) c.e.readPeer(0, q, blk);
+  sum += take(c);
+  for (int q = 1; q < c.n; ++q) c.e.flow(0, q, 0, 1);
+  *t = sum + take(c);
+  return true;
+}
+
 bool reduceBinomial(Ctx& c, double* t, std::string*) {
   *t = binomialReduce(c, all(c));
   return true;
@@ -406,6 +426,7 @@ const AlgoModel kModels[] = {
     {Coll::kBroadcast, "direct", broadcastDirect, {true, false, 1, true, false}},
     {Coll::kBroadcast, "hier", broadcastHier, {true, true, 1, false, true}},
     {Coll::kReduce, "binomial", reduceBinomial, {true, true, 1, false, false}},
+    {Coll::kReduce, "direct", reduceDirect, {true, false, 1, true, false}},
     {Coll::kReduce, "hier", reduceHier, {true, true, 1, false, true}},
     {Coll::kAllGather, "ring", allgatherRing, {true, false, 1, false, false}},
     {Coll::kAllGather, "direct", allgatherDirect, {true, false, 1, true, false}},
