@@ -63,12 +63,17 @@ const std::array<ConstantInfo, static_cast<size_t>(K::kCount)> kTable = {{
      "measured here)"},
     {K::kSwitchHopS, "net.switch_hop_s", 0.2e-6, "s",
      "one InfiniBand switch traversal, order of 100-200 ns port to port (vendor data sheets)"},
+    {K::kNicMsgS, "net.msg_s", 0.5e-6, "s",
+     "per message at each end: a proxy thread posts and completes RDMA work requests at 1-2 million per "
+     "second (an estimate of the order NCCL's proxy reaches; not measured here)"},
     {K::kNvlinkBps, "nvlink.bps", 360 * kGB, "B/s",
      "H100 SXM: 18 NVLink-4 links x 25 GB/s = 450 GB/s per direction (NVIDIA data sheet); 80% of it "
      "reached by a copy (an estimate)"},
     {K::kNvlinkLatencyS, "nvlink.latency_s", 2e-6, "s",
      "one small message GPU to GPU through NVSwitch including the kernel-side handshake (an estimate "
      "of the order NCCL's low-latency protocols reach)"},
+    {K::kNvlinkMsgS, "nvlink.msg_s", 0.2e-6, "s",
+     "per message at each end inside a node: a flag write and poll between GPU kernels (an estimate)"},
     {K::kGpuReduceBps, "gpu.reduce_bps", 1000 * kGB, "B/s",
      "H100 HBM3 3.35 TB/s over 2 reads + 1 write = ~1.1 TB/s of output (NVIDIA data sheet)"},
     {K::kGpuCopyBps, "gpu.copy_bps", 1500 * kGB, "B/s", "H100 HBM3 3.35 TB/s over read + write (data sheet)"},

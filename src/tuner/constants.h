@@ -36,9 +36,11 @@ enum class K : int {
   kNetPayloadShare, // share of a link's line rate that carries payload
   kNicLatencyS,     // NIC to NIC through one leaf switch, small message
   kSwitchHopS,      // each further switch hop (leaf -> spine -> leaf adds two)
+  kNicMsgS,         // per message at each end (posting / completing a work request)
   // GPU node (NVLink), the simulated clusters.
   kNvlinkBps,       // per GPU per direction into the NVLink/NVSwitch fabric
   kNvlinkLatencyS,  // one small message GPU to GPU
+  kNvlinkMsgS,      // per message at each end (a GPU-side handshake)
   kGpuReduceBps,    // reduction throughput of one GPU (output bytes)
   kGpuCopyBps,      // local device copy of one GPU
   kCount

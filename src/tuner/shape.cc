@@ -140,6 +140,7 @@ PathCost rdmaPath(const Constants& c) {
   PathCost p;
   p.latencyS = c[K::kNicLatencyS];
   p.bytesPerS = c[K::kNicBps];
+  p.cpuPerMsg = c[K::kNicMsgS];
   return p;
 }
 
@@ -147,6 +148,7 @@ PathCost nvlinkPath(const Constants& c) {
   PathCost p;
   p.latencyS = c[K::kNvlinkLatencyS];
   p.bytesPerS = c[K::kNvlinkBps];
+  p.cpuPerMsg = c[K::kNvlinkMsgS];
   return p;
 }
 
