@@ -62,7 +62,7 @@ for rep in $(seq 1 "$REPS"); do
       for pair in $ALGOS; do
         coll=${pair%%:*}; algo=${pair##*:}
         [ "$wire" = tcp ] && [ "$algo" = direct ] && continue  # needs shared memory
-        env=(TRELLIS_ALGO="$pair")
+        env=(TRELLIS_ALGO="$pair" TRELLIS_CHUNK_BYTES=262144)  # a fixed chunk: rows do not depend on the tuner
         [ "$wire" = tcp ] && env+=(TRELLIS_TRANSPORT=tcp)
         f="$raw/$wire.$n.$coll.$algo.r$rep.$(date +%s)"
         echo "tuner_accuracy.sh: rep $rep/$REPS $wire $n ranks $pair ($(( $(date +%s) - start )) s, load $(cut -d' ' -f1 /proc/loadavg))" >&2
@@ -84,7 +84,7 @@ for wire in $WIRES; do
     for pair in $ALGOS; do
       coll=${pair%%:*}; algo=${pair##*:}
       [ "$wire" = tcp ] && [ "$algo" = direct ] && continue
-      args=(--kind cpu --nodes 1 --ranks-per-node "$n" --cores "$CORES" --algo "$pair" --coll "$coll"
+      args=(--kind cpu --nodes 1 --ranks-per-node "$n" --cores "$CORES" --algo "$pair" --coll "$coll" --chunk 256K
             --sizes "$sizes_csv" --json)
       if [ "$wire" = tcp ]; then args+=(--intra tcp); else args+=(--direct); fi
       # shellcheck disable=SC2086
