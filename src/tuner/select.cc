@@ -297,7 +297,9 @@ Decision Tuner::select(const algos::CollArgs& args) {
                    x.channels > 1 ? formatString(" x%d channels", x.channels).c_str() : "", x.how,
                    usText(x.predictedS).c_str(), x.runnerUp ? "; runner-up " : "",
                    x.runnerUp ? x.runnerUp->name : "",
-                   x.runnerUp ? (" " + usText(x.runnerUpS)).c_str() : "");
+                   x.runnerUp ? ((x.runnerUpChunk ? " chunk " + humanSize(static_cast<double>(x.runnerUpChunk)) : "") +
+                                 " " + usText(x.runnerUpS)).c_str()
+                              : "");
     }
   } else if (logEnabled(LogLevel::kDebug, Subsys::kTuner)) {
     const Decision& x = it->second;
