@@ -11,6 +11,7 @@ Status allreduceRabenseifner(Exec& exec, const CollArgs& args);
 Status broadcastBinomial(Exec& exec, const CollArgs& args);
 Status broadcastScatterAllgather(Exec& exec, const CollArgs& args);
 Status reduceBinomial(Exec& exec, const CollArgs& args);
+Status reduceDirect(Exec& exec, const CollArgs& args);
 Status allgatherRing(Exec& exec, const CollArgs& args);
 Status reducescatterRing(Exec& exec, const CollArgs& args);
 Status alltoallPairwise(Exec& exec, const CollArgs& args);

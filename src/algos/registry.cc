@@ -64,6 +64,8 @@ const std::vector<Algorithm>& allAlgorithms() {
       {Coll::kAlltoAll, "direct", "one host: each rank copies its block from every peer directly",
        alltoallDirect, true},
       {Coll::kBroadcast, "direct", "one host: every rank copies the root's buffer directly", broadcastDirect, true},
+      {Coll::kReduce, "direct", "one host: each rank reduces its block reading every peer's input, "
+                                "then the root copies the reduced blocks", reduceDirect, true},
       {Coll::kAllReduce, "hier", "topology-aware: node-local reduce-scatter, per-rail allreduce among the ranks "
                                  "owning the same slice, node-local all-gather; 1/L of the data per NIC",
        allreduceHier},

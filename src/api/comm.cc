@@ -9,10 +9,12 @@
 #include <set>
 
 #include "algos/kernels/reduce.h"
+#include "api/call_check.h"
 #include "core/log.h"
 #include "core/params.h"
 #include "transport/shm/shm_transport.h"
 #include "transport/tcp/tcp_transport.h"
+#include "transport/ucx/ucx_transport.h"
 #include "tuner/calibrate.h"
 #include "tuner/shape_topo.h"
 
@@ -34,8 +36,9 @@ static Param<int64_t> kYield("TRELLIS_YIELD_ITERS", 200,
                              "when ranks outnumber cores: polls separated by sched_yield before a waiting rank "
                              "sleeps in the kernel");
 static Param<std::string> kTransport("TRELLIS_TRANSPORT", "auto",
-                                     "auto (shm between ranks of one host, tcp otherwise) or tcp (everything "
-                                     "over TCP)");
+                                     "auto (shm between ranks of one host, tcp otherwise), tcp (everything "
+                                     "over TCP) or ucx (everything over UCX; TRELLIS_UCX_TLS / UCX_TLS pick "
+                                     "UCX's wires)");
 static Param<bool> kShmDisable("TRELLIS_SHM_DISABLE", false, "never use shared memory (same as TRELLIS_TRANSPORT=tcp)");
 static Param<bool> kCalibrate("TRELLIS_TUNER_CALIBRATE", false,
                                "measure latency and bandwidth of each path kind at communicator creation (~10-50 "
@@ -296,10 +299,14 @@ Result<trellisComm*> trellisComm::create(const UniqueIdData& id, int nranks, int
     if (lt) local = std::move(lt.value());
     else topoStatus = lt.status().withContext(formatString("rank %d", rank));
   }
-  constexpr uint16_t kDigestFailed = 2;
+  // The same exchange carries the settings every rank must agree on (TRELLIS_CHECK changes what
+  // goes on the wire).
+  constexpr uint16_t kDigestFailed = 2, kDigestCheck = 4;
+  c->check_ = callCheckEnabled();
   std::vector<topo::RankDigest> digests(nranks);
   digests[rank] = topo::toDigest(hostIdentity(), local);
   if (!topoStatus.isOk()) digests[rank].flags |= kDigestFailed;
+  if (c->check_) digests[rank].flags |= kDigestCheck;
   TRELLIS_TRY_CTX(c->bootstrap_.allGather(digests.data(), sizeof(topo::RankDigest)),
                   "exchanging host identities and topology digests");
   if (!topoStatus.isOk()) return topoStatus;
@@ -308,6 +315,10 @@ Result<trellisComm*> trellisComm::create(const UniqueIdData& id, int nranks, int
   for (int r = 0; r < nranks; ++r) {
     if (digests[r].flags & kDigestFailed)
       return invalidArgument("rank %d: rank %d could not read its topology (its own error says why)", rank, r);
+    const unsigned mine = c->check_ ? 1 : 0, theirs = (digests[r].flags & kDigestCheck) ? 1 : 0;
+    if (mine != theirs)
+      return invalidUsage("rank %d has TRELLIS_CHECK=%u but rank %d has TRELLIS_CHECK=%u: set it alike on every rank",
+                          rank, mine, r, theirs);
     TRELLIS_ASSIGN_OR_RETURN(locals[r], topo::fromDigest(digests[r], r, &hosts[r]));
   }
   locals[rank] = local;  // keeps what stays local (interface names)
@@ -328,10 +339,20 @@ Result<trellisComm*> trellisComm::create(const UniqueIdData& id, int nranks, int
   TRELLIS_TRY_CTX(c->bootstrap_.allGather(cores.data(), sizeof(int32_t)), "exchanging core counts");
   bool intraTcp = false;
   c->peerTransport_.assign(nranks, nullptr);
-  if (nranks > 1) {
-    std::string mode = kTransport.get();
-    if (mode != "auto" && mode != "tcp")
-      return invalidArgument("TRELLIS_TRANSPORT='%s' is not auto or tcp", mode.c_str());
+  const std::string mode = nranks > 1 ? kTransport.get() : "auto";
+  if (mode != "auto" && mode != "tcp" && mode != "ucx")
+    return invalidArgument("TRELLIS_TRANSPORT='%s' is not auto, tcp or ucx", mode.c_str());
+  if (nranks > 1 && mode == "ucx") {
+    // Every peer over UCX, which picks shared memory or a network per pair itself.
+    std::vector<int> peers;
+    for (int p = 0; p < nranks; ++p)
+      if (p != rank) peers.push_back(p);
+    transport::UcxOptions uopt = transport::ucxOptionsFromParams();
+    uopt.closeTimeoutS = std::min(uopt.closeTimeoutS, options.bootstrapTimeoutS);
+    TRELLIS_ASSIGN_OR_RETURN(auto ucx, transport::UcxTransport::create(c->bootstrap_, peers, uopt));
+    for (int p : peers) c->peerTransport_[p] = ucx.get();
+    c->transports_.push_back(std::move(ucx));
+  } else if (nranks > 1) {
     const bool useShm = mode == "auto" && !kShmDisable.get();
     intraTcp = !useShm;
     std::vector<int> localPeers, remote;
@@ -467,6 +488,15 @@ Status trellisComm::runCollective(const algos::CollArgs& args, const char* apiNa
     return Status(static_cast<Code>(asyncError_.load()),
                   formatString("%s: rank %d: the communicator failed earlier (%s); destroy or abort it", apiName,
                                rank_, firstError_.c_str()));
+  if (check_) {
+    bool mismatch = false;
+    Status s = checkCollectiveCall(*exec_, args, collSeq_, &mismatch);
+    if (!s.isOk() && !mismatch) return fail(s.withContext(formatString("%s: rank %d", apiName, rank_)));
+    ++collSeq_;
+    // Every rank found the same mismatch before any data moved: the connections are in step and
+    // the communicator stays usable.
+    if (!s.isOk()) return s.withContext(formatString("%s: rank %d", apiName, rank_));
+  }
   const tuner::Decision d = tuner_->select(args);
   const algos::Algorithm* algo = d.algo;
   if (algo == nullptr) return internalError("%s: no algorithm for %s", apiName, algos::collName(args.coll));

@@ -100,6 +100,8 @@ struct trellisComm {
   std::unique_ptr<trellis::tuner::Tuner> tuner_;
   std::unique_ptr<CommExec> exec_;
   std::mutex execMu_;  // one operation at a time per communicator
+  bool check_ = false;     // TRELLIS_CHECK: compare every collective's arguments across ranks first
+  uint64_t collSeq_ = 0;  // collectives run so far (the check's sequence number)
   std::atomic<bool> aborted_{false};
   std::atomic<int> asyncError_{trellisSuccess};
   std::mutex errMu_;

@@ -20,9 +20,14 @@ using RankBody = std::function<std::string(trellisComm_t comm, int rank, int nra
 /// returns the failures joined ("" when every rank passed). Bounded by `timeoutS`.
 std::string runRanks(int nranks, RankMode mode, const RankBody& body, double timeoutS = 300);
 
+/// Called in each rank (its thread, or its forked process) just before trellisCommInitRank, for the
+/// runs that follow until reset with nullptr (tests that give ranks different settings).
+void setBeforeInitHook(std::function<void(int rank)> hook);
+
 /// How ranks reach each other: shared memory on one host, TCP only, or two emulated hosts (the
-/// first half of the ranks on one, the rest on the other: shm inside each, TCP across).
-enum class Wire { kShm, kTcp, kMixed };
+/// first half of the ranks on one, the rest on the other: shm inside each, TCP across); or every
+/// pair over the UCX transport restricted to UCX's tcp, or to its shared-memory transports.
+enum class Wire { kShm, kTcp, kMixed, kUcxTcp, kUcxSm };
 const char* wireName(Wire w);
 /// As runRanks, with the transports forced as `wire` says.
 std::string runRanksOver(Wire wire, int nranks, RankMode mode, const RankBody& body, double timeoutS = 300);

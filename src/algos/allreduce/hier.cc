@@ -20,7 +20,15 @@ namespace trellis::algos {
 
 namespace {
 constexpr size_t kInnerRdMaxBytes = 64 * 1024;
+constexpr size_t kInnerRabenseifnerMaxBytes = 1 << 20;
+
+Status innerAllreduce(Exec& sub, const CollArgs& args) {
+  const size_t bytes = args.count * dtypeSize(args.dtype);
+  if (bytes <= kInnerRdMaxBytes) return allreduceRecursiveDoubling(sub, args);
+  if (bytes <= kInnerRabenseifnerMaxBytes && sub.nranks() > 2) return allreduceRabenseifner(sub, args);
+  return allreduceRing(sub, args);
 }
+}  // namespace
 
 Status allreduceHier(Exec& exec, const CollArgs& args) {
   const Hierarchy h = makeHierarchy(exec);
@@ -51,7 +59,7 @@ Status allreduceHier(Exec& exec, const CollArgs& args) {
       inner.send = recv + b * es;
       inner.recv = recv + b * es;
       inner.count = cnt;
-      TRELLIS_TRY(cnt * es <= kInnerRdMaxBytes ? allreduceRecursiveDoubling(sub, inner) : allreduceRing(sub, inner));
+      TRELLIS_TRY(innerAllreduce(sub, inner));
     }
   }
   // (3) Node-local all-gather.

@@ -7,9 +7,14 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <deque>
+#include <memory>
+#include <vector>
 
+#include "core/acceptor.h"
+#include "core/crc32c.h"
 #include "core/log.h"
 #include "core/params.h"
 
@@ -19,6 +24,20 @@ static Param<int64_t> kSocketsPerPeer("TRELLIS_SOCKETS_PER_PEER", 2,
                                       "TCP sockets per peer; large messages are striped over them");
 static Param<int64_t> kChunkBytes("TRELLIS_TCP_CHUNK_BYTES", 512 * 1024,
                                   "bytes per TCP chunk when a message is striped over sockets");
+static Param<bool> kChecksum("TRELLIS_CHECKSUM", false,
+                             "CRC32C over every TCP chunk, checked by the receiver (reports the peer and byte "
+                             "offset of a corrupted chunk)");
+
+namespace testing {
+namespace {
+std::atomic<uint64_t> gCorruptAt{0};  // 1-based index of the chunk to corrupt; 0: none
+std::atomic<uint64_t> gChunksStarted{0};
+}  // namespace
+void corruptNthTcpChunk(uint64_t n) {
+  gChunksStarted = 0;
+  gCorruptAt = n;
+}
+}  // namespace testing
 
 TcpOptions tcpOptionsFromParams() {
   TcpOptions o;
@@ -26,6 +45,7 @@ TcpOptions tcpOptionsFromParams() {
   o.socketsPerPeer = static_cast<int>(n < 1 ? 1 : n > 16 ? 16 : n);
   int64_t c = kChunkBytes.get();
   o.chunkBytes = static_cast<size_t>(c < 4096 ? 4096 : c > (64 << 20) ? (64 << 20) : c);
+  o.checksum = kChecksum.get();
   return o;
 }
 
@@ -41,20 +61,27 @@ struct Hello {
   uint8_t secret[16];
 };
 
+// Header flags. The sender decides whether to checksum; the receiver checks whatever is flagged.
+constexpr uint32_t kFlagCrc = 1;  // `crc` is the CRC32C of the payload
+
 struct WireHeader {
   uint32_t magic;
   uint32_t len;     // payload bytes in this chunk
   uint64_t seq;     // message sequence number on this (sender, receiver) pair
   uint64_t offset;  // where the payload goes in the message
   uint64_t total;   // message size
+  uint32_t crc;
+  uint32_t flags;
 };
-static_assert(sizeof(WireHeader) == 32);
+static_assert(sizeof(WireHeader) == 40);
 
 struct SendChunk {
   Request* req;
   const char* data;
   WireHeader hdr;
   size_t sent = 0;  // header + payload bytes written so far
+  bool started = false;  // checksum computed (done once, before the first byte goes out)
+  std::shared_ptr<std::vector<char>> corrupted;  // test hook: the altered payload sent instead
 };
 
 struct RecvSlot {
@@ -156,9 +183,28 @@ struct TcpTransport::Impl {
                             peers[s.peer].addr.c_str(), s.index, what, err ? ": " : "", err ? strerror(err) : ""));
   }
 
+  // Called once per chunk, just before its first byte goes out (so the checksum is computed while
+  // the data is about to be read anyway, and the first chunk is not delayed by the others).
+  void startChunk(SendChunk& c, int peer) {
+    c.started = true;
+    if (opt.checksum) {
+      c.hdr.crc = crc32c(0, c.data, c.hdr.len);
+      c.hdr.flags |= kFlagCrc;
+    }
+    uint64_t at = testing::gCorruptAt.load(std::memory_order_relaxed);
+    if (at != 0 && c.hdr.len > 0 && testing::gChunksStarted.fetch_add(1) + 1 == at) {
+      c.corrupted = std::make_shared<std::vector<char>>(c.data, c.data + c.hdr.len);
+      (*c.corrupted)[c.hdr.len / 2] ^= 0x10;
+      c.data = c.corrupted->data();
+      TRELLIS_WARN(kNet, "rank %d: test hook: flipped bit 4 of byte %lu of a chunk to rank %d", rank,
+                   static_cast<unsigned long>(c.hdr.offset + c.hdr.len / 2), peer);
+    }
+  }
+
   Status flush(Sock& s, bool* didWork) {
     while (!s.sendq.empty()) {
       SendChunk& c = s.sendq.front();
+      if (!c.started) startChunk(c, s.peer);
       iovec iov[2];
       int n = 0;
       size_t hdrLeft = c.sent < sizeof c.hdr ? sizeof c.hdr - c.sent : 0;
@@ -205,11 +251,11 @@ struct TcpTransport::Impl {
         if (s.hdrGot < sizeof s.hdr) continue;
         const WireHeader& h = s.hdr;
         if (h.magic != kChunkMagic || h.len > opt.chunkBytes || h.offset > h.total || h.len > h.total - h.offset ||
-            h.seq < p.recvBase)
+            h.seq < p.recvBase || (h.flags & ~kFlagCrc) != 0)
           return fail(remoteError("rank %d: malformed chunk header from rank %d (tcp %s): magic 0x%08x len %u "
-                                  "seq %lu offset %lu total %lu", rank, s.peer, p.addr.c_str(), h.magic, h.len,
-                                  static_cast<unsigned long>(h.seq), static_cast<unsigned long>(h.offset),
-                                  static_cast<unsigned long>(h.total)));
+                                  "seq %lu offset %lu total %lu flags 0x%x", rank, s.peer, p.addr.c_str(), h.magic,
+                                  h.len, static_cast<unsigned long>(h.seq), static_cast<unsigned long>(h.offset),
+                                  static_cast<unsigned long>(h.total), h.flags));
         s.payloadGot = 0;
       }
       uint64_t idx = s.hdr.seq - p.recvBase;
@@ -242,6 +288,16 @@ struct TcpTransport::Impl {
         }
         *didWork = true;
         s.payloadGot += static_cast<size_t>(r);
+      }
+      if (s.hdr.flags & kFlagCrc) {
+        uint32_t got = crc32c(0, slot.buf + s.hdr.offset, s.hdr.len);
+        if (got != s.hdr.crc)
+          return fail(remoteError("rank %d: corrupted data from rank %d (tcp %s, socket %d): the chunk at byte "
+                                  "offset %lu (%u bytes) of a %lu-byte message (#%lu from that rank) has CRC32C "
+                                  "0x%08x, the sender computed 0x%08x", rank, s.peer, p.addr.c_str(), s.index,
+                                  static_cast<unsigned long>(s.hdr.offset), s.hdr.len,
+                                  static_cast<unsigned long>(s.hdr.total), static_cast<unsigned long>(s.hdr.seq),
+                                  got, s.hdr.crc));
       }
       slot.got += s.hdr.len;
       slot.req->done = slot.got;
@@ -392,22 +448,28 @@ Result<std::unique_ptr<TcpTransport>> TcpTransport::create(Bootstrap& bs, const 
       addSock(sock->release(), p, i);
     }
   }
+  net::GreetingAcceptor acceptor(listenFds, sizeof(Hello), 5.0, formatString("rank %d: tcp listener %s", bs.rank(),
+                                                                              where.c_str()));
   while (expectAccepts > 0) {
-    net::SockAddr from;
-    auto sock = net::acceptAny(listenFds, deadline, abort, &from);
-    if (!sock)
-      return sock.status().withContext(formatString("rank %d: waiting for %d tcp connections from lower ranks",
-                                                    bs.rank(), expectAccepts));
+    auto got = acceptor.next(deadline, abort);
+    if (!got)
+      return got.status().withContext(formatString("rank %d: waiting for %d tcp connections from lower ranks",
+                                                   bs.rank(), expectAccepts));
     Hello h;
-    Status s = net::recvAll(sock->fd(), &h, sizeof h, std::min(deadline, net::deadlineIn(5)), abort);
-    if (!s.isOk() || h.magic != kHelloMagic || !net::constantTimeEqual(h.secret, bs.secret(), sizeof h.secret) ||
-        h.from < 0 || h.from >= bs.rank() || !want_peer[h.from] || h.socketIndex < 0 ||
-        h.socketIndex >= nsock[h.from] || slots[h.from][h.socketIndex] >= 0) {
-      TRELLIS_WARN(kNet, "rank %d: dropped a tcp connection from %s without a valid hello", bs.rank(),
-                   from.toString().c_str());
+    std::memcpy(&h, got->greeting.data(), sizeof h);
+    if (h.magic != kHelloMagic || !net::constantTimeEqual(h.secret, bs.secret(), sizeof h.secret)) {
+      TRELLIS_WARN(kNet, "rank %d: dropped a tcp connection from %s: not a hello with the job's secret", bs.rank(),
+                   got->from.toString().c_str());
       continue;
     }
-    addSock(sock->release(), h.from, h.socketIndex);
+    if (h.from < 0 || h.from >= bs.rank() || !want_peer[h.from] || h.socketIndex < 0 ||
+        h.socketIndex >= nsock[h.from] || slots[h.from][h.socketIndex] >= 0) {
+      TRELLIS_WARN(kNet, "rank %d: dropped a tcp connection from %s: hello from rank %d socket %d is not one "
+                   "expected (lower ranks only, each socket once)", bs.rank(), got->from.toString().c_str(), h.from,
+                   h.socketIndex);
+      continue;
+    }
+    addSock(got->sock.release(), h.from, h.socketIndex);
     --expectAccepts;
   }
   impl->epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -457,7 +519,7 @@ Status TcpTransport::postSend(int peer, const void* data, size_t bytes, Request*
     size_t off = c * m.opt.chunkBytes;
     size_t len = bytes == 0 ? 0 : std::min(m.opt.chunkBytes, bytes - off);
     Sock& s = m.socks[p.socks[(seq + c) % nsock]];
-    SendChunk ch{req, base + off, {kChunkMagic, static_cast<uint32_t>(len), seq, off, bytes}, 0};
+    SendChunk ch{req, base + off, {kChunkMagic, static_cast<uint32_t>(len), seq, off, bytes, 0, 0}, 0, false, nullptr};
     bool wasEmpty = s.sendq.empty();
     s.sendq.push_back(ch);
     if (wasEmpty) TRELLIS_TRY(m.flush(s, &didWork));  // inline write: no progress round-trip for small messages
