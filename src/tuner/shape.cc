@@ -181,7 +181,7 @@ Shape shapeFromHosts(const std::vector<uint64_t>& hostOfRank, const std::vector<
   s.intraKind = intraTcp ? IntraKind::kTcp : IntraKind::kShm;
   s.intra = intraTcp ? tcpLoopbackPath(c) : shmPath(c);
   s.netKind = NetKind::kTcp;
-  s.net = tcpNetPath(c, 0);  // NIC speed from the table (unknown unless calibrated)
+  s.net = tcpNetPath(c, 0);  // tcp.net_bps: from topology files, calibration or the table
   hostCompute(&s, c);
   return s;
 }

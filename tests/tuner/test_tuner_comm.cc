@@ -4,6 +4,7 @@
 // communicator creation naming the token.
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <mutex>
 
 #include "../support/harness.h"
@@ -89,6 +90,52 @@ TEST(TuneInComm, PerCallChunksStayExact) {
     });
     EXPECT_EQ(err, "") << wireName(w);
   }
+}
+
+// Two emulated hosts whose topology gives each of their two rail NICs 400 Mbit/s and whose fabric
+// puts 4 hosts under each rail's leaf with one uplink (4:1): the tuner's shape says so on every
+// rank, and an AlltoAll goes rail to rail.
+TEST(TuneInComm, NetworkFactsFromTopologyAndFabricFiles) {
+  const std::string topo = ::testing::TempDir() + "trellis_tuner_topo.json";
+  std::ofstream(topo) << R"({"format": "trellis-topology", "version": 1, "hostname": "emu", "nodes": [
+    {"id": 0, "kind": "cpu", "parent": -1, "numa": 0},
+    {"id": 1, "kind": "pci-switch", "parent": 0, "busid": "0000:10:00.0"},
+    {"id": 2, "kind": "gpu", "parent": 1, "busid": "0000:11:00.0", "dev": 0, "sm": 90},
+    {"id": 3, "kind": "nic", "parent": 1, "busid": "0000:12:00.0", "ports": [{"name": "mlx5_0", "netdev": "emu_r0", "speed_mbps": 400}]},
+    {"id": 4, "kind": "pci-switch", "parent": 0, "busid": "0000:20:00.0"},
+    {"id": 5, "kind": "gpu", "parent": 4, "busid": "0000:21:00.0", "dev": 1, "sm": 90},
+    {"id": 6, "kind": "nic", "parent": 4, "busid": "0000:22:00.0", "ports": [{"name": "mlx5_1", "netdev": "emu_r1", "speed_mbps": 400}]}]})";
+  const std::string fabric = ::testing::TempDir() + "trellis_tuner_fabric.json";
+  std::ofstream(fabric) << R"({"format": "trellis-cluster", "version": 1, "link": "4xNDR", "spines": ["spine1"],
+    "leaves": [{"name": "rail[0-1]", "uplinks": ["spine1"]}],
+    "nodes": [{"name": "emu", "leaves": ["rail[0-1]"]}, {"name": "other[1-3]", "leaves": ["rail[0-1]"]}]})";
+  ParamGuard fab("TRELLIS_FABRIC_FILE", fabric.c_str());
+  std::mutex mu;
+  std::vector<std::string> seen(4);
+  auto cases = crossSection(4, {1023});
+  std::string err = runRanksOnHosts(
+      {0, 0, 1, 1}, RankMode::kThreads,
+      [&](trellisComm_t c, int r, int nr) {
+        const tuner::Shape& s = c->tuner().shape();
+        algos::CollArgs a;
+        a.coll = algos::Coll::kAlltoAll;
+        a.count = 1 << 20;
+        tuner::Decision d = c->tuner().select(a);
+        {
+          std::lock_guard<std::mutex> l(mu);
+          seen[r] = formatString("nic %.4g oversub %g rails %d alltoall %s", s.net.bytesPerS, s.spineOversub,
+                                 s.railsPerNode, d.algo ? d.algo->name : "-");
+        }
+        for (const Case& k : cases) {
+          std::string e = runCase(c, r, nr, k);
+          if (!e.empty()) return e;
+        }
+        return std::string();
+      },
+      {topo, topo, topo, topo});
+  EXPECT_EQ(err, "");
+  for (int r = 0; r < 4; ++r)
+    EXPECT_EQ(seen[r], formatString("nic %.4g oversub 4 rails 2 alltoall rail", 400e6 / 8 * 0.96)) << "rank " << r;
 }
 
 TEST(TuneInComm, BadTuneStringFailsCreation) {
