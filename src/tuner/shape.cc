@@ -93,6 +93,8 @@ std::string Shape::describe() const {
                                railsPerNode == 1 ? "" : "s", intraKindName(intraKind));
   if (nodes() > 1) s += std::string(" + ") + netKindName(netKind);
   if (nodes() > 1 && nodesPerLeaf > 0) s += formatString(", %d nodes per leaf", nodesPerLeaf);
+  if (nodes() > 1 && nodesPerLeaf <= 0 && !groupOfNode.empty())
+    s += formatString(", %d leaf groups", *std::max_element(groupOfNode.begin(), groupOfNode.end()) + 1);
   if (nodes() > 1 && spineOversub > 1) s += formatString(", spine %g:1", spineOversub);
   if (direct) s += ", direct";
   if (oversubscribed()) s += formatString(", %d cores per node (oversubscribed)", coresPerNode);
