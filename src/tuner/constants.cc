@@ -28,6 +28,9 @@ const std::array<ConstantInfo, static_cast<size_t>(K::kCount)> kTable = {{
     {K::kWakeS, "host.wake_s", 8e-6, "s",
      "a step when ranks outnumber cores (futex sleep/wake, time slice): 4-rank AllReduce 32 B..2 KiB "
      "takes ~20 us for 2 recursive-doubling steps (docs/PERFORMANCE.md, 4-rank table)"},
+    {K::kCallS, "host.call_s", 0.6e-6, "s",
+     "per call: argument checks, the tuner's cached lookup, set-up; 2-rank calls of 32 B take 2.0-2.5 us "
+     "(PERFORMANCE.md, 2-rank tables) of which one exchange is ~1.5 us"},
     {K::kShmLatencyS, "shm.latency_s", 0.9e-6, "s",
      "2-rank AllReduce 32 B..512 B: 2.1-2.2 us for one exchange + reduce + call overhead "
      "(docs/PERFORMANCE.md, 2-rank table)"},
@@ -78,6 +81,9 @@ const std::array<ConstantInfo, static_cast<size_t>(K::kCount)> kTable = {{
     {K::kGpuReduceBps, "gpu.reduce_bps", 1000 * kGB, "B/s",
      "H100 HBM3 3.35 TB/s over 2 reads + 1 write = ~1.1 TB/s of output (NVIDIA data sheet)"},
     {K::kGpuCopyBps, "gpu.copy_bps", 1500 * kGB, "B/s", "H100 HBM3 3.35 TB/s over read + write (data sheet)"},
+    {K::kGpuCallS, "gpu.call_s", 4e-6, "s",
+     "per call on a GPU: a kernel launch and enqueue, a few microseconds (published launch-latency figures; "
+     "an estimate)"},
 }};
 }  // namespace
 

@@ -521,7 +521,7 @@ Prediction predict(const Shape& s, Engine& e, const algos::Hierarchy* h, const s
   double t = 0;
   if (!m->fn(c, &t, &p.why)) return p;
   p.supported = true;
-  p.seconds = t;
+  p.seconds = t + s.callS;
   return p;
 }
 

@@ -161,6 +161,7 @@ void hostCompute(Shape* s, const Constants& c) {
   s->copyBps = c[K::kCopyBps];
   s->memBps = c[K::kMemBps];
   s->wakeS = c[K::kWakeS];
+  s->callS = c[K::kCallS];
   s->directReadBps = c[K::kShmReadBps];
 }
 }  // namespace
@@ -206,6 +207,7 @@ Shape uniformShape(const UniformSpec& u, const Constants& c) {
     s.cpuDriven = false;
     s.reduceBps = c[K::kGpuReduceBps];
     s.copyBps = c[K::kGpuCopyBps];
+    s.callS = c[K::kGpuCallS];
     s.direct = false;
     s.coresPerNode = 0;
   } else {
