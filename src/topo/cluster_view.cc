@@ -5,6 +5,8 @@
 #include <cstring>
 #include <map>
 
+#include <nlohmann/json.hpp>
+
 #include "topo/fabric/fabric.h"
 #include "topo/paths.h"
 
@@ -329,6 +331,22 @@ std::string ClusterView::describe() const {
   }
   for (const auto& w : warnings) out += "warning: " + w + "\n";
   return out;
+}
+
+std::string ClusterView::toJson() const {
+  using nlohmann::json;
+  json rs = json::array();
+  for (int r = 0; r < nranks(); ++r) {
+    const RankPlace& p = ranks[r];
+    rs.push_back({{"rank", r}, {"node", p.node}, {"local_rank", p.localRank}, {"rail", p.rail}, {"rails", p.rails},
+                  {"nic", p.nic}, {"leaf", p.leaf}});
+  }
+  json ns = json::array();
+  for (const ClusterNode& n : nodes)
+    ns.push_back({{"host", n.topo.host}, {"ranks", n.ranks}, {"topology_known", n.topo.known}, {"nics", n.topo.nics},
+                  {"leaves", n.topo.leaves}, {"leaf_group", n.topo.leafGroup}, {"spine_group", n.topo.spineGroup}});
+  json j = {{"format", "trellis-cluster-view"}, {"version", 1}, {"ranks", rs}, {"nodes", ns}, {"warnings", warnings}};
+  return j.dump(1);
 }
 
 }  // namespace trellis::topo

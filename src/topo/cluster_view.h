@@ -134,6 +134,8 @@ struct ClusterView {
   std::vector<int> ringOrder() const;
   /// A multi-line table (rank, node, host, local rank, rails, NIC, leaf) and the warnings.
   std::string describe() const;
+  /// {"format": "trellis-cluster-view", "version": 1, "ranks": [...], "nodes": [...], "warnings": [...]}.
+  std::string toJson() const;
 };
 
 }  // namespace trellis::topo

@@ -77,7 +77,9 @@ const algos::Algorithm* Tuner::select(const algos::CollArgs& args, int nranks, b
   // Several nodes, some with several ranks: the topology-aware algorithms (simple rules; the cost
   // model replaces them).
   const bool multiNode = cluster != nullptr && cluster->nnodes() > 1 && cluster->maxLocal() > 1;
-  // Below rdMax an AllReduce is latency-bound and recursive doubling takes fewer steps.
+  // Small calls are latency-bound: the flat algorithms take fewer dependent steps (measured on the
+  // emulated cluster, docs/PERFORMANCE.md: AllReduce up to rdMax, AlltoAll below 64 KiB per peer).
+  constexpr size_t kHierMin = 64 * 1024;
   if (name == nullptr && multiNode) switch (args.coll) {
     case Coll::kAllReduce:
       if (bytes > rdMax_) name = "hier";
@@ -85,8 +87,12 @@ const algos::Algorithm* Tuner::select(const algos::CollArgs& args, int nranks, b
     case Coll::kReduceScatter:
     case Coll::kAllGather:
     case Coll::kBroadcast:
-    case Coll::kReduce: name = "hier"; break;
-    case Coll::kAlltoAll: name = "rail"; break;
+    case Coll::kReduce:
+      if (bytes >= kHierMin) name = "hier";
+      break;
+    case Coll::kAlltoAll:
+      if (bytes >= kHierMin) name = "rail";
+      break;
     default: break;
   }
   if (name == nullptr) switch (args.coll) {

@@ -12,6 +12,7 @@
 #include "../support/harness.h"
 #include "cases.h"
 #include "core/params.h"
+#include "trellis/topology.h"
 
 namespace trellis::test {
 namespace {
@@ -76,6 +77,12 @@ std::vector<Case> topoCases(int nranks, const std::vector<size_t>& counts) {
           if (!(ip && k == CollKind::kAlltoAll))
             out.push_back({k, dt, trellisSum, count, ip, static_cast<int>((out.size() * 5 + count) % nranks)});
   }
+  // Large enough for every inner algorithm of hier AllReduce (slices past 256 KiB and 1 MiB).
+  for (size_t count : {size_t{200003}, size_t{600011}})
+    for (bool ip : {false, true}) {
+      out.push_back({CollKind::kAllReduce, trellisFloat32, trellisSum, count, ip, 0});
+      out.push_back({CollKind::kAllReduce, trellisInt32, trellisMax, count, ip, 0});
+    }
   return out;
 }
 
@@ -126,6 +133,40 @@ std::string paramName(const ::testing::TestParamInfo<Param>& info) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Layouts, TopoAlgoTest, ::testing::ValuesIn(params()), paramName);
+
+// The cluster view through the C API: 2 nodes x 2 ranks, GPU 0 paired with rail 1 (crossed).
+TEST(ClusterViewApi, PlacementAndJson) {
+  std::vector<int> hosts = {0, 1, 0, 1};
+  std::vector<std::string> files(4, writeTopology(true));
+  std::string err = runRanksOnHosts(
+      hosts, RankMode::kThreads,
+      [&](trellisComm_t c, int rank, int n) -> std::string {
+        std::string where = "rank " + std::to_string(rank) + ": ";
+        for (int r = 0; r < n; ++r) {
+          trellisRankPlacement_t p;
+          p.size = sizeof p;
+          if (trellisCommGetRankPlacement(c, r, &p) != trellisSuccess) return where + trellisGetLastError(c);
+          const int wantRail = (r / 2) == 0 ? 1 : 0;  // local rank 0 -> GPU 0 -> rail 1
+          if (p.node != r % 2 || p.nnodes != 2 || p.localRank != r / 2 || p.localSize != 2 || p.rail != wantRail ||
+              p.nrails != 1 || std::string(p.nic) != "emu_r" + std::to_string(wantRail) || std::string(p.host) != "emu")
+            return where + "placement of rank " + std::to_string(r) + ": node " + std::to_string(p.node) + " local " +
+                   std::to_string(p.localRank) + " rail " + std::to_string(p.rail) + " nic " + p.nic;
+        }
+        trellisRankPlacement_t bad;
+        bad.size = sizeof bad;
+        if (trellisCommGetRankPlacement(c, n, &bad) != trellisInvalidArgument) return where + "rank n accepted";
+        size_t needed = 0;
+        if (trellisCommClusterViewJson(c, nullptr, 0, &needed) != trellisSuccess || needed < 10)
+          return where + "JSON size";
+        std::string j(needed, '\0');
+        if (trellisCommClusterViewJson(c, j.data(), j.size(), &needed) != trellisSuccess) return where + "JSON";
+        if (j.find("\"trellis-cluster-view\"") == std::string::npos || j.find("\"warnings\": []") == std::string::npos)
+          return where + "JSON: " + j;
+        return "";
+      },
+      files);
+  EXPECT_EQ(err, "");
+}
 
 }  // namespace
 }  // namespace trellis::test

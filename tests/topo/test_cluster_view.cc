@@ -146,6 +146,10 @@ TEST(ClusterView, RailConsistencyWarningsNameTheNode) {
             std::string::npos)
       << all;
   EXPECT_NE(v.describe().find("warning: "), std::string::npos);
+  std::string j = v.toJson();
+  EXPECT_NE(j.find("\"format\": \"trellis-cluster-view\""), std::string::npos) << j;
+  EXPECT_NE(j.find("\"mlx5_7\""), std::string::npos) << j;
+  EXPECT_NE(j.find("is cabled to leaf leafA"), std::string::npos) << j;
 }
 
 TEST(ClusterView, UnknownTopologyOnSomeNodes) {

@@ -20,11 +20,14 @@ namespace trellis::algos {
 
 namespace {
 constexpr size_t kInnerRdMaxBytes = 64 * 1024;
+constexpr size_t kInnerRdFewNodesMaxBytes = 256 * 1024;
+constexpr int kFewNodes = 8;
 constexpr size_t kInnerRabenseifnerMaxBytes = 1 << 20;
 
 Status innerAllreduce(Exec& sub, const CollArgs& args) {
   const size_t bytes = args.count * dtypeSize(args.dtype);
-  if (bytes <= kInnerRdMaxBytes) return allreduceRecursiveDoubling(sub, args);
+  if (bytes <= kInnerRdMaxBytes || (bytes <= kInnerRdFewNodesMaxBytes && sub.nranks() <= kFewNodes))
+    return allreduceRecursiveDoubling(sub, args);
   if (bytes <= kInnerRabenseifnerMaxBytes && sub.nranks() > 2) return allreduceRabenseifner(sub, args);
   return allreduceRing(sub, args);
 }
