@@ -102,6 +102,8 @@ typedef struct {
   int localSize;   ///< ranks on its node
   int rail;        ///< its (first) rail; -1 unknown or topology-blind (TRELLIS_TOPO_AWARE=0)
   int nrails;      ///< rails it uses (several: traffic striped over them), 0 unknown
+  int gpu;         ///< its GPU on the node (local rank mod the node's GPUs), -1 when none
+  int numa;        ///< NUMA node of its GPU, else of its NIC, -1 unknown
   char host[64];   ///< host name of its node
   char nic[32];    ///< NIC of `rail` ("mlx5_0"), empty when unknown
   char leaf[64];   ///< leaf switch of that NIC, empty unless TRELLIS_FABRIC_FILE places it

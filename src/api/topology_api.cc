@@ -173,6 +173,8 @@ TRELLIS_EXPORT trellisResult_t trellisCommGetRankPlacement(trellisComm_t comm, i
   info->localSize = static_cast<int>(node.ranks.size());
   info->rail = p.rail;
   info->nrails = static_cast<int>(p.rails.size());
+  info->gpu = p.gpu;
+  info->numa = p.numa;
   std::snprintf(info->host, sizeof info->host, "%s", node.topo.host.c_str());
   std::snprintf(info->nic, sizeof info->nic, "%s", p.nic.c_str());
   std::snprintf(info->leaf, sizeof info->leaf, "%s", p.leaf.c_str());
