@@ -25,7 +25,7 @@ constexpr int kCreditReserve = 2;  // credits per QP that only clear-to-sends ma
 constexpr int kMaxCtsAhead = 4096;  // clear-to-sends outstanding per peer (keeps seq mod 2^16 unique)
 // A large send whose clear-to-send has not come after this long announces its size, so that a
 // receive too small for it (which sends no clear-to-send) fails instead of waiting.
-constexpr auto kAnnounceAfter = std::chrono::milliseconds(20);
+constexpr auto kAnnounceAfter = std::chrono::milliseconds(300);
 
 enum class MsgKind : uint16_t { kEager = 1, kCts = 2, kRts = 3 };
 

@@ -652,7 +652,7 @@ Status VerbsTransport::progress(int timeoutMs, bool* didWork) {
       // Credits arrive by RDMA write and raise no event: a sender short of them looks again soon.
       int wait = m.outboxBlocked ? std::min(timeoutMs, 1) : timeoutMs;
       for (auto& cp : m.conns)
-        if (cp && ((cp->closed && cp->pending()) || cp->awaitingCts > 0)) wait = std::min(wait, 20);
+        if (cp && ((cp->closed && cp->pending()) || cp->awaitingCts > 0)) wait = std::min(wait, 50);
       TRELLIS_TRY(m.checkLiveness(wait, true, &did));
       TRELLIS_TRY(m.pollCqs(&did));
       TRELLIS_TRY(m.service(&did));
