@@ -5,7 +5,7 @@ JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 RANKS ?= 4
 
-.PHONY: all deps build run test test-asan test-tsan install clean
+.PHONY: all deps build run test test-asan test-tsan install clean torch
 
 all: build
 
@@ -17,6 +17,10 @@ $(BUILD)/build.ninja:
 
 build: deps $(BUILD)/build.ninja
 	cmake --build $(BUILD) -j $(JOBS)
+
+# The torch.distributed backend alone (build/python/trellis_torch); says why when it is skipped.
+torch: deps $(BUILD)/build.ninja
+	cmake --build $(BUILD) -j $(JOBS) --target trellis_torch
 
 run: build
 	bash scripts/run.sh $(BUILD) $(RANKS)

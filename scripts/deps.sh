@@ -13,17 +13,35 @@ PKGS=(
   python3-jsonschema                                  # validates trellis-topo JSON against the schema in tests
   qemu-system-x86 busybox-static cpio kmod ibverbs-utils perftest  # tests/rdma: Soft-RoCE in a qemu guest
 )
-missing=()
-for p in "${PKGS[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -eq 0 ]; then
-  echo "deps: all ${#PKGS[@]} packages present"
+# Optional: PyTorch for the torch.distributed backend (python/) and its tests: about 170 packages,
+# ~840 MB installed, 1-2 minutes. A failed install is only a warning (those tests then skip, saying
+# why); TRELLIS_NO_TORCH=1 leaves it out.
+TORCH_PKGS=(python3-torch libtorch-dev pybind11-dev)
+
+missing_of() {
+  local p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || echo "$p"
+  done
+}
+mapfile -t missing < <(missing_of "${PKGS[@]}")
+torch_missing=()
+[ "${TRELLIS_NO_TORCH:-0}" = 1 ] || mapfile -t torch_missing < <(missing_of "${TORCH_PKGS[@]}")
+if [ ${#missing[@]} -eq 0 ] && [ ${#torch_missing[@]} -eq 0 ]; then
+  echo "deps: all packages present"
   exit 0
 fi
-echo "deps: installing ${missing[*]}"
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
 export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq
-$SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}"
+APT=($SUDO apt-get -o DPkg::Lock::Timeout=600)
+"${APT[@]}" update -qq
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "deps: installing ${missing[*]}"
+  "${APT[@]}" install -y -qq --no-install-recommends "${missing[@]}"
+fi
+if [ ${#torch_missing[@]} -gt 0 ]; then
+  echo "deps: installing ${torch_missing[*]} (optional, for the torch backend)"
+  "${APT[@]}" install -y -qq --no-install-recommends "${torch_missing[@]}" ||
+    echo "deps: WARNING: could not install ${torch_missing[*]}; the torch backend tests will skip"
+fi

@@ -11,6 +11,7 @@ Status allreduceRabenseifner(Exec& exec, const CollArgs& args);
 Status broadcastBinomial(Exec& exec, const CollArgs& args);
 Status broadcastScatterAllgather(Exec& exec, const CollArgs& args);
 Status reduceBinomial(Exec& exec, const CollArgs& args);
+Status reduceDirect(Exec& exec, const CollArgs& args);
 Status allgatherRing(Exec& exec, const CollArgs& args);
 Status reducescatterRing(Exec& exec, const CollArgs& args);
 Status alltoallPairwise(Exec& exec, const CollArgs& args);
@@ -20,5 +21,15 @@ Status reducescatterDirect(Exec& exec, const CollArgs& args);
 Status allgatherDirect(Exec& exec, const CollArgs& args);
 Status alltoallDirect(Exec& exec, const CollArgs& args);
 Status broadcastDirect(Exec& exec, const CollArgs& args);
+// Topology-aware: they read exec.cluster() (without one, every rank is its own node).
+Status allreduceHier(Exec& exec, const CollArgs& args);
+Status allreduceTopoRing(Exec& exec, const CollArgs& args);
+Status reducescatterHier(Exec& exec, const CollArgs& args);
+Status reducescatterTopoRing(Exec& exec, const CollArgs& args);
+Status allgatherHier(Exec& exec, const CollArgs& args);
+Status allgatherTopoRing(Exec& exec, const CollArgs& args);
+Status broadcastHier(Exec& exec, const CollArgs& args);
+Status reduceHier(Exec& exec, const CollArgs& args);
+Status alltoallRail(Exec& exec, const CollArgs& args);
 
 }  // namespace trellis::algos

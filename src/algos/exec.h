@@ -7,6 +7,7 @@
 #include <cstddef>
 
 #include "core/status.h"
+#include "topo/cluster_view.h"
 #include "transport/transport.h"
 
 namespace trellis::algos {
@@ -32,6 +33,9 @@ class Exec {
   /// Whether this rank can read every peer's memory directly (all on this host with single copy
   /// allowed): the "direct" node-local algorithms need it.
   virtual bool canReadAllPeers() const { return false; }
+  /// Where every rank sits (node, local rank, rail, leaf); null when the communicator was created
+  /// topology-blind (TRELLIS_TOPO_AWARE=0) or for a sub-group of ranks.
+  virtual const topo::ClusterView* cluster() const { return nullptr; }
   /// Copies `bytes` at address `remote` of `peer`'s address space into `local`.
   virtual Status readPeer(int peer, uint64_t remote, void* local, size_t bytes) {
     (void)remote;

@@ -64,6 +64,25 @@ const std::vector<Algorithm>& allAlgorithms() {
       {Coll::kAlltoAll, "direct", "one host: each rank copies its block from every peer directly",
        alltoallDirect, true},
       {Coll::kBroadcast, "direct", "one host: every rank copies the root's buffer directly", broadcastDirect, true},
+      {Coll::kReduce, "direct", "one host: each rank reduces its block reading every peer's input, "
+                                "then the root copies the reduced blocks", reduceDirect, true},
+      {Coll::kAllReduce, "hier", "topology-aware: node-local reduce-scatter, per-rail allreduce among the ranks "
+                                 "owning the same slice, node-local all-gather; 1/L of the data per NIC",
+       allreduceHier},
+      {Coll::kAllReduce, "topo_ring", "ring in the cluster view's order: node-local hops in shared memory, "
+                                      "inter-node hops on one rail", allreduceTopoRing},
+      {Coll::kReduceScatter, "hier", "topology-aware: node-local reduce-scatter to each block's proxy on its "
+                                     "rail, then one rail-to-rail exchange", reducescatterHier},
+      {Coll::kReduceScatter, "topo_ring", "ring in the cluster view's order", reducescatterTopoRing},
+      {Coll::kAllGather, "hier", "topology-aware: rail-to-rail exchange with each node's proxy, then a "
+                                 "node-local all-gather", allgatherHier},
+      {Coll::kAllGather, "topo_ring", "ring in the cluster view's order", allgatherTopoRing},
+      {Coll::kBroadcast, "hier", "topology-aware: scatter in the root's node, per-rail broadcast of each "
+                                 "slice, node-local all-gather", broadcastHier},
+      {Coll::kReduce, "hier", "topology-aware: node-local reduce-scatter, per-rail reduce of each slice to "
+                              "the root's node, gather to the root", reduceHier},
+      {Coll::kAlltoAll, "rail", "rail-aligned (PXN-style): blocks move inside the node to the rank on the "
+                                "destination's rail, then cross rail to rail", alltoallRail},
   };
   return kAll;
 }

@@ -9,11 +9,15 @@
 #include <set>
 
 #include "algos/kernels/reduce.h"
+#include "api/call_check.h"
 #include "core/log.h"
 #include "core/params.h"
 #include "transport/shm/shm_transport.h"
 #include "transport/tcp/tcp_transport.h"
+#include "transport/ucx/ucx_transport.h"
 #include "transport/verbs/verbs_transport.h"
+#include "tuner/calibrate.h"
+#include "tuner/shape_topo.h"
 
 using namespace trellis;  // NOLINT: this file implements the global-namespace trellisComm
 using trellis::transport::Request;
@@ -34,16 +38,30 @@ static Param<int64_t> kYield("TRELLIS_YIELD_ITERS", 200,
                              "sleeps in the kernel");
 static Param<std::string> kTransport("TRELLIS_TRANSPORT", "auto",
                                      "auto (shm between ranks of one host; verbs to other hosts when both ends "
-                                     "have an RDMA device, else tcp), tcp (everything over TCP) or verbs "
-                                     "(everything over RDMA verbs)");
+                                     "have an RDMA device, else tcp), tcp (everything over TCP), verbs "
+                                     "(every other host over RDMA verbs) or ucx (everything over UCX; "
+                                     "TRELLIS_UCX_TLS / UCX_TLS pick UCX's wires)");
 static Param<bool> kShmDisable("TRELLIS_SHM_DISABLE", false, "never use shared memory (same as TRELLIS_TRANSPORT=tcp)");
+static Param<bool> kCalibrate("TRELLIS_TUNER_CALIBRATE", false,
+                               "measure latency and bandwidth of each path kind at communicator creation (~10-50 "
+                               "ms) and give the tuner's cost model those instead of its table");
+static Param<std::string> kTunerConstants("TRELLIS_TUNER_CONSTANTS", "",
+                                          "replace cost-model constants: name=value,... in SI units (trellis-topo tune "
+                                          "--constants lists them), e.g. tcp.net_bps=5e7");
 static Param<std::string> kHostId("TRELLIS_HOST_ID", "",
                                   "override of this rank's host identity (default: boot id + host name); ranks "
                                   "with equal ids are on one host");
 
+static Param<bool> kTopoAware("TRELLIS_TOPO_AWARE", true,
+                              "use the topology: the cluster view (node, rail, leaf of every rank) for algorithm "
+                              "choice and each rank's own NICs for TCP; 0 is the topology-blind baseline (flat "
+                              "algorithms, TCP on the interface TRELLIS_SOCKET_IFNAME selects)");
+
 namespace testing {
 thread_local std::string tlsHostId;
+thread_local std::string tlsTopoFile;
 void setThreadHostId(const std::string& id) { tlsHostId = id; }
+void setThreadTopoFile(const std::string& path) { tlsTopoFile = path; }
 }  // namespace testing
 
 // Boot id + host name: equal for processes of one machine (and its containers sharing the kernel
@@ -166,8 +184,12 @@ class trellisComm::CommExec final : public algos::Exec {
   }
   int rank() const override { return c_.rank_; }
   int nranks() const override { return c_.nranks_; }
-  size_t chunkBytes() const override { return chunk_; }
+  size_t chunkBytes() const override { return callChunk_ ? callChunk_ : chunk_; }
+  size_t defaultChunk() const { return chunk_; }
+  /// The tuner's chunk for the next operation (0: the default).
+  void setCallChunk(size_t bytes) { callChunk_ = bytes; }
   bool canReadAllPeers() const override { return direct_; }
+  const topo::ClusterView* cluster() const override { return c_.topoAware_ ? c_.cluster_.get() : nullptr; }
   Status readPeer(int peer, uint64_t remote, void* local, size_t bytes) override {
     if (peer == c_.rank_) {
       std::memcpy(local, reinterpret_cast<const void*>(remote), bytes);
@@ -261,6 +283,7 @@ class trellisComm::CommExec final : public algos::Exec {
 
   trellisComm& c_;
   size_t chunk_;
+  size_t callChunk_ = 0;
   int64_t spin_;
   int64_t yield_;  // polls with sched_yield between, after spinning and before sleeping
   bool direct_ = false;  // every peer's memory is readable (one host, single copy)
@@ -275,35 +298,81 @@ Result<trellisComm*> trellisComm::create(const UniqueIdData& id, int nranks, int
   c->options_ = options;
   setLogRank(rank);
   TRELLIS_TRY(c->bootstrap_.init(id, rank, nranks, options.bootstrapTimeoutS, &c->aborted_));
-  // Who shares this host: ranks with the same host identity.
-  std::vector<uint64_t> hosts(nranks);
-  hosts[rank] = hostIdentity();
-  TRELLIS_TRY_CTX(c->bootstrap_.allGather(hosts.data(), sizeof(uint64_t)), "exchanging host identities");
-  for (int r = 0; r < nranks; ++r) {
-    if (hosts[r] != hosts[rank]) continue;
-    if (r < rank) ++c->localRank_;
-    ++c->localSize_;
+  // Who shares this host (ranks with the same host identity) and what each node looks like: one
+  // fixed-size digest per rank. A rank that cannot read its topology still takes part in the
+  // exchange, flagged, so every rank fails at once instead of waiting for it.
+  c->topoAware_ = kTopoAware.get();
+  topo::LocalTopology local;
+  Status topoStatus = Status::ok();
+  if (c->topoAware_) {
+    Result<topo::LocalTopology> lt = topo::detectLocalTopology(testing::tlsTopoFile);
+    if (lt) local = std::move(lt.value());
+    else topoStatus = lt.status().withContext(formatString("rank %d", rank));
   }
+  // The same exchange carries the settings every rank must agree on (TRELLIS_CHECK changes what
+  // goes on the wire).
+  constexpr uint16_t kDigestFailed = 2, kDigestCheck = 4;
+  c->check_ = callCheckEnabled();
+  std::vector<topo::RankDigest> digests(nranks);
+  digests[rank] = topo::toDigest(hostIdentity(), local);
+  if (!topoStatus.isOk()) digests[rank].flags |= kDigestFailed;
+  if (c->check_) digests[rank].flags |= kDigestCheck;
+  TRELLIS_TRY_CTX(c->bootstrap_.allGather(digests.data(), sizeof(topo::RankDigest)),
+                  "exchanging host identities and topology digests");
+  if (!topoStatus.isOk()) return topoStatus;
+  std::vector<uint64_t> hosts(nranks);
+  std::vector<topo::LocalTopology> locals(nranks);
+  for (int r = 0; r < nranks; ++r) {
+    if (digests[r].flags & kDigestFailed)
+      return invalidArgument("rank %d: rank %d could not read its topology (its own error says why)", rank, r);
+    const unsigned mine = c->check_ ? 1 : 0, theirs = (digests[r].flags & kDigestCheck) ? 1 : 0;
+    if (mine != theirs)
+      return invalidUsage("rank %d has TRELLIS_CHECK=%u but rank %d has TRELLIS_CHECK=%u: set it alike on every rank",
+                          rank, mine, r, theirs);
+    TRELLIS_ASSIGN_OR_RETURN(locals[r], topo::fromDigest(digests[r], r, &hosts[r]));
+  }
+  locals[rank] = local;  // keeps what stays local (interface names)
+  c->cluster_ = std::make_unique<topo::ClusterView>(topo::ClusterView::build(hosts, locals));
+  const topo::RankPlace& me = c->cluster_->ranks[rank];
+  c->localRank_ = me.localRank;
+  c->localSize_ = static_cast<int>(c->cluster_->nodes[me.node].ranks.size());
+  if (rank == 0)
+    for (const std::string& w : c->cluster_->warnings) TRELLIS_WARN(kTopo, "cluster view: %s", w.c_str());
+  if (rank == 0 && logEnabled(LogLevel::kDebug, Subsys::kTopo))
+    TRELLIS_DEBUG(kTopo, "cluster view:\n%s", c->cluster_->describe().c_str());
   const bool oversubscribed = c->localSize_ > usableCpus();
   if (oversubscribed)
     TRELLIS_INFO(kInit, "rank %d: %d ranks on this host share %d cores: waiting ranks sleep instead of spinning",
                  rank, c->localSize_, usableCpus());
-  TRELLIS_ASSIGN_OR_RETURN(tuner::Tuner t, tuner::Tuner::fromParams());
-  c->tuner_ = std::make_unique<tuner::Tuner>(t);
+  std::vector<int32_t> cores(nranks);
+  cores[rank] = usableCpus();
+  TRELLIS_TRY_CTX(c->bootstrap_.allGather(cores.data(), sizeof(int32_t)), "exchanging core counts");
+  bool intraTcp = false;
   c->peerTransport_.assign(nranks, nullptr);
-  if (nranks > 1) {
-    std::string mode = kTransport.get();
-    if (mode != "auto" && mode != "tcp" && mode != "verbs")
-      return invalidArgument("TRELLIS_TRANSPORT='%s' is not auto, tcp or verbs", mode.c_str());
+  const std::string mode = nranks > 1 ? kTransport.get() : "auto";
+  if (mode != "auto" && mode != "tcp" && mode != "ucx" && mode != "verbs")
+    return invalidArgument("TRELLIS_TRANSPORT='%s' is not auto, tcp, verbs or ucx", mode.c_str());
+  if (nranks > 1 && mode == "ucx") {
+    // Every peer over UCX, which picks shared memory or a network per pair itself.
+    std::vector<int> peers;
+    for (int p = 0; p < nranks; ++p)
+      if (p != rank) peers.push_back(p);
+    transport::UcxOptions uopt = transport::ucxOptionsFromParams();
+    uopt.closeTimeoutS = std::min(uopt.closeTimeoutS, options.bootstrapTimeoutS);
+    TRELLIS_ASSIGN_OR_RETURN(auto ucx, transport::UcxTransport::create(c->bootstrap_, peers, uopt));
+    for (int p : peers) c->peerTransport_[p] = ucx.get();
+    c->transports_.push_back(std::move(ucx));
+  } else if (nranks > 1) {
     const bool useShm = mode == "auto" && !kShmDisable.get();
-    std::vector<int> local, remote;
+    intraTcp = !useShm;
+    std::vector<int> localPeers, remote;
     for (int p = 0; p < nranks; ++p) {
       if (p == rank) continue;
-      (useShm && hosts[p] == hosts[rank] ? local : remote).push_back(p);
+      (useShm && hosts[p] == hosts[rank] ? localPeers : remote).push_back(p);
     }
     // Both set-ups are collective over the bootstrap: every rank runs both, even with no peers.
     transport::ShmOptions sopt = transport::shmOptionsFromParams();
-    TRELLIS_ASSIGN_OR_RETURN(auto shm, transport::ShmTransport::create(c->bootstrap_, local, sopt));
+    TRELLIS_ASSIGN_OR_RETURN(auto shm, transport::ShmTransport::create(c->bootstrap_, localPeers, sopt));
     // Verbs takes the peers it reaches out of `remote` (collective whenever some rank has remote peers).
     std::unique_ptr<transport::VerbsTransport> verbs;
     if (mode == "verbs" || (mode == "auto" && (!useShm || std::count(hosts.begin(), hosts.end(), hosts[0]) != nranks))) {
@@ -314,23 +383,59 @@ Result<trellisComm*> trellisComm::create(const UniqueIdData& id, int nranks, int
     transport::TcpOptions topt = transport::tcpOptionsFromParams();
     if (options.socketsPerPeer > 0) topt.socketsPerPeer = options.socketsPerPeer;
     topt.timeoutS = options.bootstrapTimeoutS;
+    if (c->topoAware_)  // this rank's own NICs (striped when several); none usable: the bootstrap's
+      for (int rail : me.rails)
+        if (!local.netdevs[rail].empty()) topt.nics.push_back({local.netdevs[rail], rail});
     TRELLIS_ASSIGN_OR_RETURN(auto tcp, transport::TcpTransport::create(c->bootstrap_, remote, topt, &c->aborted_));
-    for (int p : local) c->peerTransport_[p] = shm.get();
-    if (!local.empty()) c->shm_ = shm.get();
+    for (int p : localPeers) c->peerTransport_[p] = shm.get();
+    if (!localPeers.empty()) c->shm_ = shm.get();
     for (int p : remote) c->peerTransport_[p] = tcp.get();
     bool anyVerbs = false;
     for (int p = 0; verbs && p < nranks; ++p)
       if (verbs->reaches(p)) c->peerTransport_[p] = verbs.get(), anyVerbs = true;
-    if (!local.empty()) c->transports_.push_back(std::move(shm));
+    if (!localPeers.empty()) c->transports_.push_back(std::move(shm));
     if (anyVerbs) c->transports_.push_back(std::move(verbs));
     if (!remote.empty()) c->transports_.push_back(std::move(tcp));
   }
   c->exec_ = std::make_unique<CommExec>(*c, oversubscribed);
+  TRELLIS_TRY(c->makeTuner(hosts, cores, intraTcp));
   c->progress_ = std::thread([p = c.get()] { p->progressLoop(); });
   TRELLIS_INFO(kInit, "comm %p rank %d/%d ready%s%s", static_cast<void*>(c.get()), rank, nranks,
                options.name.empty() ? "" : " name ", options.name.c_str());
   registerComm(c.get());
   return c.release();
+}
+
+// The tuner's view of this communicator: hosts as nodes, cores per host, the transports in use; the
+// same on every rank (built from all-gathered facts), so every rank makes the same decisions.
+Status trellisComm::makeTuner(const std::vector<uint64_t>& hosts, const std::vector<int32_t>& cores, bool intraTcp) {
+  std::vector<int> coresOfRank(cores.begin(), cores.end());
+  tuner::Constants constants;
+  TRELLIS_TRY(tuner::applyConstantOverrides(kTunerConstants.get(), "TRELLIS_TUNER_CONSTANTS", &constants));
+  const bool direct = exec_->canReadAllPeers();
+  auto makeShape = [&] {
+    return topoAware_ && cluster_ ? tuner::shapeFromCluster(*cluster_, coresOfRank, intraTcp, direct, constants)
+                                  : tuner::shapeFromHosts(hosts, coresOfRank, intraTcp, direct, constants);
+  };
+  tuner::Shape shape = makeShape();
+  if (kCalibrate.get() && nranks_ > 1) {
+    std::string report;
+    TRELLIS_ASSIGN_OR_RETURN(constants, tuner::calibrate(*exec_, shape, constants, &report));
+    shape = makeShape();
+    size_t p = 0;
+    while (p < report.size()) {
+      size_t e = report.find('\n', p);
+      if (e == std::string::npos) e = report.size();
+      TRELLIS_INFO(kTuner, "calibration: %s", report.substr(p, e - p).c_str());
+      p = e + 1;
+    }
+  }
+  TRELLIS_INFO(kTuner, "rank %d: tuner shape %s", rank_, shape.describe().c_str());
+  const bool chunkFixed = kChunk.source() != ParamSource::kDefault;
+  TRELLIS_ASSIGN_OR_RETURN(tuner::Tuner t,
+                           tuner::Tuner::fromParams(std::move(shape), exec_->defaultChunk(), chunkFixed, topoAware_));
+  tuner_ = std::make_unique<tuner::Tuner>(std::move(t));
+  return Status::ok();
 }
 
 trellisComm::~trellisComm() {
@@ -404,10 +509,21 @@ Status trellisComm::runCollective(const algos::CollArgs& args, const char* apiNa
     return Status(static_cast<Code>(asyncError_.load()),
                   formatString("%s: rank %d: the communicator failed earlier (%s); destroy or abort it", apiName,
                                rank_, firstError_.c_str()));
-  const algos::Algorithm* algo = tuner_->select(args, nranks_, exec_->canReadAllPeers());
+  if (check_) {
+    bool mismatch = false;
+    Status s = checkCollectiveCall(*exec_, args, collSeq_, &mismatch);
+    if (!s.isOk() && !mismatch) return fail(s.withContext(formatString("%s: rank %d", apiName, rank_)));
+    ++collSeq_;
+    // Every rank found the same mismatch before any data moved: the connections are in step and
+    // the communicator stays usable.
+    if (!s.isOk()) return s.withContext(formatString("%s: rank %d", apiName, rank_));
+  }
+  const tuner::Decision d = tuner_->select(args);
+  const algos::Algorithm* algo = d.algo;
   if (algo == nullptr) return internalError("%s: no algorithm for %s", apiName, algos::collName(args.coll));
   TRELLIS_DEBUG(kColl, "%s count %zu %s %s root %d: %s", apiName, args.count, algos::dtypeName(args.dtype),
                 algos::opName(args.op), args.root, algo->name);
+  exec_->setCallChunk(d.chunkBytes);
   Status s = algos::runAlgorithm(*exec_, *algo, args);
   for (auto& t : transports_) t->releaseCallerMemory();  // the caller may free its buffers now
   if (!s.isOk()) return fail(s.withContext(formatString("%s (%s, %zu elements of %s)", apiName, algo->name,

@@ -18,6 +18,7 @@
 
 #include "algos/coll.h"
 #include "core/bootstrap.h"
+#include "topo/cluster_view.h"
 #include "transport/shm/shm_transport.h"
 #include "transport/transport.h"
 #include "tuner/select.h"
@@ -49,6 +50,8 @@ struct trellisComm {
   int nranks() const { return nranks_; }
   int localRank() const { return localRank_; }
   int localSize() const { return localSize_; }
+  /// Every rank's node, local rank, rail and leaf (built at creation from all ranks' digests).
+  const trellis::topo::ClusterView& clusterView() const { return *cluster_; }
   const std::string& name() const { return options_.name; }
 
   /// Runs one collective on the calling thread (blocking, host buffers).
@@ -77,6 +80,7 @@ struct trellisComm {
  private:
   trellisComm() = default;
   trellis::Status fail(const trellis::Status& s);
+  trellis::Status makeTuner(const std::vector<uint64_t>& hosts, const std::vector<int32_t>& cores, bool intraTcp);
   void progressLoop();
 
   uint64_t magic_ = kMagic;
@@ -86,12 +90,16 @@ struct trellisComm {
   int localSize_ = 0;
   trellis::CommOptions options_;
   trellis::Bootstrap bootstrap_;
+  std::unique_ptr<trellis::topo::ClusterView> cluster_;
+  bool topoAware_ = true;  // TRELLIS_TOPO_AWARE: algorithms see cluster_ and TCP uses the rank's NICs
   std::vector<std::unique_ptr<trellis::transport::Transport>> transports_;
   std::vector<trellis::transport::Transport*> peerTransport_;  // per rank; null for self
   trellis::transport::ShmTransport* shm_ = nullptr;             // when some peers share this host
   std::unique_ptr<trellis::tuner::Tuner> tuner_;
   std::unique_ptr<CommExec> exec_;
   std::mutex execMu_;  // one operation at a time per communicator
+  bool check_ = false;     // TRELLIS_CHECK: compare every collective's arguments across ranks first
+  uint64_t collSeq_ = 0;  // collectives run so far (the check's sequence number)
   std::atomic<bool> aborted_{false};
   std::atomic<int> asyncError_{trellisSuccess};
   std::mutex errMu_;
@@ -110,6 +118,9 @@ namespace testing {
 /// Host identity for communicators created by this thread from now on (tests emulate several
 /// hosts in one process); empty restores the real one.
 void setThreadHostId(const std::string& id);
+/// Topology file for communicators created by this thread from now on (instead of
+/// TRELLIS_TOPO_FILE; tests give emulated hosts different rail layouts); empty restores it.
+void setThreadTopoFile(const std::string& path);
 }  // namespace testing
 
 /// Registry of live communicators, so a stale or foreign handle is reported instead of used.

@@ -3,6 +3,7 @@
 #include <cstring>
 #include <thread>
 
+#include "core/acceptor.h"
 #include "core/log.h"
 #include "core/params.h"
 
@@ -47,21 +48,22 @@ void rootThread(net::Socket listen, UniqueIdData id, double timeoutS) {
   std::vector<net::WireAddr> table;
   std::vector<bool> joined;
   int count = 0;
+  net::GreetingAcceptor acceptor(listen.fd(), sizeof(JoinMsg), kHeaderGraceS,
+                                 "bootstrap root " + id.root.toString());
   while (nranks < 0 || count < nranks) {
-    net::SockAddr from;
-    auto sock = net::acceptOne(listen.fd(), deadline, nullptr, &from);
-    if (!sock) {
+    auto got = acceptor.next(deadline, nullptr);
+    if (!got) {
       TRELLIS_WARN(kBoot, "bootstrap root %s: giving up with %d of %d ranks joined: %s",
-                   id.root.toString().c_str(), count, nranks, sock.status().message().c_str());
+                   id.root.toString().c_str(), count, nranks, got.status().message().c_str());
       return;
     }
+    const net::SockAddr from = got->from;
     JoinMsg msg;
-    auto hdrDeadline = std::min(deadline, net::deadlineIn(kHeaderGraceS));
-    Status s = net::recvAll(sock->fd(), &msg, sizeof msg, hdrDeadline, nullptr);
-    if (!s.isOk() || msg.magic != kWireMagic || msg.kind != static_cast<uint32_t>(MsgKind::kJoin) ||
+    std::memcpy(&msg, got->greeting.data(), sizeof msg);
+    if (msg.magic != kWireMagic || msg.kind != static_cast<uint32_t>(MsgKind::kJoin) ||
         !net::constantTimeEqual(msg.secret, id.secret, sizeof id.secret)) {
-      TRELLIS_WARN(kBoot, "bootstrap root: dropped a connection from %s without a valid join request%s%s",
-                   from.toString().c_str(), s.isOk() ? "" : ": ", s.isOk() ? "" : s.message().c_str());
+      TRELLIS_WARN(kBoot, "bootstrap root %s: dropped a connection from %s: not a join request with the job's secret",
+                   id.root.toString().c_str(), from.toString().c_str());
       continue;
     }
     if (msg.nranks <= 0 || msg.rank < 0 || msg.rank >= msg.nranks || (nranks > 0 && msg.nranks != nranks)) {
@@ -82,7 +84,7 @@ void rootThread(net::Socket listen, UniqueIdData id, double timeoutS) {
     }
     joined[msg.rank] = true;
     table[msg.rank] = msg.addr;
-    conns[msg.rank] = std::move(sock.value());
+    conns[msg.rank] = std::move(got->sock);
     ++count;
   }
   for (int r = 0; r < nranks; ++r) {
@@ -189,6 +191,9 @@ Status Bootstrap::init(const UniqueIdData& id, int rank, int nranks, double time
   for (const auto& i : ifaces)
     if (i.addr.family() == id.root.family()) { chosen = &i; break; }
   TRELLIS_ASSIGN_OR_RETURN(listen_, net::listenOn(chosen->addr, &self_));
+  acceptor_ = std::make_unique<net::GreetingAcceptor>(listen_.fd(), sizeof(P2pHeader), kHeaderGraceS,
+                                                      formatString("rank %d: bootstrap listener %s", rank,
+                                                                   self_.toString().c_str()));
   net::Deadline deadline = net::deadlineIn(timeoutS);
   auto conn = net::connectTo(id.root, deadline, abort);
   if (!conn)
@@ -242,23 +247,26 @@ Status Bootstrap::send(int peer, uint32_t tag, const void* data, size_t bytes) {
 
 Status Bootstrap::acceptMessage(net::Deadline deadline, Pending* out) {
   for (;;) {
-    net::SockAddr from;
-    TRELLIS_ASSIGN_OR_RETURN(net::Socket sock, net::acceptOne(listen_.fd(), deadline, abort_, &from));
+    TRELLIS_ASSIGN_OR_RETURN(net::GreetingAcceptor::Arrival got, acceptor_->next(deadline, abort_));
     P2pHeader h;
-    auto hdrDeadline = std::min(deadline, net::deadlineIn(kHeaderGraceS));
-    Status s = net::recvAll(sock.fd(), &h, sizeof h, hdrDeadline, abort_);
+    std::memcpy(&h, got.greeting.data(), sizeof h);
     int64_t maxBytes = kMaxBootstrapMsg.get();
-    if (!s.isOk() || h.magic != kWireMagic || h.kind != static_cast<uint32_t>(MsgKind::kP2p) ||
-        !net::constantTimeEqual(h.secret, secret_, sizeof secret_) || h.from < 0 || h.from >= nranks_ ||
-        h.bytes > static_cast<uint64_t>(maxBytes)) {
-      TRELLIS_WARN(kBoot, "rank %d: dropped a bootstrap connection from %s: %s", rank_, from.toString().c_str(),
-                   !s.isOk() ? s.message().c_str() : "invalid header, secret, rank or length");
+    if (h.magic != kWireMagic || h.kind != static_cast<uint32_t>(MsgKind::kP2p) ||
+        !net::constantTimeEqual(h.secret, secret_, sizeof secret_)) {
+      TRELLIS_WARN(kBoot, "rank %d: dropped a bootstrap connection from %s: not a message header with the job's "
+                   "secret", rank_, got.from.toString().c_str());
+      continue;
+    }
+    if (h.from < 0 || h.from >= nranks_ || h.bytes > static_cast<uint64_t>(maxBytes)) {
+      TRELLIS_WARN(kBoot, "rank %d: dropped a bootstrap message from %s: sender rank %d of %d, %llu bytes (at most "
+                   "%lld accepted, TRELLIS_BOOTSTRAP_MAX_MSG_BYTES)", rank_, got.from.toString().c_str(), h.from,
+                   nranks_, static_cast<unsigned long long>(h.bytes), static_cast<long long>(maxBytes));
       continue;
     }
     out->from = h.from;
     out->tag = h.tag;
     out->data.resize(h.bytes);
-    Status p = net::recvAll(sock.fd(), out->data.data(), h.bytes, deadline, abort_);
+    Status p = net::recvAll(got.sock.fd(), out->data.data(), h.bytes, deadline, abort_);
     if (!p.isOk()) return p.withContext(formatString("rank %d: bootstrap message from rank %d", rank_, h.from));
     return Status::ok();
   }

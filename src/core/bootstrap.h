@@ -12,9 +12,11 @@
 #include <atomic>
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "core/acceptor.h"
 #include "core/socket.h"
 #include "core/status.h"
 #include "trellis/trellis.h"
@@ -84,6 +86,7 @@ class Bootstrap {
   double timeoutS_ = 60;
   uint8_t secret_[16] = {};
   net::Socket listen_;
+  std::unique_ptr<net::GreetingAcceptor> acceptor_;  // strangers are read concurrently and dropped
   net::SockAddr self_;
   std::vector<net::SockAddr> peers_;
   std::deque<Pending> unexpected_;

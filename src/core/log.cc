@@ -29,6 +29,8 @@ struct LogConfig {
   FILE* out = stderr;
   std::mutex mu;
   char host[64] = "?";
+  std::atomic<LogSink> sink{nullptr};
+  std::atomic<int> sinkLevel{0};
 };
 LogConfig& config() {
   static LogConfig* c = new LogConfig();
@@ -78,6 +80,7 @@ void load() {
   c.mask = mask;
   gethostname(c.host, sizeof c.host - 1);
   std::string file = kDebugFile.get();
+  c.out = stderr;  // a reload without a file goes back to stderr (an earlier file stays open: lines may be in flight)
   if (!file.empty()) {
     std::string path;
     for (size_t i = 0; i < file.size(); ++i) {
@@ -98,12 +101,19 @@ bool logEnabled(LogLevel level, Subsys subsys) {
   LogConfig& c = config();
   int lv = c.level.load(std::memory_order_relaxed);
   if (lv < 0) { load(); lv = c.level.load(); }
+  if (c.sink.load(std::memory_order_acquire) != nullptr) lv = c.sinkLevel.load(std::memory_order_relaxed);
   if (static_cast<int>(level) > lv) return false;
   // Warnings are always shown whatever the subsystem mask.
   return level == LogLevel::kWarn || (c.mask.load(std::memory_order_relaxed) & static_cast<uint32_t>(subsys)) != 0;
 }
 
 void setLogRank(int rank) { tlsRank = rank; }
+
+void setLogSink(LogSink sink, LogLevel level) {
+  LogConfig& c = config();
+  c.sinkLevel.store(static_cast<int>(level), std::memory_order_relaxed);
+  c.sink.store(sink, std::memory_order_release);
+}
 
 void reloadLogConfig() {
   kDebugLevel.reset();
@@ -113,7 +123,6 @@ void reloadLogConfig() {
 }
 
 void logMessage(LogLevel level, Subsys subsys, const char* file, int line, const char* fmt, ...) {
-  (void)subsys;
   static const char* kLevelNames[] = {"NONE", "WARN", "INFO", "DEBUG", "TRACE"};
   LogConfig& c = config();
   char msg[1024];
@@ -123,6 +132,10 @@ void logMessage(LogLevel level, Subsys subsys, const char* file, int line, const
   va_end(ap);
   const char* base = std::strrchr(file, '/');
   base = base ? base + 1 : file;
+  if (LogSink sink = c.sink.load(std::memory_order_acquire)) {
+    sink(level, subsys, base, line, msg);
+    return;
+  }
   char rank[16] = "";
   if (tlsRank >= 0) snprintf(rank, sizeof rank, " [%d]", tlsRank);
   std::fprintf(c.out, "%s:%d:%ld%s TRELLIS %s %s:%d %s\n", c.host, static_cast<int>(getpid()),

@@ -32,6 +32,13 @@ void setLogRank(int rank);
 /// Re-reads the logging parameters (tests).
 void reloadLogConfig();
 
+/// Where log lines go instead of the log file: the NCCL net plugin hands them to NCCL's logger.
+/// `msg` is the formatted message without Trellis' prefix.
+using LogSink = void (*)(LogLevel level, Subsys subsys, const char* file, int line, const char* msg);
+/// Routes every line to `sink` and filters at `level` (instead of TRELLIS_DEBUG's level; the subsystem
+/// mask still applies) until called again; nullptr restores the file and TRELLIS_DEBUG.
+void setLogSink(LogSink sink, LogLevel level);
+
 }  // namespace trellis
 
 #define TRELLIS_LOG(level, subsys, ...)                                                      \

@@ -240,11 +240,15 @@ static Status waitFd(int fd, short events, Deadline deadline, const std::atomic<
   }
 }
 
-Result<Socket> connectTo(const SockAddr& addr, Deadline deadline, const std::atomic<bool>* abort) {
+Result<Socket> connectTo(const SockAddr& addr, Deadline deadline, const std::atomic<bool>* abort,
+                         const SockAddr* local) {
   int delayMs = 5;
   for (;;) {
     Socket s(::socket(addr.family(), SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
     if (!s.valid()) return systemError(errno, "socket()");
+    if (local != nullptr && ::bind(s.fd(), local->sa(), local->len) != 0)
+      return systemError(errno, "bind(%s) before connecting to %s", local->toString().c_str(),
+                         addr.toString().c_str());
     int rc = ::connect(s.fd(), addr.sa(), addr.len);
     int err = rc == 0 ? 0 : errno;
     if (err == EINPROGRESS) {
@@ -283,6 +287,32 @@ Result<Socket> acceptOne(int listenFd, Deadline deadline, const std::atomic<bool
     if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
       return systemError(errno, "accept");
     TRELLIS_TRY(waitFd(listenFd, POLLIN, deadline, abort, "accept"));
+  }
+}
+
+Result<Socket> acceptAny(const std::vector<int>& listenFds, Deadline deadline, const std::atomic<bool>* abort,
+                        SockAddr* peer) {
+  if (listenFds.size() == 1) return acceptOne(listenFds[0], deadline, abort, peer);
+  std::vector<pollfd> pf;
+  for (int fd : listenFds) pf.push_back({fd, POLLIN, 0});
+  for (;;) {
+    for (int fd : listenFds) {
+      SockAddr from;
+      from.len = sizeof from.storage;
+      int c = ::accept4(fd, reinterpret_cast<sockaddr*>(&from.storage), &from.len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (c >= 0) {
+        setNoDelay(c);
+        if (peer != nullptr) *peer = from;
+        return Socket(c);
+      }
+      if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
+        return systemError(errno, "accept");
+    }
+    if (abort != nullptr && abort->load(std::memory_order_relaxed)) return remoteError("accept aborted");
+    if (Clock::now() >= deadline) return timeoutError("accept timed out");
+    for (auto& p : pf) p.revents = 0;
+    int rc = ::poll(pf.data(), pf.size(), msUntil(deadline, 100));
+    if (rc < 0 && errno != EINTR) return systemError(errno, "poll");
   }
 }
 

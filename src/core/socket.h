@@ -92,10 +92,15 @@ class Socket {
 /// Listens on `addr` (port 0: ephemeral). Returns the socket and the bound address.
 Result<Socket> listenOn(const SockAddr& addr, SockAddr* bound);
 /// Connects, retrying refused/unreachable attempts until `deadline`. The socket is non-blocking
-/// with TCP_NODELAY on return.
-Result<Socket> connectTo(const SockAddr& addr, Deadline deadline, const std::atomic<bool>* abort);
+/// with TCP_NODELAY on return. `local` (port 0), when given, is bound first: the connection's
+/// source address, so its traffic leaves through that interface where source routing is set up.
+Result<Socket> connectTo(const SockAddr& addr, Deadline deadline, const std::atomic<bool>* abort,
+                         const SockAddr* local = nullptr);
 /// Accepts one connection before `deadline` (non-blocking socket with TCP_NODELAY on return).
 Result<Socket> acceptOne(int listenFd, Deadline deadline, const std::atomic<bool>* abort, SockAddr* peer);
+/// Accepts one connection on whichever of `listenFds` has one first, before `deadline`.
+Result<Socket> acceptAny(const std::vector<int>& listenFds, Deadline deadline, const std::atomic<bool>* abort,
+                         SockAddr* peer);
 /// Sends/receives exactly `bytes` before `deadline` on a non-blocking socket. A closed connection
 /// is a remote error.
 Status sendAll(int fd, const void* data, size_t bytes, Deadline deadline, const std::atomic<bool>* abort);

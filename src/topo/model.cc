@@ -143,6 +143,10 @@ std::vector<int> System::ofKind(NodeKind k) const {
 static std::string normBus(std::string b) {
   std::transform(b.begin(), b.end(), b.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   if (b.size() == 7) b = "0000:" + b;  // "10:1c.0" -> "0000:10:1c.0"
+  // NVML and CUDA write an 8-digit domain ("00000000:34:00.0"); the model keeps 4.
+  size_t colon = b.find(':');
+  if (colon > 4 && colon != std::string::npos && b.compare(0, colon - 4, std::string(colon - 4, '0')) == 0)
+    b = b.substr(colon - 4);
   return b;
 }
 

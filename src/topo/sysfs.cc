@@ -15,6 +15,7 @@
 #include "core/params.h"
 #include "topo/hwloc_local.h"
 #include "topo/hwloc_xml.h"
+#include "topo/cuda_devices.h"
 #include "topo/nvml.h"
 #include "topo/smi_matrix.h"
 #include "topo/nccl_xml.h"
@@ -215,7 +216,36 @@ Result<System> loadTopologyFile(const std::string& path) {
                          path.c_str());
 }
 
+static Param<std::string> kTopoDumpFile("TRELLIS_TOPO_DUMP_FILE", "",
+                                        "write the detected topology here (NCCL XML when the name ends in .xml, "
+                                        "else Trellis JSON; %h is replaced by the host name)");
+
+// Writes atomically (temporary file + rename): several ranks of one host may dump at once.
+static void dumpDetected(const System& s) {
+  std::string path = kTopoDumpFile.get();
+  if (path.empty()) return;
+  for (size_t at; (at = path.find("%h")) != std::string::npos;) path.replace(at, 2, s.hostname);
+  bool xml = path.size() >= 4 && path.compare(path.size() - 4, 4, ".xml") == 0;
+  std::string text = xml ? toNcclXml(s) : toJson(s);
+  std::string tmp = path + ".tmp." + std::to_string(getpid());
+  bool ok = static_cast<bool>(std::ofstream(tmp) << text) && std::rename(tmp.c_str(), path.c_str()) == 0;
+  if (!ok) {
+    std::remove(tmp.c_str());
+    TRELLIS_WARN(kTopo, "TRELLIS_TOPO_DUMP_FILE: cannot write '%s'", path.c_str());
+  } else {
+    TRELLIS_INFO(kTopo, "topology written to %s", path.c_str());
+  }
+}
+
+static Result<System> detectLocalSystemImpl();
+
 Result<System> detectLocalSystem() {
+  Result<System> r = detectLocalSystemImpl();
+  if (r) dumpDetected(r.value());
+  return r;
+}
+
+static Result<System> detectLocalSystemImpl() {
   std::string file = kTopoFile.get();
   if (!file.empty()) return loadTopologyFile(file);
   std::string root = kSysfsRoot.get();
@@ -232,6 +262,7 @@ Result<System> detectLocalSystem() {
   }
   TRELLIS_TRY(addHwlocCpuFacts(s));
   TRELLIS_TRY(addNvmlFacts(s));
+  TRELLIS_TRY(addCudaDeviceIds(s));
   return s;
 }
 

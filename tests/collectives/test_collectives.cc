@@ -65,7 +65,11 @@ INSTANTIATE_TEST_SUITE_P(
                                 layouts(Wire::kTcp, RankMode::kThreads, {2, 3, 4, 5, 7, 8}),
                                 layouts(Wire::kTcp, RankMode::kProcesses, {2, 3, 5}),
                                 layouts(Wire::kMixed, RankMode::kThreads, {4, 5}),
-                                layouts(Wire::kMixed, RankMode::kProcesses, {4})})),
+                                layouts(Wire::kMixed, RankMode::kProcesses, {4}),
+                                layouts(Wire::kUcxTcp, RankMode::kThreads, {2, 3, 5}),
+                                layouts(Wire::kUcxTcp, RankMode::kProcesses, {4}),
+                                layouts(Wire::kUcxSm, RankMode::kThreads, {3}),
+                                layouts(Wire::kUcxSm, RankMode::kProcesses, {2, 5})})),
     layoutName);
 
 // 1M+3 elements: every datatype with Sum and every op on int32/float32/bfloat16 (the full
@@ -86,7 +90,9 @@ INSTANTIATE_TEST_SUITE_P(
                                 layouts(Wire::kShm, RankMode::kProcesses, {2, 3, 4, 5}),
                                 layouts(Wire::kTcp, RankMode::kThreads, {2, 3, 5}),
                                 layouts(Wire::kMixed, RankMode::kThreads, {4}),
-                                layouts(Wire::kMixed, RankMode::kProcesses, {5})})),
+                                layouts(Wire::kMixed, RankMode::kProcesses, {5}),
+                                layouts(Wire::kUcxTcp, RankMode::kProcesses, {2}),
+                                layouts(Wire::kUcxSm, RankMode::kProcesses, {3})})),
     layoutName);
 
 // Every algorithm forced through TRELLIS_ALGO, on the sizes where each would not be chosen.
@@ -118,7 +124,8 @@ INSTANTIATE_TEST_SUITE_P(
                       Forced{"allreduce:rd,broadcast:binomial", 5}, Forced{"allreduce:rd", 6},
                       Forced{"allreduce:rabenseifner", 2}, Forced{"allreduce:rabenseifner", 5},
                       Forced{"allreduce:rabenseifner", 7}, Forced{"allreduce:rabenseifner,broadcast:binomial", 8},
-                      Forced{"allreduce:direct,broadcast:direct", 3}, Forced{"allreduce:direct,broadcast:direct", 8}),
+                      Forced{"allreduce:direct,broadcast:direct", 3}, Forced{"allreduce:direct,broadcast:direct", 8},
+                      Forced{"reduce:direct", 2}, Forced{"reduce:direct", 5}),
     [](const ::testing::TestParamInfo<Forced>& info) { return "case" + std::to_string(info.index); });
 
 }  // namespace

@@ -19,14 +19,31 @@ const char* modeName(RankMode m) { return m == RankMode::kThreads ? "threads" : 
 
 namespace {
 Wire gWire = Wire::kShm;  // set by runRanksOver for the duration of one run
-}
+std::function<void(int)> gBeforeInit;
+std::vector<int> gHostOf;             // set by runRanksOnHosts
+std::vector<std::string> gTopoFileOf;
+}  // namespace
+
+void setBeforeInitHook(std::function<void(int rank)> hook) { gBeforeInit = std::move(hook); }
 
 const char* wireName(Wire w) {
-  return w == Wire::kShm ? "shm" : w == Wire::kTcp ? "tcp" : w == Wire::kVerbs ? "verbs" : "mixed";
+  switch (w) {
+    case Wire::kShm: return "shm";
+    case Wire::kTcp: return "tcp";
+    case Wire::kMixed: return "mixed";
+    case Wire::kUcxTcp: return "ucx_tcp";
+    case Wire::kUcxSm: return "ucx_sm";
+    case Wire::kVerbs: return "verbs";
+  }
+  return "?";
 }
 
 static std::string runOne(trellisUniqueId id, int nranks, int rank, const RankBody& body) {
-  testing::setThreadHostId(gWire == Wire::kMixed ? (rank < (nranks + 1) / 2 ? "host-a" : "host-b") : "");
+  testing::setThreadHostId(!gHostOf.empty()        ? "host-" + std::to_string(gHostOf[rank])
+                           : gWire == Wire::kMixed ? (rank < (nranks + 1) / 2 ? "host-a" : "host-b")
+                                                   : "");
+  testing::setThreadTopoFile(gTopoFileOf.empty() ? "" : gTopoFileOf[rank]);
+  if (gBeforeInit) gBeforeInit(rank);
   trellisComm_t comm = nullptr;
   trellisResult_t r = trellisCommInitRank(&comm, nranks, id, rank);
   if (r != trellisSuccess)
@@ -101,6 +118,10 @@ std::string runRanks(int nranks, RankMode mode, const RankBody& body, double tim
   auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeoutS);
   std::vector<std::string> outs(nranks);
   std::vector<bool> open(nranks, true);
+  // A rank is reaped as soon as it exits (its pipe ends), as a launcher would: peers that watch
+  // for a dead rank by its pid (UCX's shared-memory keepalive) would take a zombie for alive.
+  std::vector<int> statuses(nranks, 0);
+  std::vector<bool> reaped(nranks, false);
   int remaining = nranks;
   while (remaining > 0) {
     std::vector<pollfd> pf;
@@ -115,16 +136,20 @@ std::string runRanks(int nranks, RankMode mode, const RankBody& body, double tim
       char buf[4096];
       ssize_t n = read(pf[k].fd, buf, sizeof buf);
       if (n > 0) outs[idx[k]].append(buf, n);
-      else { open[idx[k]] = false; --remaining; }
+      else {
+        open[idx[k]] = false;
+        --remaining;
+        reaped[idx[k]] = waitpid(pids[idx[k]], &statuses[idx[k]], 0) == pids[idx[k]];
+      }
     }
   }
   for (int r = 0; r < nranks; ++r) {
-    int status = 0;
+    int status = statuses[r];
     if (open[r]) {  // timed out: kill and report
       kill(pids[r], SIGKILL);
       failures += "rank " + std::to_string(r) + ": timed out after " + std::to_string(timeoutS) + " s\n";
     }
-    waitpid(pids[r], &status, 0);
+    if (!reaped[r]) waitpid(pids[r], &status, 0);
     close(fds[r]);
     if (!outs[r].empty()) failures += outs[r] + "\n";
     else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
@@ -136,11 +161,27 @@ std::string runRanks(int nranks, RankMode mode, const RankBody& body, double tim
 
 std::string runRanksOver(Wire wire, int nranks, RankMode mode, const RankBody& body, double timeoutS) {
   gWire = wire;
-  Status s = findParam("TRELLIS_TRANSPORT")->setOverride(wire == Wire::kTcp ? "tcp" : wire == Wire::kVerbs ? "verbs" : "auto");
+  const bool ucx = wire == Wire::kUcxTcp || wire == Wire::kUcxSm;
+  Status s = findParam("TRELLIS_TRANSPORT")->setOverride(wire == Wire::kTcp     ? "tcp"
+                                                        : wire == Wire::kVerbs ? "verbs"
+                                                        : ucx                  ? "ucx"
+                                                                               : "auto");
+  if (s.isOk() && ucx) s = findParam("TRELLIS_UCX_TLS")->setOverride(wire == Wire::kUcxTcp ? "tcp" : "sm");
   if (!s.isOk()) return s.message();
   std::string r = runRanks(nranks, mode, body, timeoutS);
   gWire = Wire::kShm;
   (void)findParam("TRELLIS_TRANSPORT")->setOverride("");
+  (void)findParam("TRELLIS_UCX_TLS")->setOverride("");
+  return r;
+}
+
+std::string runRanksOnHosts(const std::vector<int>& hostOf, RankMode mode, const RankBody& body,
+                            const std::vector<std::string>& topoFileOf, double timeoutS) {
+  gHostOf = hostOf;
+  gTopoFileOf = topoFileOf;
+  std::string r = runRanks(static_cast<int>(hostOf.size()), mode, body, timeoutS);
+  gHostOf.clear();
+  gTopoFileOf.clear();
   return r;
 }
 

@@ -4,6 +4,7 @@
 
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "trellis/trellis.h"
 
@@ -19,12 +20,23 @@ using RankBody = std::function<std::string(trellisComm_t comm, int rank, int nra
 /// returns the failures joined ("" when every rank passed). Bounded by `timeoutS`.
 std::string runRanks(int nranks, RankMode mode, const RankBody& body, double timeoutS = 300);
 
+/// Called in each rank (its thread, or its forked process) just before trellisCommInitRank, for the
+/// runs that follow until reset with nullptr (tests that give ranks different settings).
+void setBeforeInitHook(std::function<void(int rank)> hook);
+
 /// How ranks reach each other: shared memory on one host, TCP only, or two emulated hosts (the
-/// first half of the ranks on one, the rest on the other: shm inside each, TCP across), or RDMA
+/// first half of the ranks on one, the rest on the other: shm inside each, TCP across); or every
+/// pair over the UCX transport restricted to UCX's tcp, or to its shared-memory transports; or RDMA
 /// verbs between every pair (TRELLIS_TRANSPORT=verbs: needs an RDMA device, see tests/rdma).
-enum class Wire { kShm, kTcp, kMixed, kVerbs };
+enum class Wire { kShm, kTcp, kMixed, kUcxTcp, kUcxSm, kVerbs };
 const char* wireName(Wire w);
 /// As runRanks, with the transports forced as `wire` says.
 std::string runRanksOver(Wire wire, int nranks, RankMode mode, const RankBody& body, double timeoutS = 300);
+
+/// Ranks on emulated hosts: rank r runs on host hostOf[r] (shared memory inside a host, TCP
+/// across) and, when topoFileOf is not empty, reads topoFileOf[r] as its node's topology (the
+/// rank count is hostOf.size()).
+std::string runRanksOnHosts(const std::vector<int>& hostOf, RankMode mode, const RankBody& body,
+                            const std::vector<std::string>& topoFileOf = {}, double timeoutS = 300);
 
 }  // namespace trellis::test

@@ -49,8 +49,35 @@ rc=$?
 set -e
 [ $rc -eq 2 ] || fail "truncated rc $rc"
 grep -q "cut.xml:3" "$TMP/err.txt" || fail "error names file and line: $(cat "$TMP/err.txt")"
+# The cluster fabric: the CLI prints what the library's golden files hold, under `cluster` and under
+# the schedulers' own subcommands; --host places one host (an off-rail NIC is flagged).
+IB=$F/real-topo/ibnetdiscover-dgx-h100-superpod.out
+G=$SRC/tests/topo_fabric/golden
+for fmt in summary slurm-tree slurm-block kueue volcano k8s-labels; do
+  ext=$fmt; case $fmt in summary) ext=summary.txt;; slurm-*) ext=$fmt.conf;; kueue|volcano) ext=$fmt.yaml;; k8s-labels) ext=k8s-labels.txt;; esac
+  "$T" cluster --input "$IB" --format "$fmt" > "$TMP/c.$fmt" 2> "$TMP/c.err" || fail "cluster $fmt: $(cat "$TMP/c.err")"
+  diff -u "$G/superpod.$ext" "$TMP/c.$fmt" > /dev/null || fail "cluster --format $fmt differs from golden superpod.$ext"
+done
+"$T" slurm --ibnetdiscover "$IB" --topology block | cmp -s - "$G/superpod.slurm-block.conf" || fail "slurm --topology block"
+"$T" k8s --ibnetdiscover "$IB" --kind volcano | cmp -s - "$G/superpod.volcano.yaml" || fail "k8s --kind volcano"
+"$T" cluster --cluster-file "$SRC/tests/topo_fabric/data/fat_tree_128x8.json" --format slurm-tree |
+  cmp -s - "$G/fat_tree.slurm-tree.conf" || fail "cluster file slurm-tree"
+"$T" cluster --input "$IB" --host b08-p1-dgx-08-c01 > "$TMP/host.txt" || fail "cluster --host"
+grep -q "leaf group su08" "$TMP/host.txt" || fail "host leaf group: $(cat "$TMP/host.txt")"
+grep -q "OFF-RAIL" "$TMP/host.txt" || fail "off-rail NIC flagged: $(cat "$TMP/host.txt")"
+"$T" cluster --input "$IB" --host b08-p1-dgx-08-c01 --format json | "$PY3" -c 'import json,sys; d=json.load(sys.stdin); assert d["leafGroup"]=="su08" and any(not h["onRail"] for h in d["hcas"]), d'
+set +e
+"$T" cluster --input "$IB" --host no-such-host 2> "$TMP/err.txt"; rc=$?
+set -e
+[ $rc -eq 2 ] && grep -q "no-such-host" "$TMP/err.txt" || fail "unknown host rc $rc: $(cat "$TMP/err.txt")"
 # This machine: a summary with CPUs, interfaces and PCIe functions, even without GPUs.
 "$T" show > "$TMP/local.txt"
 grep -q '^CPUs: ' "$TMP/local.txt" || fail "local CPUs"
 grep -q '^Network interfaces: ' "$TMP/local.txt" || fail "local interfaces"
+# TRELLIS_TOPO_DUMP_FILE writes what was detected (%h: host name; .xml: NCCL XML), loadable again.
+TRELLIS_TOPO_DUMP_FILE="$TMP/dump-%h.json" "$T" show > /dev/null
+TRELLIS_TOPO_DUMP_FILE="$TMP/dump.xml" "$T" show > /dev/null
+d=$(ls "$TMP"/dump-*.json) || fail "no JSON dump"
+"$T" diff "$d" "$TMP/dump.xml" > /dev/null || fail "dumps disagree"
+"$T" show --input "$d" | grep -q "NICs: " || fail "dump does not load"
 echo "cli ok"

@@ -4,6 +4,12 @@
 //   slurm                gres.conf GPU lines with Cores= and NVSwitch-aware Links=
 //   k8s                  node labels and DRA device attributes
 //   diff A B             differences between two topologies (exit 1 when they differ)
+//   cluster              the cluster fabric from ibnetdiscover output or a cluster file: summary, json,
+//                        Slurm topology.conf (tree/block), Kueue Topology, Volcano HyperNodes, labels;
+//                        `slurm --topology tree|block` and `k8s --kind kueue|volcano|labels` with
+//                        --ibnetdiscover/--cluster-file are the same outputs under the scheduler's name
+//   tune                 the tuner's choices per collective and size on a described cluster (a
+//                        simulation by the cost model; see docs/TUNER.md)
 // Every subcommand takes --input FILE (Trellis JSON, NCCL XML, hwloc XML or nvidia-smi topo -m text,
 // detected from the content) or --sysfs-root DIR (replay a saved sysfs tree); without either it
 // detects this machine. Exit codes: 0 success, 1 differences (diff), 2 errors.
@@ -12,7 +18,9 @@
 #include <fstream>
 #include <string>
 
+#include "cluster.h"
 #include "show.h"
+#include "tune.h"
 #include "topo/diff.h"
 #include "topo/emit.h"
 #include "topo/nccl_xml.h"
@@ -49,14 +57,36 @@ int main(int argc, char** argv) {
   addSource(slurmCmd);
   slurmCmd->add_option("--node-name", emit.nodeName, "NodeName= (default: the host name)");
   slurmCmd->add_option("--gpu-type", emit.gpuType, "Type= (default: sm<NN>)");
+  trellis::tools::FabricArgs fab;
+  std::string slurmForm = "tree", k8sKind = "labels";
+  trellis::tools::addFabricSourceOptions(slurmCmd, fab);
+  slurmCmd->add_option("--topology", slurmForm, "with a fabric: topology.conf form, tree (default) or block")
+      ->check(CLI::IsMember({"tree", "block"}));
   CLI::App* k8sCmd = app.add_subcommand("k8s", "Kubernetes node labels and DRA device attributes");
   addSource(k8sCmd);
   k8sCmd->add_option("--domain", emit.labelDomain, "label domain (default trellis.dev)");
+  trellis::tools::addFabricSourceOptions(k8sCmd, fab);
+  k8sCmd->add_option("--kind", k8sKind, "with a fabric: labels (default), kueue or volcano")
+      ->check(CLI::IsMember({"labels", "kueue", "volcano"}));
+  CLI::App* clusterCmd = trellis::tools::addClusterCommand(app, fab);
   CLI::App* diffCmd = app.add_subcommand("diff", "compare two topologies (files in any supported format)");
   diffCmd->add_option("A", diffA, "first topology file")->required();
   diffCmd->add_option("B", diffB, "second topology file (or --input)");
   diffCmd->add_option("--input", input, "the second topology, when B is not given");
+  trellis::tools::TuneArgs tuneArgs;
+  CLI::App* tuneCmd = trellis::tools::addTuneCommand(app, &tuneArgs);
   CLI11_PARSE(app, argc, argv);
+
+  if (clusterCmd->parsed()) return trellis::tools::runCluster(fab);
+  if (slurmCmd->parsed() && (!fab.ibnet.empty() || !fab.clusterFile.empty())) {
+    fab.format = "slurm-" + slurmForm;
+    return trellis::tools::runCluster(fab);
+  }
+  if (k8sCmd->parsed() && (!fab.ibnet.empty() || !fab.clusterFile.empty())) {
+    fab.format = k8sKind == "labels" ? "k8s-labels" : k8sKind;
+    return trellis::tools::runCluster(fab);
+  }
+  if (tuneCmd->parsed()) return trellis::tools::runTune(tuneArgs);
 
   if (diffCmd->parsed()) {
     if (diffB.empty()) diffB = input;

@@ -6,9 +6,15 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <deque>
+#include <memory>
+#include <vector>
 
+#include "core/acceptor.h"
+#include "core/crc32c.h"
 #include "core/log.h"
 #include "core/params.h"
 
@@ -18,6 +24,20 @@ static Param<int64_t> kSocketsPerPeer("TRELLIS_SOCKETS_PER_PEER", 2,
                                       "TCP sockets per peer; large messages are striped over them");
 static Param<int64_t> kChunkBytes("TRELLIS_TCP_CHUNK_BYTES", 512 * 1024,
                                   "bytes per TCP chunk when a message is striped over sockets");
+static Param<bool> kChecksum("TRELLIS_CHECKSUM", false,
+                             "CRC32C over every TCP chunk, checked by the receiver (reports the peer and byte "
+                             "offset of a corrupted chunk)");
+
+namespace testing {
+namespace {
+std::atomic<uint64_t> gCorruptAt{0};  // 1-based index of the chunk to corrupt; 0: none
+std::atomic<uint64_t> gChunksStarted{0};
+}  // namespace
+void corruptNthTcpChunk(uint64_t n) {
+  gChunksStarted = 0;
+  gCorruptAt = n;
+}
+}  // namespace testing
 
 TcpOptions tcpOptionsFromParams() {
   TcpOptions o;
@@ -25,6 +45,7 @@ TcpOptions tcpOptionsFromParams() {
   o.socketsPerPeer = static_cast<int>(n < 1 ? 1 : n > 16 ? 16 : n);
   int64_t c = kChunkBytes.get();
   o.chunkBytes = static_cast<size_t>(c < 4096 ? 4096 : c > (64 << 20) ? (64 << 20) : c);
+  o.checksum = kChecksum.get();
   return o;
 }
 
@@ -40,20 +61,27 @@ struct Hello {
   uint8_t secret[16];
 };
 
+// Header flags. The sender decides whether to checksum; the receiver checks whatever is flagged.
+constexpr uint32_t kFlagCrc = 1;  // `crc` is the CRC32C of the payload
+
 struct WireHeader {
   uint32_t magic;
   uint32_t len;     // payload bytes in this chunk
   uint64_t seq;     // message sequence number on this (sender, receiver) pair
   uint64_t offset;  // where the payload goes in the message
   uint64_t total;   // message size
+  uint32_t crc;
+  uint32_t flags;
 };
-static_assert(sizeof(WireHeader) == 32);
+static_assert(sizeof(WireHeader) == 40);
 
 struct SendChunk {
   Request* req;
   const char* data;
   WireHeader hdr;
   size_t sent = 0;  // header + payload bytes written so far
+  bool started = false;  // checksum computed (done once, before the first byte goes out)
+  std::shared_ptr<std::vector<char>> corrupted;  // test hook: the altered payload sent instead
 };
 
 struct RecvSlot {
@@ -155,9 +183,28 @@ struct TcpTransport::Impl {
                             peers[s.peer].addr.c_str(), s.index, what, err ? ": " : "", err ? strerror(err) : ""));
   }
 
+  // Called once per chunk, just before its first byte goes out (so the checksum is computed while
+  // the data is about to be read anyway, and the first chunk is not delayed by the others).
+  void startChunk(SendChunk& c, int peer) {
+    c.started = true;
+    if (opt.checksum) {
+      c.hdr.crc = crc32c(0, c.data, c.hdr.len);
+      c.hdr.flags |= kFlagCrc;
+    }
+    uint64_t at = testing::gCorruptAt.load(std::memory_order_relaxed);
+    if (at != 0 && c.hdr.len > 0 && testing::gChunksStarted.fetch_add(1) + 1 == at) {
+      c.corrupted = std::make_shared<std::vector<char>>(c.data, c.data + c.hdr.len);
+      (*c.corrupted)[c.hdr.len / 2] ^= 0x10;
+      c.data = c.corrupted->data();
+      TRELLIS_WARN(kNet, "rank %d: test hook: flipped bit 4 of byte %lu of a chunk to rank %d", rank,
+                   static_cast<unsigned long>(c.hdr.offset + c.hdr.len / 2), peer);
+    }
+  }
+
   Status flush(Sock& s, bool* didWork) {
     while (!s.sendq.empty()) {
       SendChunk& c = s.sendq.front();
+      if (!c.started) startChunk(c, s.peer);
       iovec iov[2];
       int n = 0;
       size_t hdrLeft = c.sent < sizeof c.hdr ? sizeof c.hdr - c.sent : 0;
@@ -204,11 +251,11 @@ struct TcpTransport::Impl {
         if (s.hdrGot < sizeof s.hdr) continue;
         const WireHeader& h = s.hdr;
         if (h.magic != kChunkMagic || h.len > opt.chunkBytes || h.offset > h.total || h.len > h.total - h.offset ||
-            h.seq < p.recvBase)
+            h.seq < p.recvBase || (h.flags & ~kFlagCrc) != 0)
           return fail(remoteError("rank %d: malformed chunk header from rank %d (tcp %s): magic 0x%08x len %u "
-                                  "seq %lu offset %lu total %lu", rank, s.peer, p.addr.c_str(), h.magic, h.len,
-                                  static_cast<unsigned long>(h.seq), static_cast<unsigned long>(h.offset),
-                                  static_cast<unsigned long>(h.total)));
+                                  "seq %lu offset %lu total %lu flags 0x%x", rank, s.peer, p.addr.c_str(), h.magic,
+                                  h.len, static_cast<unsigned long>(h.seq), static_cast<unsigned long>(h.offset),
+                                  static_cast<unsigned long>(h.total), h.flags));
         s.payloadGot = 0;
       }
       uint64_t idx = s.hdr.seq - p.recvBase;
@@ -242,6 +289,16 @@ struct TcpTransport::Impl {
         *didWork = true;
         s.payloadGot += static_cast<size_t>(r);
       }
+      if (s.hdr.flags & kFlagCrc) {
+        uint32_t got = crc32c(0, slot.buf + s.hdr.offset, s.hdr.len);
+        if (got != s.hdr.crc)
+          return fail(remoteError("rank %d: corrupted data from rank %d (tcp %s, socket %d): the chunk at byte "
+                                  "offset %lu (%u bytes) of a %lu-byte message (#%lu from that rank) has CRC32C "
+                                  "0x%08x, the sender computed 0x%08x", rank, s.peer, p.addr.c_str(), s.index,
+                                  static_cast<unsigned long>(s.hdr.offset), s.hdr.len,
+                                  static_cast<unsigned long>(s.hdr.total), static_cast<unsigned long>(s.hdr.seq),
+                                  got, s.hdr.crc));
+      }
       slot.got += s.hdr.len;
       slot.req->done = slot.got;
       s.hdrGot = 0;
@@ -261,6 +318,46 @@ struct TcpTransport::Impl {
 TcpTransport::TcpTransport(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 TcpTransport::~TcpTransport() = default;
 
+namespace {
+constexpr int kMaxNics = 8;
+
+// Every rank's listening addresses, all-gathered (fixed size).
+struct NicAddrs {
+  int32_t count;
+  int32_t bound;  // 1: sockets opened by this rank are bound to its NIC addresses
+  int32_t rails[kMaxNics];
+  net::WireAddr addrs[kMaxNics];
+};
+
+struct LocalNic {
+  std::string ifname;
+  int rail = -1;
+  net::SockAddr addr;  // port 0
+};
+
+// Addresses of this rank's NICs, of the bootstrap's family and allowed by TRELLIS_SOCKET_IFNAME.
+std::vector<LocalNic> resolveNics(const std::vector<TcpNic>& nics, int family, int rank) {
+  std::vector<LocalNic> out;
+  if (nics.empty()) return out;
+  auto all = net::findInterfaces();
+  for (const TcpNic& n : nics) {
+    bool found = false;
+    if (all)
+      for (const net::Interface& i : all.value())
+        if (i.name == n.ifname && i.addr.family() == family) {
+          if (static_cast<int>(out.size()) < kMaxNics) out.push_back({n.ifname, n.rail, i.addr});
+          found = true;
+          break;
+        }
+    if (!found)
+      TRELLIS_INFO(kNet, "rank %d: NIC interface %s (rail %d) has no usable address (down, excluded by "
+                   "TRELLIS_SOCKET_IFNAME, or no address of the bootstrap's family): not used for TCP",
+                   rank, n.ifname.c_str(), n.rail);
+  }
+  return out;
+}
+}  // namespace
+
 Result<std::unique_ptr<TcpTransport>> TcpTransport::create(Bootstrap& bs, const std::vector<int>& peerList,
                                                            const TcpOptions& opt, const std::atomic<bool>* abort) {
   auto impl = std::make_unique<Impl>();
@@ -268,19 +365,48 @@ Result<std::unique_ptr<TcpTransport>> TcpTransport::create(Bootstrap& bs, const 
   impl->nranks = bs.nranks();
   impl->opt = opt;
   impl->peers.resize(bs.nranks());
-  net::SockAddr want = bs.listenAddr();
-  want.setPort(0);
-  net::SockAddr bound;
-  TRELLIS_ASSIGN_OR_RETURN(net::Socket listen, net::listenOn(want, &bound));
-  std::vector<net::WireAddr> addrs(bs.nranks());
-  addrs[bs.rank()] = net::toWire(bound);
-  TRELLIS_TRY_CTX(bs.allGather(addrs.data(), sizeof(net::WireAddr)), "exchanging TCP listen addresses");
+  std::vector<LocalNic> nics = resolveNics(opt.nics, bs.listenAddr().family(), bs.rank());
+  const bool bindSource = !nics.empty();
+  if (nics.empty()) {
+    net::SockAddr a = bs.listenAddr();
+    a.setPort(0);
+    nics.push_back({"bootstrap interface", -1, a});
+  }
+  std::vector<net::Socket> listeners;
+  std::vector<int> listenFds;
+  NicAddrs mine{};
+  mine.count = static_cast<int32_t>(nics.size());
+  mine.bound = bindSource ? 1 : 0;
+  std::string where;
+  for (size_t k = 0; k < nics.size(); ++k) {
+    net::SockAddr bound;
+    auto l = net::listenOn(nics[k].addr, &bound);
+    if (!l) return l.status().withContext(formatString("rank %d: tcp listen on %s", bs.rank(), nics[k].ifname.c_str()));
+    listenFds.push_back(l->fd());
+    listeners.push_back(std::move(l.value()));
+    mine.rails[k] = nics[k].rail;
+    mine.addrs[k] = net::toWire(bound);
+    where += formatString("%s%s %s (rail %d)", k ? ", " : "", nics[k].ifname.c_str(), bound.toString().c_str(),
+                          nics[k].rail);
+  }
+  std::vector<NicAddrs> all(bs.nranks());
+  all[bs.rank()] = mine;
+  TRELLIS_TRY_CTX(bs.allGather(all.data(), sizeof(NicAddrs)), "exchanging TCP listen addresses");
   std::vector<bool> want_peer(bs.nranks(), false);
   for (int p : peerList)
     if (p != bs.rank()) want_peer[p] = true;
+  // Sockets per pair: enough for every NIC of either side (the same number on both sides).
+  std::vector<int> nsock(bs.nranks(), 0);
+  for (int p = 0; p < bs.nranks(); ++p) {
+    if (!want_peer[p]) continue;
+    if (all[p].count < 1 || all[p].count > kMaxNics)
+      return remoteError("rank %d: rank %d sent %d TCP listen addresses (1..%d)", bs.rank(), p, all[p].count, kMaxNics);
+    nsock[p] = std::max({opt.socketsPerPeer, static_cast<int>(all[p].count), mine.count});
+  }
   net::Deadline deadline = net::deadlineIn(opt.timeoutS);
   int expectAccepts = 0;
-  std::vector<std::vector<int>> slots(bs.nranks(), std::vector<int>(opt.socketsPerPeer, -1));
+  std::vector<std::vector<int>> slots(bs.nranks());
+  for (int p = 0; p < bs.nranks(); ++p) slots[p].assign(nsock[p], -1);
   auto addSock = [&](int fd, int peer, int index) {
     Sock s;
     s.fd = fd;
@@ -293,52 +419,71 @@ Result<std::unique_ptr<TcpTransport>> TcpTransport::create(Bootstrap& bs, const 
   // so all connects finish before anyone accepts and there is no ordering deadlock.
   for (int p = 0; p < bs.nranks(); ++p) {
     if (!want_peer[p]) continue;
-    TRELLIS_ASSIGN_OR_RETURN(net::SockAddr paddr, net::fromWire(addrs[p]));
-    impl->peers[p].addr = paddr.toString();
+    const NicAddrs& theirs = all[p];
+    std::vector<net::SockAddr> paddrs;
+    for (int k = 0; k < theirs.count; ++k) {
+      TRELLIS_ASSIGN_OR_RETURN(net::SockAddr a, net::fromWire(theirs.addrs[k]));
+      impl->peers[p].addr += (k ? "," : "") + a.toString();
+      paddrs.push_back(a);
+    }
     if (p < bs.rank()) {
-      expectAccepts += opt.socketsPerPeer;
+      expectAccepts += nsock[p];
       continue;
     }
-    for (int i = 0; i < opt.socketsPerPeer; ++i) {
-      auto sock = net::connectTo(paddr, deadline, abort);
-      if (!sock) return sock.status().withContext(formatString("rank %d: tcp connect to rank %d", bs.rank(), p));
+    for (int i = 0; i < nsock[p]; ++i) {
+      // My NIC i mod mine; the peer's address on the same rail (spread over several), else i mod theirs.
+      const int a = i % mine.count;
+      std::vector<int> same;
+      for (int k = 0; k < theirs.count; ++k)
+        if (nics[a].rail >= 0 && theirs.rails[k] == nics[a].rail) same.push_back(k);
+      const int b = same.empty() ? i % theirs.count : same[(i / mine.count) % same.size()];
+      auto sock = net::connectTo(paddrs[b], deadline, abort, bindSource ? &nics[a].addr : nullptr);
+      if (!sock)
+        return sock.status().withContext(formatString("rank %d: tcp connect from %s to rank %d", bs.rank(),
+                                                      nics[a].ifname.c_str(), p));
       Hello h{kHelloMagic, bs.rank(), i, 0, {}};
       std::memcpy(h.secret, bs.secret(), sizeof h.secret);
       TRELLIS_TRY_CTX(net::sendAll(sock->fd(), &h, sizeof h, deadline, abort),
-                      formatString("rank %d: tcp hello to rank %d (%s)", bs.rank(), p, paddr.toString().c_str()));
+                      formatString("rank %d: tcp hello to rank %d (%s)", bs.rank(), p, paddrs[b].toString().c_str()));
       addSock(sock->release(), p, i);
     }
   }
+  net::GreetingAcceptor acceptor(listenFds, sizeof(Hello), 5.0, formatString("rank %d: tcp listener %s", bs.rank(),
+                                                                              where.c_str()));
   while (expectAccepts > 0) {
-    net::SockAddr from;
-    auto sock = net::acceptOne(listen.fd(), deadline, abort, &from);
-    if (!sock)
-      return sock.status().withContext(formatString("rank %d: waiting for %d tcp connections from lower ranks",
-                                                    bs.rank(), expectAccepts));
+    auto got = acceptor.next(deadline, abort);
+    if (!got)
+      return got.status().withContext(formatString("rank %d: waiting for %d tcp connections from lower ranks",
+                                                   bs.rank(), expectAccepts));
     Hello h;
-    Status s = net::recvAll(sock->fd(), &h, sizeof h, std::min(deadline, net::deadlineIn(5)), abort);
-    if (!s.isOk() || h.magic != kHelloMagic || !net::constantTimeEqual(h.secret, bs.secret(), sizeof h.secret) ||
-        h.from < 0 || h.from >= bs.rank() || !want_peer[h.from] || h.socketIndex < 0 ||
-        h.socketIndex >= opt.socketsPerPeer || slots[h.from][h.socketIndex] >= 0) {
-      TRELLIS_WARN(kNet, "rank %d: dropped a tcp connection from %s without a valid hello", bs.rank(),
-                   from.toString().c_str());
+    std::memcpy(&h, got->greeting.data(), sizeof h);
+    if (h.magic != kHelloMagic || !net::constantTimeEqual(h.secret, bs.secret(), sizeof h.secret)) {
+      TRELLIS_WARN(kNet, "rank %d: dropped a tcp connection from %s: not a hello with the job's secret", bs.rank(),
+                   got->from.toString().c_str());
       continue;
     }
-    addSock(sock->release(), h.from, h.socketIndex);
+    if (h.from < 0 || h.from >= bs.rank() || !want_peer[h.from] || h.socketIndex < 0 ||
+        h.socketIndex >= nsock[h.from] || slots[h.from][h.socketIndex] >= 0) {
+      TRELLIS_WARN(kNet, "rank %d: dropped a tcp connection from %s: hello from rank %d socket %d is not one "
+                   "expected (lower ranks only, each socket once)", bs.rank(), got->from.toString().c_str(), h.from,
+                   h.socketIndex);
+      continue;
+    }
+    addSock(got->sock.release(), h.from, h.socketIndex);
     --expectAccepts;
   }
   impl->epfd = epoll_create1(EPOLL_CLOEXEC);
   if (impl->epfd < 0) return systemError(errno, "epoll_create1");
   for (int p = 0; p < bs.nranks(); ++p)
-    for (int i = 0; i < (want_peer[p] ? opt.socketsPerPeer : 0); ++i) impl->peers[p].socks.push_back(slots[p][i]);
+    for (int i = 0; i < nsock[p]; ++i) impl->peers[p].socks.push_back(slots[p][i]);
   for (size_t i = 0; i < impl->socks.size(); ++i) {
     Sock& s = impl->socks[i];
     s.events = EPOLLIN;
     epoll_event e{EPOLLIN, {.u32 = static_cast<uint32_t>(i)}};
     if (epoll_ctl(impl->epfd, EPOLL_CTL_ADD, s.fd, &e) != 0) return systemError(errno, "epoll_ctl");
   }
-  TRELLIS_INFO(kNet, "rank %d: tcp transport up: %zu peers x %d sockets, chunk %zu bytes", bs.rank(),
-               peerList.size(), opt.socketsPerPeer, opt.chunkBytes);
+  TRELLIS_INFO(kNet, "rank %d: tcp transport up: %zu peers, chunk %zu bytes, listening on %s%s", bs.rank(),
+               peerList.size(), opt.chunkBytes, where.c_str(), bindSource ? ", sockets bound to these NICs" : "");
   return std::unique_ptr<TcpTransport>(new TcpTransport(std::move(impl)));
 }
 
@@ -374,7 +519,7 @@ Status TcpTransport::postSend(int peer, const void* data, size_t bytes, Request*
     size_t off = c * m.opt.chunkBytes;
     size_t len = bytes == 0 ? 0 : std::min(m.opt.chunkBytes, bytes - off);
     Sock& s = m.socks[p.socks[(seq + c) % nsock]];
-    SendChunk ch{req, base + off, {kChunkMagic, static_cast<uint32_t>(len), seq, off, bytes}, 0};
+    SendChunk ch{req, base + off, {kChunkMagic, static_cast<uint32_t>(len), seq, off, bytes, 0, 0}, 0, false, nullptr};
     bool wasEmpty = s.sendq.empty();
     s.sendq.push_back(ch);
     if (wasEmpty) TRELLIS_TRY(m.flush(s, &didWork));  // inline write: no progress round-trip for small messages
