@@ -39,7 +39,7 @@ static Param<int64_t> kYield("TRELLIS_YIELD_ITERS", 200,
 static Param<std::string> kTransport("TRELLIS_TRANSPORT", "auto",
                                      "auto (shm between ranks of one host; verbs to other hosts when both ends "
                                      "have an RDMA device, else tcp), tcp (everything over TCP), verbs "
-                                     "(every other host over RDMA verbs) or ucx (everything over UCX; "
+                                     "(every peer over RDMA verbs) or ucx (everything over UCX; "
                                      "TRELLIS_UCX_TLS / UCX_TLS pick UCX's wires)");
 static Param<bool> kShmDisable("TRELLIS_SHM_DISABLE", false, "never use shared memory (same as TRELLIS_TRANSPORT=tcp)");
 static Param<bool> kCalibrate("TRELLIS_TUNER_CALIBRATE", false,
@@ -376,7 +376,13 @@ Result<trellisComm*> trellisComm::create(const UniqueIdData& id, int nranks, int
     // Verbs takes the peers it reaches out of `remote` (collective whenever some rank has remote peers).
     std::unique_ptr<transport::VerbsTransport> verbs;
     if (mode == "verbs" || (mode == "auto" && (!useShm || std::count(hosts.begin(), hosts.end(), hosts[0]) != nranks))) {
-      auto v = transport::connectVerbsPeers(c->bootstrap_, mode == "verbs", &remote, options.bootstrapTimeoutS, &c->aborted_);
+      std::vector<std::string> railNics;  // this rank's NICs in the cluster view, by device and interface name
+      for (int rail : c->topoAware_ ? me.rails : std::vector<int>{})
+        for (const auto* names : {&local.nics, &local.netdevs})
+          if (rail >= 0 && rail < static_cast<int>(names->size()) && !(*names)[rail].empty())
+            railNics.push_back((*names)[rail]);
+      auto v = transport::connectVerbsPeers(c->bootstrap_, mode == "verbs", &remote, options.bootstrapTimeoutS,
+                                            &c->aborted_, railNics);
       if (!v) return v.status();
       verbs = std::move(v.value());
     }
