@@ -398,25 +398,6 @@ bool reducescatterDirect(Ctx& c, double* t, std::string*) {
   return true;
 }
 
-// Reduce direct (algos/reduce/direct.cc): the reduce phase of the direct AllReduce, a barrier,
-// the root reads the n-1 reduced blocks, then a zero-byte "done" round (modelled as one exchange).
-bool reduceDirect(Ctx& c, double* t, std::string*) {
-  const double blk = c.S / c.n;
-  double sum = allPairs(c, 16);
-  for (int r = 0; r < c.n; ++r)
-    for (int q = 0; q < c.n; ++q)
-      if (q != r) {
-        c.e.readPeer(r, q, blk);
-        c.e.reduce(r, blk);
-      }
-  sum += take(c);
-  sum += allPairs(c, 0);
-  for (int q = 1; q < c.n; ++q) c.e.readPeer(0, q, blk);
-  sum += take(c);
-  *t = sum + allPairs(c, 0);
-  return true;
-}
-
 // ---------------------------------------------------------------- AlltoAll
 
 constexpr int kAlltoallWindow = 8;  // algos/alltoall/pairwise.cc kWindow
@@ -471,7 +452,6 @@ const AlgoModel kModels[] = {
     {Coll::kReduce, "binomial", reduceBinomial, {true, true, 1, false, false}},
     {Coll::kReduce, "direct", reduceDirect, {true, false, 1, true, false}},
     {Coll::kReduce, "hier", reduceHier, {true, true, 1, false, true}},
-    {Coll::kReduce, "direct", reduceDirect, {true, false, 1, true, false}},
     {Coll::kAllGather, "ring", allgatherRing, {true, false, 1, false, false}},
     {Coll::kAllGather, "direct", allgatherDirect, {true, false, 1, true, false}},
     {Coll::kAllGather, "hier", allgatherHier, {true, false, 1, false, true}},
