@@ -8,10 +8,10 @@ set -uo pipefail
 build=$1
 reps=${2:-3}
 sizes=${3:-1048576:4194304}  # colon-separated (the guest command line splits on commas)
-n=${ITERS:-200}
+total=${TOTAL_BYTES:-209715200}  # bytes per run (200 MiB): iterations = total / size
 port=18600
 perftest() {  # perftest SIZE: prints ib_write_bw's average MB/s
-  local s=$1
+  local s=$1 n=$(($total / $1))
   port=$((port + 1))
   timeout 120 ib_write_bw -d rxe0 -x 1 -s "$s" -n "$n" -F -p $port >/tmp/pt-srv.txt 2>&1 &
   local srv=$!
@@ -25,12 +25,12 @@ perftest() {  # perftest SIZE: prints ib_write_bw's average MB/s
   awk -v s="$s" '$1 == s && NF >= 4 {print $4}' /tmp/pt-cli.txt | tail -1
 }
 trellis() {  # trellis SIZE HCA: prints trellis-verbs-bw's MB/s
-  TRELLIS_IB_HCA=$2 timeout 120 "$build/bench/verbs_bw/trellis-verbs-bw" -s "$1" -n "$n" -w 16 |
+  TRELLIS_IB_HCA=$2 timeout 120 "$build/bench/verbs_bw/trellis-verbs-bw" -s "$1" -n $(($total / $1)) -w 16 |
     sed -n 's/.*MB\/s=\([0-9.]*\).*/\1/p'
 }
 median() { sort -g | awk '{a[NR]=$1} END {if (NR == 0) print 0; else if (NR % 2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
-echo "# ib_write_bw: perftest $(dpkg-query -W -f='${Version}' perftest 2>/dev/null), 1 QP, $n writes per run, -x 1 (IPv4-mapped RoCE v2 GID)"
-echo "# trellis-verbs-bw: $n messages per run, 16 in flight, TRELLIS_IB_QPS_PER_CONNECTION=${TRELLIS_IB_QPS_PER_CONNECTION:-2}"
+echo "# ib_write_bw: perftest $(dpkg-query -W -f='${Version}' perftest 2>/dev/null), 1 QP, $total bytes per run, -x 1 (IPv4-mapped RoCE v2 GID)"
+echo "# trellis-verbs-bw: $total bytes per run, 16 messages in flight, TRELLIS_IB_QPS_PER_CONNECTION=${TRELLIS_IB_QPS_PER_CONNECTION:-2}, blocking waits"
 printf '%-10s %-18s %10s %10s %10s %8s\n' bytes config rep_MB/s "" median ratio
 for s in ${sizes//:/ }; do
   : >/tmp/pt.txt; : >/tmp/t1.txt; : >/tmp/t2.txt
