@@ -7,7 +7,7 @@
 set -uo pipefail
 build=$1
 reps=${2:-3}
-sizes=${3:-1048576,4194304}
+sizes=${3:-1048576:4194304}  # colon-separated (the guest command line splits on commas)
 n=${ITERS:-200}
 port=18600
 perftest() {  # perftest SIZE: prints ib_write_bw's average MB/s
@@ -32,7 +32,7 @@ median() { sort -g | awk '{a[NR]=$1} END {if (NR == 0) print 0; else if (NR % 2)
 echo "# ib_write_bw: perftest $(dpkg-query -W -f='${Version}' perftest 2>/dev/null), 1 QP, $n writes per run, -x 1 (IPv4-mapped RoCE v2 GID)"
 echo "# trellis-verbs-bw: $n messages per run, 16 in flight, TRELLIS_IB_QPS_PER_CONNECTION=${TRELLIS_IB_QPS_PER_CONNECTION:-2}"
 printf '%-10s %-18s %10s %10s %10s %8s\n' bytes config rep_MB/s "" median ratio
-for s in ${sizes//,/ }; do
+for s in ${sizes//:/ }; do
   : >/tmp/pt.txt; : >/tmp/t1.txt; : >/tmp/t2.txt
   for r in $(seq "$reps"); do  # interleaved
     perftest "$s" >>/tmp/pt.txt
