@@ -42,7 +42,9 @@ ExternalProject_Add(trellis_fuzzers
   BINARY_DIR ${fuzz_bin}
   CMAKE_GENERATOR ${CMAKE_GENERATOR}
   CMAKE_ARGS -DCMAKE_CXX_COMPILER=${TRELLIS_FUZZ_CXX} -DCMAKE_C_COMPILER=${TRELLIS_FUZZ_CC}
-             -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTRELLIS_FUZZ_BUILD=ON -DTRELLIS_WERROR=OFF
+             # -O1 with line tables: quick to compile, symbolized reports; assertions stay on.
+             -DCMAKE_BUILD_TYPE=Debug "-DCMAKE_CXX_FLAGS_DEBUG=-O1 -gline-tables-only"
+             "-DCMAKE_C_FLAGS_DEBUG=-O1 -gline-tables-only" -DTRELLIS_FUZZ_BUILD=ON -DTRELLIS_WERROR=OFF
              -DTRELLIS_BUILD_TESTS=OFF -DTRELLIS_BUILD_BENCH=OFF
   BUILD_COMMAND ${CMAKE_COMMAND} --build ${fuzz_bin} --target fuzzers
   BUILD_BYPRODUCTS ${fuzz_outputs}

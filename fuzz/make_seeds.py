@@ -89,3 +89,7 @@ params = ["\x00" + "64K", "\x00" + "0x10M", "\x00" + "9223372036854775807", "\x0
           "\x06" + "info\nnet,^shm", "\x07" + "-1"]
 for i, s in enumerate(params):
     put("fuzz_params", "p%d" % i, s)
+
+for i, s in enumerate(["allreduce:0-4k:@rd#allreduce:4k-inf:@ring", "all:chunk=256k:channels=2", "allreduce,broadcast:[2-8]:!ring",
+                       "reduce:1M-inf:[4-inf]:@binomial", "allreduce:64k-1M,2M-inf:@rhd", "bogus:@x", "allreduce:4k-1k:@ring", "#", ""]):
+    put("fuzz_tune_string", "t%d" % i, s)
