@@ -3,7 +3,9 @@
 // a fixed number of messages of one size with a window in flight, after a warm-up. The last
 // message of each run is checked byte for byte. Prints one line per size:
 //   verbs_bw bytes=1048576 iters=200 window=16 qps=2 nics=rxe0:1 MB/s=61.3
-// Usage: trellis-verbs-bw [-s BYTES[,BYTES...]] [-n ITERS] [-w WINDOW] (TRELLIS_IB_* select devices)
+// Usage: trellis-verbs-bw [-s BYTES[,BYTES...]] [-n ITERS] [-w WINDOW] [-p SPIN_POLLS]
+// (-p: polls before a waiting rank sleeps on the completion channel, default 0; TRELLIS_IB_* select
+// devices and queue pairs)
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -26,6 +28,7 @@ struct Args {
   std::vector<size_t> sizes = {1 << 20};
   int iters = 200;
   int window = 16;
+  int spin = 0;  // polls without blocking before progress() may sleep on the completion channel
 };
 
 uint8_t pat(size_t i, int k) { return static_cast<uint8_t>(i * 7 + k); }
@@ -47,7 +50,7 @@ double runRank(int rank, const UniqueIdData& root, const Args& a) {
     std::vector<uint8_t> buf(bytes * a.window);
     std::vector<Request> reqs(a.window);
     auto run = [&](int iters) -> std::string {
-      int posted = 0, done = 0, lastSlot = 0;
+      int posted = 0, done = 0, lastSlot = 0, idle = 0;
       std::vector<bool> busy(a.window, false);
       while (done < iters) {
         for (int w = 0; w < a.window; ++w) {
@@ -64,8 +67,9 @@ double runRank(int rank, const UniqueIdData& root, const Args& a) {
           }
         }
         bool did = false;
-        Status q = tr.progress(100, &did);
+        Status q = tr.progress(idle < a.spin ? 0 : 100, &did);
         if (!q.isOk()) return q.message();
+        idle = did ? 0 : idle + 1;
       }
       if (rank == 1) {  // messages match in posted order: the last receive holds the last message
         const uint8_t* p = buf.data() + static_cast<size_t>(lastSlot) * bytes;
@@ -84,8 +88,8 @@ double runRank(int rank, const UniqueIdData& root, const Args& a) {
     tr.releaseCallerMemory();
     if (rank == 0) {
       result = static_cast<double>(bytes) * a.iters / secs / 1e6;
-      std::printf("verbs_bw bytes=%zu iters=%d window=%d qps=%d nics=%s MB/s=%.2f\n", bytes, a.iters, a.window,
-                  tr.queuePairs(1), tr.devices().c_str(), result);
+      std::printf("verbs_bw bytes=%zu iters=%d window=%d spin=%d qps=%d nics=%s MB/s=%.2f\n", bytes, a.iters,
+                  a.window, a.spin, tr.queuePairs(1), tr.devices().c_str(), result);
       std::fflush(stdout);
     }
   }
@@ -106,8 +110,10 @@ int main(int argc, char** argv) {
       a.iters = std::atoi(argv[i + 1]);
     } else if (f == "-w") {
       a.window = std::atoi(argv[i + 1]);
+    } else if (f == "-p") {
+      a.spin = std::atoi(argv[i + 1]);
     } else {
-      std::fprintf(stderr, "usage: %s [-s BYTES[,BYTES...]] [-n ITERS] [-w WINDOW]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [-s BYTES[,BYTES...]] [-n ITERS] [-w WINDOW] [-p SPIN_POLLS]\n", argv[0]);
       return 2;
     }
   }

@@ -39,7 +39,7 @@ static Param<int64_t> kYield("TRELLIS_YIELD_ITERS", 200,
 static Param<std::string> kTransport("TRELLIS_TRANSPORT", "auto",
                                      "auto (shm between ranks of one host; verbs to other hosts when both ends "
                                      "have an RDMA device, else tcp), tcp (everything over TCP), verbs "
-                                     "(every other host over RDMA verbs) or ucx (everything over UCX; "
+                                     "(every peer over RDMA verbs) or ucx (everything over UCX; "
                                      "TRELLIS_UCX_TLS / UCX_TLS pick UCX's wires)");
 static Param<bool> kShmDisable("TRELLIS_SHM_DISABLE", false, "never use shared memory (same as TRELLIS_TRANSPORT=tcp)");
 static Param<bool> kCalibrate("TRELLIS_TUNER_CALIBRATE", false,
@@ -376,7 +376,13 @@ Result<trellisComm*> trellisComm::create(const UniqueIdData& id, int nranks, int
     // Verbs takes the peers it reaches out of `remote` (collective whenever some rank has remote peers).
     std::unique_ptr<transport::VerbsTransport> verbs;
     if (mode == "verbs" || (mode == "auto" && (!useShm || std::count(hosts.begin(), hosts.end(), hosts[0]) != nranks))) {
-      auto v = transport::connectVerbsPeers(c->bootstrap_, mode == "verbs", &remote, options.bootstrapTimeoutS, &c->aborted_);
+      std::vector<std::string> railNics;  // this rank's NICs in the cluster view, by device and interface name
+      for (int rail : c->topoAware_ ? me.rails : std::vector<int>{})
+        for (const auto* names : {&local.nics, &local.netdevs})
+          if (rail >= 0 && rail < static_cast<int>(names->size()) && !(*names)[rail].empty())
+            railNics.push_back((*names)[rail]);
+      auto v = transport::connectVerbsPeers(c->bootstrap_, mode == "verbs", &remote, options.bootstrapTimeoutS,
+                                            &c->aborted_, railNics);
       if (!v) return v.status();
       verbs = std::move(v.value());
     }
@@ -417,11 +423,33 @@ Status trellisComm::makeTuner(const std::vector<uint64_t>& hosts, const std::vec
     return topoAware_ && cluster_ ? tuner::shapeFromCluster(*cluster_, coresOfRank, intraTcp, direct, constants)
                                   : tuner::shapeFromHosts(hosts, coresOfRank, intraTcp, direct, constants);
   };
-  tuner::Shape shape = makeShape();
+  // Across nodes: the NIC rate (topology files) and the spine's oversubscription (the fabric file),
+  // combined over every rank so they agree: the slowest NIC, the worst spine.
+  double oversub = 0;
+  const bool multiNode = std::any_of(hosts.begin(), hosts.end(), [&](uint64_t h) { return h != hosts[0]; });
+  if (multiNode && topoAware_) {
+    tuner::NetFacts mine = tuner::localNetFacts(testing::tlsTopoFile, constants);
+    if (!mine.note.empty()) TRELLIS_DEBUG(kTuner, "rank %d: network facts: %s", rank_, mine.note.c_str());
+    std::vector<double> facts(2 * static_cast<size_t>(nranks_));
+    facts[2 * rank_] = mine.nicBps;
+    facts[2 * rank_ + 1] = mine.spineOversub;
+    TRELLIS_TRY_CTX(bootstrap_.allGather(facts.data(), 2 * sizeof(double)), "exchanging network facts for the tuner");
+    double nic = 0;
+    for (int r = 0; r < nranks_; ++r) {
+      if (facts[2 * r] > 0) nic = nic == 0 ? facts[2 * r] : std::min(nic, facts[2 * r]);
+      oversub = std::max(oversub, facts[2 * r + 1]);
+    }
+    if (nic > 0 && !constants.replaced(tuner::K::kTcpNetBps)) constants.set(tuner::K::kTcpNetBps, nic, "topology files");
+  }
+  auto finish = [&](tuner::Shape s) {
+    if (oversub >= 1) s.spineOversub = oversub;
+    return s;
+  };
+  tuner::Shape shape = finish(makeShape());
   if (kCalibrate.get() && nranks_ > 1) {
     std::string report;
     TRELLIS_ASSIGN_OR_RETURN(constants, tuner::calibrate(*exec_, shape, constants, &report));
-    shape = makeShape();
+    shape = finish(makeShape());
     size_t p = 0;
     while (p < report.size()) {
       size_t e = report.find('\n', p);

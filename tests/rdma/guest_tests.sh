@@ -18,6 +18,6 @@ step() {  # step NAME TIMEOUT CMD...: runs one step with a timeout, reports its 
 }
 step ibv_devinfo 20 ibv_devinfo -l
 step rdma_link 20 rdma link show
-step transport 150 "$build/tests/rdma/test_verbs_transport" --gtest_filter="$filter" --gtest_brief=1
-step collectives 150 "$build/tests/rdma/test_verbs_collectives" --gtest_filter="$filter" --gtest_brief=1
+step transport 240 "$build/tests/rdma/test_verbs_transport" --gtest_filter="$filter" --gtest_brief=1
+step collectives 300 "$build/tests/rdma/test_verbs_collectives" --gtest_filter="$filter" --gtest_brief=1
 exit $rc

@@ -143,7 +143,7 @@ TEST_F(Verbs, SizesOneByteTo16MiBByteForByte) {
 // receives before its sends, the other after (unexpected eager messages, early clear-to-sends).
 TEST_F(Verbs, ManyMessagesInFlight) {
   const std::vector<size_t> cycle = {8, 1000, 16384, 40000, 300000, 0, 70000};
-  const int n = 350;
+  const int n = 210;
   std::string err = runPair([&](VerbsTransport& t, int rank, Bootstrap&) -> std::string {
     const int peer = 1 - rank;
     std::vector<std::vector<uint8_t>> out(n), in(n);

@@ -284,6 +284,16 @@ TEST(ChooseNics, NearestInTopologyElseFilterElseAll) {
   auto rest = chooseNics(ports, ex.value(), &s, c0, 4, &why);
   ASSERT_EQ(rest.size(), 1u);
   EXPECT_EQ(ports[rest[0]].dev, "mlx5_1");
+  // The cluster view's rails (device or interface names) win over the topology, in their order.
+  ports[1].netdev = "ens2f0";
+  auto rails = chooseNics(ports, none, &s, c0, 4, &why, {"ens2f0", "mlx5_2"});
+  ASSERT_EQ(rails.size(), 2u);
+  EXPECT_EQ(ports[rails[0]].dev, "mlx5_1");
+  EXPECT_EQ(ports[rails[1]].dev, "mlx5_2");
+  EXPECT_EQ(why, "this rank's rails");
+  // Rails naming nothing we have (a TCP-only NIC): the topology decides.
+  EXPECT_EQ(chooseNics(ports, none, &s, c0, 4, &why, {"eth0"}).size(), 2u);
+  EXPECT_NE(why.find("PHB"), std::string::npos) << why;
   // Software devices the topology does not know: all of them, by name.
   std::vector<PortInfo> soft = {port("rxe1", 1, ""), port("rxe0", 1, "")};
   auto sw2 = chooseNics(soft, none, &s, c0, 4, &why);

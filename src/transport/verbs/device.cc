@@ -149,7 +149,7 @@ static int findNicNode(const topo::System& sys, const PortInfo& p) {
 }
 
 std::vector<int> chooseNics(const std::vector<PortInfo>& ports, const HcaFilter& filter, const topo::System* sys,
-                            int fromNode, size_t maxNics, std::string* why) {
+                            int fromNode, size_t maxNics, std::string* why, const std::vector<std::string>& prefer) {
   std::vector<int> cand;
   for (size_t i = 0; i < ports.size(); ++i)
     if (filter.allows(ports[i].dev, ports[i].port)) cand.push_back(static_cast<int>(i));
@@ -163,6 +163,22 @@ std::vector<int> chooseNics(const std::vector<PortInfo>& ports, const HcaFilter&
       return ra != rb ? ra < rb : byName(a, b);
     });
     how = "TRELLIS_IB_HCA";
+  } else if (std::any_of(cand.begin(), cand.end(), [&](int i) {
+               return std::find(prefer.begin(), prefer.end(), ports[i].dev) != prefer.end() ||
+                      (!ports[i].netdev.empty() &&
+                       std::find(prefer.begin(), prefer.end(), ports[i].netdev) != prefer.end());
+             })) {
+    auto pos = [&](int i) {
+      auto d = std::find(prefer.begin(), prefer.end(), ports[i].dev);
+      if (d == prefer.end() && !ports[i].netdev.empty()) d = std::find(prefer.begin(), prefer.end(), ports[i].netdev);
+      return static_cast<size_t>(d - prefer.begin());
+    };
+    std::vector<int> keep;
+    for (int i : cand)
+      if (pos(i) < prefer.size()) keep.push_back(i);
+    std::stable_sort(keep.begin(), keep.end(), [&](int a, int b) { return pos(a) < pos(b); });
+    cand = keep;
+    how = "this rank's rails";
   } else if (sys != nullptr && fromNode >= 0 && fromNode < static_cast<int>(sys->nodes.size())) {
     const int unknown = static_cast<int>(topo::PathKind::kNet) + 1;
     std::vector<int> kind(ports.size(), unknown);

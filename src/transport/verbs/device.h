@@ -40,13 +40,16 @@ std::vector<PortInfo> listActivePorts(int gidIndex, std::vector<std::string>* no
 
 /// The ports one rank uses, as indices into `ports`, at most `maxNics`:
 ///  - an inclusive TRELLIS_IB_HCA list: the ports it names, in its order;
+///  - else the allowed ports whose device or interface is named in `prefer` (the rank's rails as
+///    the communicator's cluster view assigned them), in that order, when any is;
 ///  - otherwise the ports the filter allows that are nearest to `fromNode` in `sys` (the rank's GPU
 ///    or NUMA node; every port at the best path kind, so two NICs behind one switch are striped);
 ///    ports the topology does not know (software devices) count as farthest;
 ///  - without a topology (`sys` null or `fromNode` < 0): every allowed port, by name.
 /// `why` (optional) says how the choice was made, for the log.
 std::vector<int> chooseNics(const std::vector<PortInfo>& ports, const HcaFilter& filter, const topo::System* sys,
-                            int fromNode, size_t maxNics, std::string* why);
+                            int fromNode, size_t maxNics, std::string* why,
+                            const std::vector<std::string>& prefer = {});
 
 /// The topology node a rank measures NIC distance from: the CPU node of the NUMA node it runs on
 /// (-1 when unknown).

@@ -22,10 +22,11 @@ constexpr int kMaxNics = 4;
 constexpr int kMaxQps = 16;
 constexpr uint32_t kMsgMagic = 0x7e11ab1e;
 constexpr int kCreditReserve = 2;  // credits per QP that only clear-to-sends may spend
+constexpr int kSignalEvery = 16;  // at least every 16th control message asks for a completion
 constexpr int kMaxCtsAhead = 4096;  // clear-to-sends outstanding per peer (keeps seq mod 2^16 unique)
 // A large send whose clear-to-send has not come after this long announces its size, so that a
 // receive too small for it (which sends no clear-to-send) fails instead of waiting.
-constexpr auto kAnnounceAfter = std::chrono::milliseconds(20);
+constexpr auto kAnnounceAfter = std::chrono::milliseconds(300);
 
 enum class MsgKind : uint16_t { kEager = 1, kCts = 2, kRts = 3 };
 
@@ -66,6 +67,11 @@ struct Qp {
   uint32_t psn = 0;
   // Sending.
   int sqOut = 0;          // send work requests not completed
+  // Send work requests in posted order (their wr_id and whether they ask for a completion). Most
+  // control messages are posted unsignaled (fewer completions, fewer wake-ups); a signaled
+  // completion retires everything posted before it on the QP.
+  std::deque<std::pair<uint64_t, bool>> sendFifo;
+  int sinceSignal = 0;
   uint64_t consumed = 0;  // SENDs and WRITE-with-immediates posted (each takes one peer receive)
   std::vector<int> freeSlots;
   // Receiving.

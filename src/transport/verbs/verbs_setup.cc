@@ -187,7 +187,11 @@ Status openLocalNics(VerbsTransport::Impl& m, std::string* noDevice) {
     if (filter.allows(ports[i].dev, ports[i].port)) allowed.push_back(static_cast<int>(i));
   std::string why;
   std::vector<int> pick;
-  if (allowed.size() > 1 && filter.empty() && m.opt.useTopology) {
+  if (allowed.size() > 1 && filter.empty() && !m.opt.railNics.empty())
+    pick = chooseNics(ports, filter, nullptr, -1, m.opt.maxNics, &why, m.opt.railNics);
+  if (!pick.empty()) {
+    // the cluster view's rails named some of our ports
+  } else if (allowed.size() > 1 && filter.empty() && m.opt.useTopology) {
     Result<topo::System> sys = topo::detectLocalSystem();
     if (sys) {
       pick = chooseNics(ports, filter, &sys.value(), rankTopoNode(sys.value()), m.opt.maxNics, &why);
@@ -553,9 +557,11 @@ VerbsTransport::CacheStats VerbsTransport::cacheStats() const {
 }
 
 Result<std::unique_ptr<VerbsTransport>> connectVerbsPeers(Bootstrap& bs, bool force, std::vector<int>* peers,
-                                                          double timeoutS, const std::atomic<bool>* abort) {
+                                                          double timeoutS, const std::atomic<bool>* abort,
+                                                          const std::vector<std::string>& railNics) {
   TRELLIS_ASSIGN_OR_RETURN(VerbsOptions opt, verbsOptionsFromParams());
   opt.timeoutS = timeoutS;
+  opt.railNics = railNics;
   TRELLIS_ASSIGN_OR_RETURN(std::unique_ptr<VerbsTransport> t, VerbsTransport::create(bs, *peers, opt, abort));
   std::vector<int> rest;
   for (int p : *peers)

@@ -243,9 +243,18 @@ Status VerbsTransport::Impl::handleCompletion(Nic& nic, const ibv_wc& wc, bool* 
   Qp& qp = c.qps[q];
   const auto kind = static_cast<WrKind>(wc.wr_id & 15);
   const uint64_t v = wc.wr_id >> 4;
-  if (kind != kWrRecv) --qp.sqOut;
-  if (kind == kWrSlot) qp.freeSlots.push_back(static_cast<int>(v));
-  if (kind == kWrCredit) qp.creditInFlight = false;
+  if (kind != kWrRecv) {
+    // Send completions come in posted order: this one retires every unsignaled request before it.
+    while (!qp.sendFifo.empty()) {
+      auto [id, signaled] = qp.sendFifo.front();
+      qp.sendFifo.pop_front();
+      --qp.sqOut;
+      const auto k = static_cast<WrKind>(id & 15);
+      if (k == kWrSlot) qp.freeSlots.push_back(static_cast<int>(id >> 4));
+      if (k == kWrCredit) qp.creditInFlight = false;
+      if (id == wc.wr_id && (signaled || wc.status != IBV_WC_SUCCESS)) break;
+    }
+  }
   if (wc.status != IBV_WC_SUCCESS) {
     if (wc.status == IBV_WC_WR_FLUSH_ERR && !c.broken.empty()) return Status::ok();
     const char* what = kind == kWrRecv ? "receive from" : kind == kWrWrite ? "RDMA write to"
@@ -306,13 +315,22 @@ static int pickQp(VerbsTransport::Impl& m, Conn& c, int64_t minCredits) {
   return -1;
 }
 
-static Status postSendWr(VerbsTransport::Impl& m, Conn& c, Qp& qp, ibv_send_wr& wr) {
+// Posts one send work request. RDMA writes of data always ask for a completion (a message is done
+// when its parts are); control messages only every kSignalEvery-th, or when the send queue or the
+// send slots run low, so that a completion always comes to recycle them.
+static Status postSendWr(VerbsTransport::Impl& m, Conn& c, Qp& qp, ibv_send_wr& wr, bool mustSignal) {
+  const bool signal = mustSignal || qp.sinceSignal + 1 >= kSignalEvery || qp.sqOut + 1 >= m.opt.sendDepth / 2 ||
+                      qp.freeSlots.size() < static_cast<size_t>(kSignalEvery);
+  if (signal) wr.send_flags |= IBV_SEND_SIGNALED;
+  else wr.send_flags &= ~static_cast<unsigned>(IBV_SEND_SIGNALED);
   ibv_send_wr* bad = nullptr;
   int rc = ibv_post_send(qp.qp, &wr, &bad);
   if (rc != 0)
     return m.fail(systemError(rc, "rank %d: verbs: ibv_post_send on QP %u to rank %d (%s)", m.rank, qp.qp->qp_num,
                               c.peer, m.nics[qp.nic].info.dev.c_str()));
   ++qp.sqOut;
+  qp.sinceSignal = signal ? 0 : qp.sinceSignal + 1;
+  qp.sendFifo.emplace_back(wr.wr_id, signal);
   return Status::ok();
 }
 
@@ -334,8 +352,8 @@ static Status sendSlotMsg(VerbsTransport::Impl& m, Conn& c, int q, const MsgHead
   wr.sg_list = &sge;
   wr.num_sge = 1;
   wr.opcode = IBV_WR_SEND;
-  wr.send_flags = IBV_SEND_SIGNALED | (sge.length <= m.nics[qp.nic].maxInline ? IBV_SEND_INLINE : 0);
-  Status s = postSendWr(m, c, qp, wr);
+  wr.send_flags = sge.length <= m.nics[qp.nic].maxInline ? IBV_SEND_INLINE : 0;
+  Status s = postSendWr(m, c, qp, wr, false);
   if (!s.isOk()) {
     qp.freeSlots.push_back(slot);
     return s;
@@ -428,11 +446,10 @@ Status VerbsTransport::Impl::flushOutbox(Conn& c, bool* didWork) {
       wr.sg_list = &sge;
       wr.num_sge = 1;
       wr.opcode = IBV_WR_RDMA_WRITE_WITH_IMM;
-      wr.send_flags = IBV_SEND_SIGNALED;
       wr.imm_data = htonl(static_cast<uint32_t>(((op.seq & 0xffff) << 16) | static_cast<uint64_t>(op.parts)));
       wr.wr.rdma.remote_addr = op.cts.addr + off;
       wr.wr.rdma.rkey = op.cts.rkeys[qp.remoteNic];
-      TRELLIS_TRY(postSendWr(*this, c, qp, wr));
+      TRELLIS_TRY(postSendWr(*this, c, qp, wr, true));
       ++qp.consumed;
       done();
     }
@@ -461,12 +478,15 @@ Status VerbsTransport::Impl::sendCredits(Conn& c, bool* didWork) {
     wr.sg_list = &sge;
     wr.num_sge = 1;
     wr.opcode = IBV_WR_RDMA_WRITE;
-    wr.send_flags = IBV_SEND_SIGNALED | (nics[qp.nic].maxInline >= sizeof(uint64_t) ? IBV_SEND_INLINE : 0);
+    // Inline, the count is copied at posting and the source may change at once; otherwise the
+    // source must stay until the write completes (one at a time, with a completion).
+    const bool inl = nics[qp.nic].maxInline >= sizeof(uint64_t);
+    wr.send_flags = inl ? IBV_SEND_INLINE : 0;
     wr.wr.rdma.remote_addr = c.remoteSlab + mailboxOffset(c) + q * sizeof(uint64_t);
     wr.wr.rdma.rkey = c.remoteSlabRkey[qp.remoteNic];
-    TRELLIS_TRY(postSendWr(*this, c, qp, wr));
+    TRELLIS_TRY(postSendWr(*this, c, qp, wr, !inl));
     qp.reported = qp.posted;
-    qp.creditInFlight = true;
+    qp.creditInFlight = !inl;
     *didWork = true;
   }
   return Status::ok();
@@ -652,7 +672,7 @@ Status VerbsTransport::progress(int timeoutMs, bool* didWork) {
       // Credits arrive by RDMA write and raise no event: a sender short of them looks again soon.
       int wait = m.outboxBlocked ? std::min(timeoutMs, 1) : timeoutMs;
       for (auto& cp : m.conns)
-        if (cp && ((cp->closed && cp->pending()) || cp->awaitingCts > 0)) wait = std::min(wait, 20);
+        if (cp && ((cp->closed && cp->pending()) || cp->awaitingCts > 0)) wait = std::min(wait, 50);
       TRELLIS_TRY(m.checkLiveness(wait, true, &did));
       TRELLIS_TRY(m.pollCqs(&did));
       TRELLIS_TRY(m.service(&did));

@@ -56,6 +56,7 @@ struct VerbsOptions {
   size_t regCacheBytes = size_t{4} << 30;  // per NIC
   double timeoutS = 60;        // connection setup
   bool useTopology = true;     // choose the NICs nearest to this rank (TRELLIS_IB_TOPO)
+  std::vector<std::string> railNics;  // this rank's rail NICs from the cluster view (device or interface names)
 };
 
 /// Reads the TRELLIS_IB_* parameters.
@@ -104,7 +105,10 @@ class VerbsTransport final : public Transport {
 /// for the ranks in `*peers` and removes those it reaches from `*peers` (the rest fall back to
 /// TCP). `force` (TRELLIS_TRANSPORT=verbs): every rank in `*peers` must be reached, otherwise the
 /// error names the ranks without a usable device.
+/// `railNics`: the NICs of this rank's rails in the communicator's cluster view (preferred when
+/// TRELLIS_IB_HCA is not set).
 Result<std::unique_ptr<VerbsTransport>> connectVerbsPeers(Bootstrap& bootstrap, bool force, std::vector<int>* peers,
-                                                          double timeoutS, const std::atomic<bool>* abort);
+                                                          double timeoutS, const std::atomic<bool>* abort,
+                                                          const std::vector<std::string>& railNics = {});
 
 }  // namespace trellis::transport
