@@ -27,10 +27,9 @@ template <typename T>
 using Res = ::trellis::Result<T>;
 
 static Param<std::string> kTransport("TRELLIS_NCCL_NET_TRANSPORT", "auto",
-                                     "NCCL net plugin backend: auto, tcp, ucx, verbs. auto takes "
-                                     "verbs, then ucx when built and usable; "
-                                     "on a host with RDMA ports but no RDMA backend it declines "
-                                     "(NCCL keeps its own IB net); else tcp");
+                                     "NCCL net plugin backend: auto, tcp, ucx (verbs: not built "
+                                     "yet). auto: ucx on a host with RDMA ports (declining when "
+                                     "UCX cannot start: NCCL keeps its own IB net), else tcp");
 static Param<std::string> kFusion("TRELLIS_NCCL_NET_FUSION", "rail",
                                   "which NICs makeVDevice may fuse: rail (NICs of one rail group: "
                                   "nearest to the same GPUs, or ports "
@@ -148,9 +147,8 @@ Choice chooseBackend() {
   for (char& ch : want) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
   if (want == "verbs") {
     c.why = invalidUsage(
-        "TRELLIS_NCCL_NET_TRANSPORT=verbs: this build of the plugin has no verbs backend (the "
-        "Trellis verbs "
-        "transport is not part of it yet); use ucx or tcp, or leave the variable unset");
+        "TRELLIS_NCCL_NET_TRANSPORT=verbs: this build of the plugin has no verbs backend; use ucx "
+        "(which drives InfiniBand/RoCE itself) or tcp, or leave the variable unset");
     return c;
   }
   if (want != "auto" && want != "tcp" && want != "ucx") {
