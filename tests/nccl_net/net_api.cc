@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <atomic>
 #include <type_traits>
 
 namespace nccltest {
@@ -87,10 +88,10 @@ class Impl final : public NetApi {
     *ctx = nullptr;
     if constexpr (V == 11) {
       abi::NetCommConfig cfg{trafficClass};
-      static uint64_t commId = 0x1000;
+      static std::atomic<uint64_t> commId{0x1000};
       return t_->init(ctx, ++commId, &cfg, testLogger, nullptr);
     } else if constexpr (V == 10) {
-      trafficClass_ = trafficClass;
+      trafficClass_.store(trafficClass);
       return t_->init(testLogger, nullptr);
     } else {
       (void)trafficClass;
@@ -156,7 +157,7 @@ class Impl final : public NetApi {
       return t_->connect(ctx, dev, handle, sc, &dh);
     else if constexpr (V == 10) {
       (void)ctx;
-      abi::NetCommConfig cfg{trafficClass_};
+      abi::NetCommConfig cfg{trafficClass_.load()};
       return t_->connect(dev, &cfg, handle, sc, &dh);
     } else if constexpr (V >= 7) {
       (void)ctx;
@@ -231,7 +232,7 @@ class Impl final : public NetApi {
     return s > static_cast<size_t>(INT_MAX) ? -1 : static_cast<int>(s);
   }
   const T* t_;
-  int trafficClass_ = -1;
+  std::atomic<int> trafficClass_{-1};  // threads of one process share this driver
 };
 
 }  // namespace
