@@ -200,7 +200,7 @@ TEST_F(Verbs, FlowControlHoldsASenderBackUntilTheReceiverCatchesUp) {
   const VerbsOptions opt = defaults();
   const int small = 400, large = 4;
   const size_t smallBytes = 2048, largeBytes = 1 << 20;
-  std::atomic<bool> receiverStarted{false};
+  std::atomic<bool> receiverStarted{false}, senderCounted{false};
   std::atomic<int> doneBeforeStart{-1}, largeBeforeStart{-1}, qps{0};
   std::string err = runPair([&](VerbsTransport& t, int rank, Bootstrap&) -> std::string {
     const int peer = 1 - rank;
@@ -229,12 +229,19 @@ TEST_F(Verbs, FlowControlHoldsASenderBackUntilTheReceiverCatchesUp) {
       for (int k = small; k < small + large; ++k) largeDone += reqs[k].isDone();
       doneBeforeStart = done;
       largeBeforeStart = largeDone;
+      senderCounted = true;  // the receiver starts only now, so the count is not racing it
       return waitAll(t, reqs);
     }
     // The slow receiver: two seconds without touching the transport (not a synchronisation: the
     // sender's checks hold whenever it looks).
     std::this_thread::sleep_for(std::chrono::seconds(2));
     receiverStarted = true;
+    auto deadline = Clock::now() + std::chrono::seconds(30);
+    while (!senderCounted.load())
+      if (Clock::now() > deadline)
+        return std::string("the sender never counted");
+      else
+        std::this_thread::yield();
     for (int k = 0; k < small + large; ++k) {
       Status s = t.postRecv(peer, bufs[k].data(), bufs[k].size(), &reqs[k]);
       if (!s.isOk()) return s.message();
@@ -250,6 +257,8 @@ TEST_F(Verbs, FlowControlHoldsASenderBackUntilTheReceiverCatchesUp) {
   EXPECT_EQ(err, "");
   // Each QP starts with recvDepth credits, of which 2 are kept for clear-to-sends.
   const int credits = qps.load() * (opt.recvDepth - 2);
+  std::printf("  %d of %d eager messages completed before the receiver posted (credits %d)\n",
+              doneBeforeStart.load(), small, credits);
   EXPECT_GT(doneBeforeStart.load(), 0);
   EXPECT_LE(doneBeforeStart.load(), credits)
       << "the sender overran the receiver's " << credits << " buffers";
