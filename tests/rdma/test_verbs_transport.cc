@@ -364,7 +364,7 @@ TEST_F(Verbs, ProgressHonoursItsTimeout) {
     t0 = Clock::now();
     for (int i = 0; i < 100; ++i) (void)t.progress(0, &did);
     ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-    if (ms > 200) return "100 x progress(0) took " + std::to_string(ms) + " ms";
+    if (ms > 1000) return "100 x progress(0) took " + std::to_string(ms) + " ms";
     return "";
   });
   EXPECT_EQ(err, "");
@@ -487,8 +487,8 @@ TEST_F(Verbs, PeerKilledWhileWeSendToIt) { killedPeer(false); }
 // taken as final: the error is the work completion's, named by ibv_wc_status_str.
 TEST_F(Verbs, PeerKilledWorkCompletionErrorNamesTheStatus) {
   VerbsOptions opt = defaults();
-  opt.ibTimeout = 12;  // 16 ms: 4 tries take well under the 0.5 s a closed connection is given
-  opt.retryCount = 3;
+  opt.ibTimeout = 13;  // 33 ms: 3 tries take well under the 0.5 s a closed connection is given,
+  opt.retryCount = 2;  // and 3 missed ACKs in a row do not happen to a live peer, even here
   killedPeer(false, opt, "RDMA write to rank 1 failed on rxe");
 }
 
