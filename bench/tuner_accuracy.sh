@@ -12,8 +12,8 @@
 #        RAW=dir         keep the raw trellis-bench JSON there (default: a temporary directory)
 #        PREDICT_ONLY=1  measure nothing: re-predict and re-tabulate the runs already in RAW
 #        TUNE_ARGS="..." extra trellis-topo tune arguments (e.g. --set shm.read_bps=1e10)
-#        MAX_LOAD=3      before each run wait (up to WAIT_S=1800 s) until the 1-minute load average is
-#                        below this: the machine is shared, and a loaded machine measures the load
+#        MIN_IDLE=80     before each run wait (up to WAIT_S=1800 s) until this percentage of the CPUs was
+#                        idle for 3 s: the machine is shared, and a loaded machine measures the load
 # The table reports the median 1-minute load average seen at the start of a row's runs.
 set -uo pipefail
 build=${1:?usage: bench/tuner_accuracy.sh BUILD OUT.md}
@@ -47,13 +47,19 @@ fi
 sizes_csv=$(echo $SIZES | tr ' ' ',')
 min=$(echo $SIZES | awk '{print $1}')
 start=$(date +%s)
-wait_quiet() {
-  [ -n "${MAX_LOAD:-}" ] || return 0
+cpu_idle() {  # percent of CPU time idle over the next 3 seconds (all CPUs)
+  local a b
+  a=$(awk '/^cpu /{print $2+$3+$4+$5+$6+$7+$8, $5+$6}' /proc/stat)
+  sleep 3
+  b=$(awk '/^cpu /{print $2+$3+$4+$5+$6+$7+$8, $5+$6}' /proc/stat)
+  awk -v a="$a" -v b="$b" 'BEGIN{split(a,x," "); split(b,y," "); t=y[1]-x[1]; print (t>0 ? int(100*(y[2]-x[2])/t) : 0)}'
+}
+wait_quiet() {  # until MIN_IDLE percent of the CPUs were idle for 3 s, at most WAIT_S seconds
+  [ -n "${MIN_IDLE:-}" ] || return 0
   local t0
   t0=$(date +%s)
-  while awk -v m="$MAX_LOAD" '{exit !($1 >= m)}' /proc/loadavg; do
+  while [ "$(cpu_idle)" -lt "$MIN_IDLE" ]; do
     [ $(( $(date +%s) - t0 )) -ge "${WAIT_S:-1800}" ] && return 0
-    sleep 10
   done
 }
 for rep in $(seq 1 "$REPS"); do
@@ -62,7 +68,7 @@ for rep in $(seq 1 "$REPS"); do
       for pair in $ALGOS; do
         coll=${pair%%:*}; algo=${pair##*:}
         [ "$wire" = tcp ] && [ "$algo" = direct ] && continue  # needs shared memory
-        env=(TRELLIS_ALGO="$pair")
+        env=(TRELLIS_ALGO="$pair" TRELLIS_CHUNK_BYTES=262144)  # a fixed chunk: rows do not depend on the tuner
         [ "$wire" = tcp ] && env+=(TRELLIS_TRANSPORT=tcp)
         f="$raw/$wire.$n.$coll.$algo.r$rep.$(date +%s)"
         echo "tuner_accuracy.sh: rep $rep/$REPS $wire $n ranks $pair ($(( $(date +%s) - start )) s, load $(cut -d' ' -f1 /proc/loadavg))" >&2
@@ -84,7 +90,7 @@ for wire in $WIRES; do
     for pair in $ALGOS; do
       coll=${pair%%:*}; algo=${pair##*:}
       [ "$wire" = tcp ] && [ "$algo" = direct ] && continue
-      args=(--kind cpu --nodes 1 --ranks-per-node "$n" --cores "$CORES" --algo "$pair" --coll "$coll"
+      args=(--kind cpu --nodes 1 --ranks-per-node "$n" --cores "$CORES" --algo "$pair" --coll "$coll" --chunk 256K
             --sizes "$sizes_csv" --json)
       if [ "$wire" = tcp ]; then args+=(--intra tcp); else args+=(--direct); fi
       # shellcheck disable=SC2086

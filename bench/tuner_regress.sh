@@ -8,8 +8,8 @@
 # Usage: bench/tuner_regress.sh BASE NEW OUT.md
 #   BASE, NEW: a build directory, or a directory holding trellis-run, trellis-bench and libtrellis.so*
 #   env: RANKS="2 4" COLLS="allreduce broadcast reduce allgather reducescatter alltoall" REPS=5
-#        MAXB=64M ITERS=20 WARMUP=5 MAX_LOAD (wait until the 1-minute load average is below it,
-#        up to WAIT_S=1800 s per run) EXTRA_ENV="TRELLIS_TRANSPORT=tcp" (applied to both)
+#        MAXB=64M ITERS=20 WARMUP=5 MIN_IDLE (wait until this percentage of the CPUs was idle
+#        for 3 s, up to WAIT_S=1800 s per run) EXTRA_ENV="TRELLIS_TRANSPORT=tcp" (applied to both)
 set -uo pipefail
 base=${1:?usage: bench/tuner_regress.sh BASE NEW OUT.md}
 new=${2:?usage: bench/tuner_regress.sh BASE NEW OUT.md}
@@ -30,13 +30,19 @@ tools() {  # dir -> "run bench libdir"
     echo "$1/trellis-run $1/trellis-bench $1"
   fi
 }
-wait_quiet() {
-  [ -n "${MAX_LOAD:-}" ] || return 0
+cpu_idle() {  # percent of CPU time idle over the next 3 seconds (all CPUs)
+  local a b
+  a=$(awk '/^cpu /{print $2+$3+$4+$5+$6+$7+$8, $5+$6}' /proc/stat)
+  sleep 3
+  b=$(awk '/^cpu /{print $2+$3+$4+$5+$6+$7+$8, $5+$6}' /proc/stat)
+  awk -v a="$a" -v b="$b" 'BEGIN{split(a,x," "); split(b,y," "); t=y[1]-x[1]; print (t>0 ? int(100*(y[2]-x[2])/t) : 0)}'
+}
+wait_quiet() {  # until MIN_IDLE percent of the CPUs were idle for 3 s, at most WAIT_S seconds
+  [ -n "${MIN_IDLE:-}" ] || return 0
   local t0
   t0=$(date +%s)
-  while awk -v m="$MAX_LOAD" '{exit !($1 >= m)}' /proc/loadavg; do
+  while [ "$(cpu_idle)" -lt "$MIN_IDLE" ]; do
     [ $(( $(date +%s) - t0 )) -ge "${WAIT_S:-1800}" ] && return 0
-    sleep 10
   done
 }
 start=$(date +%s)

@@ -5,7 +5,7 @@ median and min-max over repetitions; a block's time is the slowest rank's:
   * allreduce: dist.all_reduce (float32 SUM, synchronous) at each --sizes; busbw = 2(n-1)/n x bytes / time.
     The result of every block is checked (exact: the inputs are small integers).
   * ddp: DDP training steps (forward, backward with the gradient AllReduce overlapped by DDP, SGD step) of
-    an MLP with --params parameters (default ~6.5M: ~25 MB of float32 gradients, DDP's default 25 MB
+    an MLP with --params parameters (default ~6.6M: ~26 MB of float32 gradients, DDP's default 25 MB
     bucket cap gives 2 buckets) and a BatchNorm layer. The trellis and gloo models start equal and see the
     same batches; their final parameters are checked to agree within 1e-6 relative.
 
@@ -141,12 +141,13 @@ def main():
     ap.add_argument("--reps", type=int, default=7, help="recorded repetitions per backend (plus one warm-up)")
     ap.add_argument("--sizes", type=size_arg, default=size_arg("1M,64M"), help="allreduce sizes in bytes (K/M suffix)")
     ap.add_argument("--iters", type=int, default=10, help="allreduce calls per block")
-    ap.add_argument("--params", type=int, default=6_500_000, help="DDP model size (parameters)")
+    ap.add_argument("--params", type=int, default=6_600_000, help="DDP model size (parameters)")
     ap.add_argument("--width", type=int, default=1024, help="DDP hidden layer width")
     ap.add_argument("--batch", type=int, default=8, help="DDP batch per rank")
     ap.add_argument("--steps", type=int, default=5, help="DDP steps per block")
     args = ap.parse_args()
-    print(f"# torch {torch.__version__}, {args.ranks} ranks on {os.cpu_count()} CPUs, torch threads 1 per rank; "
+    print(f"# torch {torch.__version__}, {args.ranks} ranks on {os.cpu_count()} CPUs, torch threads 1 per rank, load average "
+          f"{os.getloadavg()[0]:.1f}; "
           f"{args.reps} interleaved repetitions per backend; median (min-max); time = slowest rank")
     res = harness.run(rank_main, args.ranks, 1800, args)[0]
     n = args.ranks

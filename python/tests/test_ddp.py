@@ -4,7 +4,9 @@
 MLP with a BatchNorm layer trains 50 SGD steps (momentum) on per-rank batches, once with DDP over each
 group, from the same initial weights and data. Checked on every rank: each step's loss over trellis is
 within 1e-6 relative of gloo's, and so is every final parameter and buffer; the loss goes down; and
-the final parameters of the trellis run are bit-identical across ranks.
+the final parameters of the trellis run are bit-identical across ranks. Then the same two runs with
+DDP's fp16_compress_hook (a Python hook chaining .then() on the Work's Future): within 1e-3 relative
+(float16's precision).
 
 Usage: test_ddp.py [--ranks 2] [--steps 50]
 """
@@ -26,6 +28,7 @@ import torch.nn.functional as F  # noqa: E402
 from torch.nn.parallel import DistributedDataParallel as DDP  # noqa: E402
 
 RTOL = 1e-6
+RTOL_FP16_HOOK = 1e-3
 
 
 def make_model():
@@ -38,9 +41,11 @@ TEACHER = torch.Generator().manual_seed(4242)
 W_TEACHER = torch.randn(32, 10, generator=TEACHER)
 
 
-def train(group, rank, steps):
+def train(group, rank, steps, hook=None):
     model = make_model()
     ddp = DDP(model, process_group=group)  # broadcast_buffers: BatchNorm statistics come from rank 0
+    if hook is not None:
+        ddp.register_comm_hook(group, hook)
     opt = torch.optim.SGD(ddp.parameters(), lr=0.05, momentum=0.9)
     losses = []
     for step in range(steps):
@@ -99,12 +104,22 @@ def rank_main(rank, size, store_path, steps):
         if not torch.equal(everyone[r], flat):
             n = int((everyone[r] != flat).sum())
             failures.append(f"final parameters differ between rank {rank} and rank {r} ({n} elements)")
+    # A Python communication hook chaining on the Future (float16 compression: a float16 AllReduce,
+    # then a .then() callback that decompresses): same check against gloo, to float16's precision.
+    from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import fp16_compress_hook
+
+    h_losses, h_params, _ = train(tg, rank, steps, fp16_compress_hook)
+    hg_losses, hg_params, _ = train(gg, rank, steps, fp16_compress_hook)
+    hook_diff = max([rel_diff(h_losses, hg_losses)] + [rel_diff(h_params[k], hg_params[k]) for k in h_params])
+    if not hook_diff <= RTOL_FP16_HOOK:
+        failures.append(f"fp16_compress_hook run differs from gloo's by {hook_diff:.3g} relative")
     bitwise = all(torch.equal(t_state[k], g_state[k]) for k in t_state) and torch.equal(t_losses, g_losses)
     dist.destroy_process_group(gg)
     dist.destroy_process_group()
     for f in failures:
         print(f"[rank {rank}] FAIL {f}", flush=True)
     return {"failures": len(failures), "loss_diff": loss_diff, "param_diff": param_diff, "bitwise": bitwise,
+            "hook_diff": hook_diff,
             "first_loss": t_losses[0].item(), "last_loss": t_losses[-1].item(), "elements": flat.numel()}
 
 
@@ -118,7 +133,7 @@ def main():
         print(f"rank {r}: loss {res['first_loss']:.6f} -> {res['last_loss']:.6f} over {args.steps} steps; "
               f"vs gloo: losses max rel diff {res['loss_diff']:.3g}, final params/buffers max rel diff "
               f"{res['param_diff']:.3g}, {res['elements']} parameters identical across ranks, bit-identical to gloo: {res['bitwise']}; "
-              f"{res['failures']} failed checks")
+              f"fp16_compress_hook run vs gloo max rel diff {res['hook_diff']:.3g}; {res['failures']} failed checks")
     sys.exit(1 if any(res["failures"] for res in results) else 0)
 
 

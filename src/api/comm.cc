@@ -423,11 +423,33 @@ Status trellisComm::makeTuner(const std::vector<uint64_t>& hosts, const std::vec
     return topoAware_ && cluster_ ? tuner::shapeFromCluster(*cluster_, coresOfRank, intraTcp, direct, constants)
                                   : tuner::shapeFromHosts(hosts, coresOfRank, intraTcp, direct, constants);
   };
-  tuner::Shape shape = makeShape();
+  // Across nodes: the NIC rate (topology files) and the spine's oversubscription (the fabric file),
+  // combined over every rank so they agree: the slowest NIC, the worst spine.
+  double oversub = 0;
+  const bool multiNode = std::any_of(hosts.begin(), hosts.end(), [&](uint64_t h) { return h != hosts[0]; });
+  if (multiNode && topoAware_) {
+    tuner::NetFacts mine = tuner::localNetFacts(testing::tlsTopoFile, constants);
+    if (!mine.note.empty()) TRELLIS_DEBUG(kTuner, "rank %d: network facts: %s", rank_, mine.note.c_str());
+    std::vector<double> facts(2 * static_cast<size_t>(nranks_));
+    facts[2 * rank_] = mine.nicBps;
+    facts[2 * rank_ + 1] = mine.spineOversub;
+    TRELLIS_TRY_CTX(bootstrap_.allGather(facts.data(), 2 * sizeof(double)), "exchanging network facts for the tuner");
+    double nic = 0;
+    for (int r = 0; r < nranks_; ++r) {
+      if (facts[2 * r] > 0) nic = nic == 0 ? facts[2 * r] : std::min(nic, facts[2 * r]);
+      oversub = std::max(oversub, facts[2 * r + 1]);
+    }
+    if (nic > 0 && !constants.replaced(tuner::K::kTcpNetBps)) constants.set(tuner::K::kTcpNetBps, nic, "topology files");
+  }
+  auto finish = [&](tuner::Shape s) {
+    if (oversub >= 1) s.spineOversub = oversub;
+    return s;
+  };
+  tuner::Shape shape = finish(makeShape());
   if (kCalibrate.get() && nranks_ > 1) {
     std::string report;
     TRELLIS_ASSIGN_OR_RETURN(constants, tuner::calibrate(*exec_, shape, constants, &report));
-    shape = makeShape();
+    shape = finish(makeShape());
     size_t p = 0;
     while (p < report.size()) {
       size_t e = report.find('\n', p);

@@ -18,7 +18,7 @@ using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
 // What one rank measured (0: not measured by this rank).
-enum Field { kCopy, kReduce, kIntraLat, kIntraBw, kNetLat, kNetBw, kFields };
+enum Field { kCopy, kReduce, kMem, kIntraLat, kIntraBw, kNetLat, kNetBw, kFields };
 
 constexpr size_t kCopyBytes = 8u << 20;
 constexpr size_t kReduceBytes = 4u << 20;
@@ -110,6 +110,37 @@ Result<Constants> calibrate(algos::Exec& exec, const Shape& shape, const Constan
 
   if (local[me][0] == r) measureCompute(exec, mine.data());
   TRELLIS_TRY_CTX(algos::barrier(exec), "tuner calibration");
+  // Memory traffic of a node: every rank of it copying at once (one rank per core at most).
+  const int copiers = shape.coresPerNode > 0 ? std::min<int>(shape.coresPerNode, local[me].size()) : 1;
+  const bool copier = std::find(local[me].begin(), local[me].begin() + copiers, r) != local[me].begin() + copiers;
+  double memTime = 0;
+  if (copier && copiers >= 2) {
+    char* a = static_cast<char*>(exec.scratch(algos::kScratchAlgo, kCopyBytes));
+    char* b = static_cast<char*>(exec.scratch(algos::kScratchAlgo + 1, kCopyBytes));
+    std::memcpy(b, a, kCopyBytes);
+    auto t0 = Clock::now();
+    for (int i = 0; i < 4; ++i) std::memcpy(i % 2 ? a : b, i % 2 ? b : a, kCopyBytes);
+    memTime = since(t0);
+  }
+  TRELLIS_TRY_CTX(algos::barrier(exec), "tuner calibration");
+  // The slowest copier of the node paces it: the leader gathers their times.
+  if (copiers >= 2 && copier) {
+    if (r == local[me][0]) {
+      double slowest = memTime;
+      for (int i = 1; i < copiers; ++i) {
+        double t = 0;
+        algos::Request q;
+        TRELLIS_TRY(exec.irecv(local[me][i], &t, sizeof t, &q));
+        TRELLIS_TRY(exec.wait(&q));
+        slowest = std::max(slowest, t);
+      }
+      if (slowest > 0) mine[kMem] = copiers * 4.0 * kCopyBytes * 2 / slowest;  // read + write
+    } else {
+      algos::Request q;
+      TRELLIS_TRY(exec.isend(local[me][0], &memTime, sizeof memTime, &q));
+      TRELLIS_TRY(exec.wait(&q));
+    }
+  }
   if (local[me].size() >= 2 && (r == local[me][0] || r == local[me][1]))
     TRELLIS_TRY_CTX(pingPong(exec, r == local[me][0] ? local[me][1] : local[me][0], &mine[kIntraLat], &mine[kIntraBw]),
                     "tuner calibration inside a node");
@@ -145,6 +176,13 @@ Result<Constants> calibrate(algos::Exec& exec, const Shape& shape, const Constan
   if (shape.cpuDriven) {
     put(K::kCopyBps, v[kCopy], "memcpy 8 MiB, first rank of each node");
     put(K::kReduceBps, v[kReduce], "float32 sum 4 MiB, first rank of each node");
+    // Copies on several cores at once move at least what one core moves alone; less means a copier
+    // lost its core to something else (a loaded machine): that is not the memory's limit.
+    const double oneCore = 2 * (v[kCopy] > 0 ? v[kCopy] : base[K::kCopyBps]);
+    if (v[kMem] >= oneCore) put(K::kMemBps, v[kMem], "8 MiB memcpy on as many ranks of a node as it has cores, at once");
+    else if (v[kMem] > 0)
+      *report += formatString("host.mem_bps: measured %.3g B/s, below one core's copy traffic %.3g B/s (a copier "
+                              "lost its core): kept the table's value\n", v[kMem], oneCore);
   }
   const bool over = shape.oversubscribed();
   if (shape.intraKind == IntraKind::kShm) {

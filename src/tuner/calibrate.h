@@ -1,6 +1,7 @@
 // TRELLIS_TUNER_CALIBRATE=1: a short probe at communicator creation of what the shape's path kinds
 // really cost here, replacing the table's defaults (constants.h).
-//   1. compute: the first rank of every node times memcpy (8 MiB) and a float32 sum (4 MiB);
+//   1. compute: the first rank of every node times memcpy (8 MiB) and a float32 sum (4 MiB), then
+//      as many ranks of the node as it has cores copy at once (the node's memory traffic);
 //   2. inside nodes: the first two ranks of every node ping-pong 8 B (latency = half the round
 //      trip) and send 4 MiB one way (bandwidth), over the transport they really use (shm or TCP);
 //   3. across nodes: the first ranks of nodes 2k and 2k+1 do the same over the network.

@@ -14,26 +14,31 @@ namespace {
 constexpr double kKiB = 1024, kGB = 1e9;
 
 const std::array<ConstantInfo, static_cast<size_t>(K::kCount)> kTable = {{
-    {K::kCopyBps, "host.copy_bps", 20.4 * kGB, "B/s",
-     "memcpy, one core, 64 MiB: 38.0 GiB/s counted read+write = 20.4 GB/s copied "
-     "(docs/PERFORMANCE.md, reduction kernels table)"},
+    {K::kCopyBps, "host.copy_bps", 14.3 * kGB, "B/s",
+     "memcpy, one core, 8 MiB, best of 4: 13.1-14.3 GB/s in the calibration probe on the project "
+     "machine (docs/TUNER.md); Google Benchmark's 64 MiB memcpy in docs/PERFORMANCE.md counts "
+     "38.0 GiB/s read+write = 20.4 GB/s copied"},
     {K::kReduceBps, "host.reduce_bps", 14.2 * kGB, "B/s",
      "float32 sum AVX-512, one core, 64 MiB: 39.8 GiB/s counted over 2 reads + 1 write = 14.2 GB/s "
      "of output (docs/PERFORMANCE.md, reduction kernels table)"},
-    {K::kMemBps, "host.mem_bps", 45 * kGB, "B/s",
-     "memory traffic (read + write) of the whole VM with both cores copying: measured by the "
-     "calibration probe, docs/TUNER.md"},
+    {K::kMemBps, "host.mem_bps", 0, "B/s",
+     "memory traffic (read + write) of a host, all cores together: 0 = not a limit in the model; on "
+     "the project machine the calibration probe could not measure it (the shared machine's load "
+     "preempts one of the copiers, docs/TUNER.md); TRELLIS_TUNER_CALIBRATE=1 measures it"},
     {K::kWakeS, "host.wake_s", 8e-6, "s",
      "a step when ranks outnumber cores (futex sleep/wake, time slice): 4-rank AllReduce 32 B..2 KiB "
      "takes ~20 us for 2 recursive-doubling steps (docs/PERFORMANCE.md, 4-rank table)"},
+    {K::kCallS, "host.call_s", 0.6e-6, "s",
+     "per call: argument checks, the tuner's cached lookup, set-up; 2-rank calls of 32 B take 2.0-2.5 us "
+     "(PERFORMANCE.md, 2-rank tables) of which one exchange is ~1.5 us"},
     {K::kShmLatencyS, "shm.latency_s", 0.9e-6, "s",
      "2-rank AllReduce 32 B..512 B: 2.1-2.2 us for one exchange + reduce + call overhead "
      "(docs/PERFORMANCE.md, 2-rank table)"},
     {K::kShmMsgCpuS, "shm.msg_cpu_s", 0.3e-6, "s",
      "posting + polling one message, each side: part of the same 2.1 us"},
-    {K::kShmReadBps, "shm.read_bps", 7 * kGB, "B/s",
-     "process_vm_readv of a peer's buffer into ours, one core, 256 KiB..8 MiB: calibration probe "
-     "on the project machine, docs/TUNER.md"},
+    {K::kShmReadBps, "shm.read_bps", 12 * kGB, "B/s",
+     "process_vm_readv of a peer's 4 MiB buffer into ours, one core: 10.7-14.4 GB/s in the "
+     "calibration probe on the project machine (median of 7 runs ~12; docs/TUNER.md)"},
     {K::kShmEagerMax, "shm.eager_max_bytes", 64 * kKiB, "B",
      "TRELLIS_SHM_CMA_MIN_BYTES default: smaller messages go through the ring slots (two copies)"},
     {K::kTcpLatencyS, "tcp.latency_s", 12e-6, "s",
@@ -52,8 +57,7 @@ const std::array<ConstantInfo, static_cast<size_t>(K::kCount)> kTable = {{
      "unknown without a topology: the NIC speed comes from the topology file's port speed, from "
      "calibration, or from trellis-topo tune --nic-gbps"},
     {K::kNicBps, "net.nic_bps", 48 * kGB, "B/s",
-     "400 Gb/s NDR InfiniBand = 50 GB/s line rate; 48 GB/s after 64b/66b-class encoding and "
-     "headers (ConnectX-7 data sheet line rate; the payload share is an estimate)"},
+     "400 Gb/s NDR InfiniBand (ConnectX-7 data sheet) = 50 GB/s x net.payload_share 0.96"},
     {K::kNetPayloadShare, "net.payload_share", 0.96, "1",
      "payload share of an InfiniBand link's line rate after packet headers (4 KiB MTU: ~2% headers; "
      "an estimate), applied to the rates of fabric files"},
@@ -63,15 +67,23 @@ const std::array<ConstantInfo, static_cast<size_t>(K::kCount)> kTable = {{
      "measured here)"},
     {K::kSwitchHopS, "net.switch_hop_s", 0.2e-6, "s",
      "one InfiniBand switch traversal, order of 100-200 ns port to port (vendor data sheets)"},
+    {K::kNicMsgS, "net.msg_s", 0.5e-6, "s",
+     "per message at each end: a proxy thread posts and completes RDMA work requests at 1-2 million per "
+     "second (an estimate of the order NCCL's proxy reaches; not measured here)"},
     {K::kNvlinkBps, "nvlink.bps", 360 * kGB, "B/s",
      "H100 SXM: 18 NVLink-4 links x 25 GB/s = 450 GB/s per direction (NVIDIA data sheet); 80% of it "
      "reached by a copy (an estimate)"},
     {K::kNvlinkLatencyS, "nvlink.latency_s", 2e-6, "s",
      "one small message GPU to GPU through NVSwitch including the kernel-side handshake (an estimate "
      "of the order NCCL's low-latency protocols reach)"},
+    {K::kNvlinkMsgS, "nvlink.msg_s", 0.2e-6, "s",
+     "per message at each end inside a node: a flag write and poll between GPU kernels (an estimate)"},
     {K::kGpuReduceBps, "gpu.reduce_bps", 1000 * kGB, "B/s",
      "H100 HBM3 3.35 TB/s over 2 reads + 1 write = ~1.1 TB/s of output (NVIDIA data sheet)"},
     {K::kGpuCopyBps, "gpu.copy_bps", 1500 * kGB, "B/s", "H100 HBM3 3.35 TB/s over read + write (data sheet)"},
+    {K::kGpuCallS, "gpu.call_s", 4e-6, "s",
+     "per call on a GPU: a kernel launch and enqueue, a few microseconds (published launch-latency figures; "
+     "an estimate)"},
 }};
 }  // namespace
 

@@ -18,6 +18,7 @@ enum class K : int {
   kReduceBps,       // float32 sum by one core (output bytes)
   kMemBps,          // memory traffic of one host, all cores together (bytes read + written)
   kWakeS,           // a waiting rank woken from sleep (ranks outnumber cores): per step
+  kCallS,           // per collective call on host buffers (checks, the tuner's lookup, set-up)
   // Shared memory between ranks of one host.
   kShmLatencyS,     // one small message, one way, ranks spinning on their own cores
   kShmMsgCpuS,      // CPU per message on each side (post, poll, ring slot)
@@ -36,11 +37,14 @@ enum class K : int {
   kNetPayloadShare, // share of a link's line rate that carries payload
   kNicLatencyS,     // NIC to NIC through one leaf switch, small message
   kSwitchHopS,      // each further switch hop (leaf -> spine -> leaf adds two)
+  kNicMsgS,         // per message at each end (posting / completing a work request)
   // GPU node (NVLink), the simulated clusters.
   kNvlinkBps,       // per GPU per direction into the NVLink/NVSwitch fabric
   kNvlinkLatencyS,  // one small message GPU to GPU
+  kNvlinkMsgS,      // per message at each end (a GPU-side handshake)
   kGpuReduceBps,    // reduction throughput of one GPU (output bytes)
   kGpuCopyBps,      // local device copy of one GPU
+  kGpuCallS,        // per collective call on a GPU (launch, enqueue)
   kCount
 };
 

@@ -57,6 +57,7 @@ const std::vector<algos::Algorithm>& plannedAlgorithms();
 /// nccl-tests bus-bandwidth factor (busbw = size / time * factor).
 double busFactor(algos::Coll coll, int nranks);
 
+/// Not thread-safe: predict() works in scratch state (tuner::Tuner serialises its calls).
 class CostModel {
  public:
   explicit CostModel(Shape shape);

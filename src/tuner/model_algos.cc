@@ -171,6 +171,59 @@ double rdAllreduce(Ctx& c, const std::vector<Group>& gs) {
   return sum;
 }
 
+// algos/allreduce/rabenseifner.cc among each group: fold (chunked), recursive halving (chunked,
+// reduced on arrival), recursive doubling, unfold; the groups step in lockstep.
+double rabenseifnerAllreduce(Ctx& c, const std::vector<Group>& gs) {
+  const double ch = static_cast<double>(c.k.chunkBytes);
+  double sum = 0;
+  bool folds = false;
+  double maxBytes = 0;
+  for (const Group& g : gs) {
+    Fold f = foldOf(static_cast<int>(g.m.size()));
+    for (int r = 0; r < 2 * f.rem; r += 2) {
+      c.e.flow(g.m[r], g.m[r + 1], g.bytes, chunks(g.bytes, ch));
+      c.e.reduce(g.m[r + 1], g.bytes);
+      folds = true;
+      maxBytes = std::max(maxBytes, g.bytes);
+    }
+  }
+  if (folds) sum += pipelined(c.e.take(), ch / std::max(maxBytes, 1.0), 1, true);
+  int levels = 0;
+  for (const Group& g : gs) levels = std::max(levels, ceilLog2(foldOf(static_cast<int>(g.m.size())).p));
+  for (int k = 0; k < levels; ++k) {  // halving: the k-th step moves bytes / 2^(k+1)
+    maxBytes = 0;
+    for (const Group& g : gs) {
+      Fold f = foldOf(static_cast<int>(g.m.size()));
+      const int mask = f.p >> (k + 1);
+      if (mask < 1) continue;
+      const double size = g.bytes / (2 << k);
+      maxBytes = std::max(maxBytes, size);
+      for (int v = 0; v < f.p; ++v) {
+        c.e.flow(g.m[f.real(v)], g.m[f.real(v ^ mask)], size, chunks(size, ch));
+        c.e.reduce(g.m[f.real(v)], size);
+      }
+    }
+    sum += pipelined(c.e.take(), ch / std::max(maxBytes, 1.0), 1, true);
+  }
+  for (int k = 0; k < levels; ++k) {  // doubling: the k-th step moves bytes * 2^k / p
+    for (const Group& g : gs) {
+      Fold f = foldOf(static_cast<int>(g.m.size()));
+      const int mask = 1 << k;
+      if (mask >= f.p) continue;
+      for (int v = 0; v < f.p; ++v) c.e.flow(g.m[f.real(v)], g.m[f.real(v ^ mask)], g.bytes * mask / f.p, 1);
+    }
+    sum += take(c);
+  }
+  if (folds) {
+    for (const Group& g : gs) {
+      Fold f = foldOf(static_cast<int>(g.m.size()));
+      for (int r = 0; r < 2 * f.rem; r += 2) c.e.flow(g.m[r + 1], g.m[r], g.bytes, 1);
+    }
+    sum += take(c);
+  }
+  return sum;
+}
+
 // Pipelined binomial tree (algos/broadcast/binomial.cc): every edge streams the whole message at
 // once; the fill is one chunk per level.
 double binomialBroadcast(Ctx& c, const std::vector<Group>& gs) {
@@ -234,36 +287,7 @@ bool allreduceRd(Ctx& c, double* t, std::string*) {
 }
 
 bool allreduceRabenseifner(Ctx& c, double* t, std::string*) {
-  const Fold f = foldOf(c.n);
-  const double ch = static_cast<double>(c.k.chunkBytes);
-  double sum = c.k.inPlace ? 0 : copyAll(c, c.S);
-  if (f.rem > 0) {
-    for (int r = 0; r < 2 * f.rem; r += 2) {
-      c.e.flow(r, r + 1, c.S, chunks(c.S, ch));
-      c.e.reduce(r + 1, c.S);
-    }
-    sum += pipelined(c.e.take(), ch / std::max(c.S, 1.0), 1, true);
-  }
-  double size = c.S;
-  for (int mask = f.p / 2; mask >= 1; mask /= 2) {
-    size /= 2;
-    for (int v = 0; v < f.p; ++v) {
-      c.e.flow(f.real(v), f.real(v ^ mask), size, chunks(size, ch));
-      c.e.reduce(f.real(v), size);
-    }
-    sum += pipelined(c.e.take(), ch / std::max(size, 1.0), 1, true);
-  }
-  size = c.S / f.p;
-  for (int mask = 1; mask < f.p; mask *= 2) {
-    for (int v = 0; v < f.p; ++v) c.e.flow(f.real(v), f.real(v ^ mask), size, 1);
-    sum += take(c);
-    size *= 2;
-  }
-  if (f.rem > 0) {
-    for (int r = 0; r < 2 * f.rem; r += 2) c.e.flow(r + 1, r, c.S, 1);
-    sum += take(c);
-  }
-  *t = sum;
+  *t = (c.k.inPlace ? 0 : copyAll(c, c.S)) + rabenseifnerAllreduce(c, all(c));
   return true;
 }
 
@@ -311,6 +335,26 @@ bool broadcastDirect(Ctx& c, double* t, std::string*) {
   return true;
 }
 
+// algos/reduce/direct.cc: every rank reduces its block from every peer's input, a barrier, the root
+// reads the reduced blocks, then tells every rank it is done.
+bool reduceDirect(Ctx& c, double* t, std::string*) {
+  const double blk = c.S / c.n;
+  double sum = allPairs(c, 16);
+  for (int r = 0; r < c.n; ++r)
+    for (int q = 0; q < c.n; ++q)
+      if (q != r) {
+        c.e.readPeer(r, q, blk);
+        c.e.reduce(r, blk);
+      }
+  sum += take(c);
+  sum += allPairs(c, 0);
+  for (int q = 1; q < c.n; ++q) c.e.readPeer(0, q, blk);
+  sum += take(c);
+  for (int q = 1; q < c.n; ++q) c.e.flow(0, q, 0, 1);
+  *t = sum + take(c);
+  return true;
+}
+
 bool reduceBinomial(Ctx& c, double* t, std::string*) {
   *t = binomialReduce(c, all(c));
   return true;
@@ -349,25 +393,6 @@ bool reducescatterDirect(Ctx& c, double* t, std::string*) {
         c.e.readPeer(r, q, blk);
         c.e.reduce(r, blk);
       }
-  sum += take(c);
-  *t = sum + allPairs(c, 0);
-  return true;
-}
-
-// Reduce direct (algos/reduce/direct.cc): the reduce phase of the direct AllReduce, a barrier,
-// the root reads the n-1 reduced blocks, then a zero-byte "done" round (modelled as one exchange).
-bool reduceDirect(Ctx& c, double* t, std::string*) {
-  const double blk = c.S / c.n;
-  double sum = allPairs(c, 16);
-  for (int r = 0; r < c.n; ++r)
-    for (int q = 0; q < c.n; ++q)
-      if (q != r) {
-        c.e.readPeer(r, q, blk);
-        c.e.reduce(r, blk);
-      }
-  sum += take(c);
-  sum += allPairs(c, 0);
-  for (int q = 1; q < c.n; ++q) c.e.readPeer(0, q, blk);
   sum += take(c);
   *t = sum + allPairs(c, 0);
   return true;
@@ -425,8 +450,8 @@ const AlgoModel kModels[] = {
     {Coll::kBroadcast, "direct", broadcastDirect, {true, false, 1, true, false}},
     {Coll::kBroadcast, "hier", broadcastHier, {true, true, 1, false, true}},
     {Coll::kReduce, "binomial", reduceBinomial, {true, true, 1, false, false}},
-    {Coll::kReduce, "hier", reduceHier, {true, true, 1, false, true}},
     {Coll::kReduce, "direct", reduceDirect, {true, false, 1, true, false}},
+    {Coll::kReduce, "hier", reduceHier, {true, true, 1, false, true}},
     {Coll::kAllGather, "ring", allgatherRing, {true, false, 1, false, false}},
     {Coll::kAllGather, "direct", allgatherDirect, {true, false, 1, true, false}},
     {Coll::kAllGather, "hier", allgatherHier, {true, false, 1, false, true}},
@@ -496,7 +521,7 @@ Prediction predict(const Shape& s, Engine& e, const algos::Hierarchy* h, const s
   double t = 0;
   if (!m->fn(c, &t, &p.why)) return p;
   p.supported = true;
-  p.seconds = t;
+  p.seconds = t + s.callS;
   return p;
 }
 

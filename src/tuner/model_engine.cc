@@ -35,8 +35,12 @@ Engine::Engine(const Shape& s) : s_(s) {
   cores_.assign(nodes_, 0);
   for (int v = 0; v < nodes_; ++v) {
     cores_[v] = s.coresPerNode > 0 ? s.coresPerNode : per[v];
-    if (s.cpuDriven && s.coresPerNode > 0 && per[v] > s.coresPerNode) wake_ = true;
+    if (s.cpuDriven && s.coresPerNode > 0 && per[v] > s.coresPerNode) {
+      wake_ = true;
+      wakeRounds_ = std::max(wakeRounds_, (per[v] + s.coresPerNode - 1) / s.coresPerNode);
+    }
   }
+  if (wake_) fanIn_.assign(n_, 0);
   // Leaf uplink capacity: the leaf's downlink bandwidth over the oversubscription.
   std::vector<int> nodesInGroup(groups, 0);
   for (int v = 0; v < nodes_; ++v) ++nodesInGroup[group_[v]];
@@ -110,6 +114,10 @@ void Engine::flow(int src, int dst, double bytes, double msgs) {
   }
   if (p.streamBps > 0 && bytes > 0) stream_ = std::max(stream_, bytes / (p.streamBps * channels_));
   lat_ = std::max(lat_, lat);
+  if (wake_ && a == b) {
+    if (fanIn_[dst] == 0) fanTouched_.push_back(dst);
+    maxFanIn_ = std::max(maxFanIn_, ++fanIn_[dst]);
+  }
 }
 
 void Engine::reduce(int rank, double bytes) {
@@ -139,7 +147,12 @@ StepTime Engine::take() {
   }
   touched_.clear();
   t.busy = std::max(t.busy, stream_);
-  t.latency = lat_ + (wake_ && lat_ > 0 ? s_.wakeS : 0);
+  // A rank that waits for messages from k peers on a node with more ranks than cores is woken up
+  // to once per peer, at most once per round of the node's ranks over its cores.
+  t.latency = lat_ + (wake_ && lat_ > 0 ? s_.wakeS * std::max(1, std::min(maxFanIn_, wakeRounds_)) : 0);
+  for (int r : fanTouched_) fanIn_[r] = 0;
+  fanTouched_.clear();
+  maxFanIn_ = 0;
   t.wire = wire_;
   lat_ = stream_ = 0;
   wire_ = false;

@@ -56,7 +56,11 @@ class Engine {
   int channels_ = 1;
   double lat_ = 0, stream_ = 0;
   bool wire_ = false;
-  bool wake_ = false;
+  bool wake_ = false;     // some node has more ranks than cores: waits sleep and are woken
+  int wakeRounds_ = 1;    // most ranks per core on a node: turns a wait can take to be served
+  std::vector<int> fanIn_;   // per rank: messages it waits for in this step (oversubscribed only)
+  std::vector<int> fanTouched_;
+  int maxFanIn_ = 0;
 };
 
 }  // namespace trellis::tuner

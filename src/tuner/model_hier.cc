@@ -125,15 +125,22 @@ std::vector<int> topoRingOrder(const Shape& s) { return viewOf(s).ringOrder(); }
 // ---------------------------------------------------------------- AllReduce
 
 bool allreduceHier(Ctx& c, double* t, std::string*) {
-  constexpr double kInnerRdMax = 64 * 1024;  // algos/allreduce/hier.cc kInnerRdMaxBytes
+  // algos/allreduce/hier.cc: among the owners of a slice run, recursive doubling up to 64 KiB,
+  // Rabenseifner up to 1 MiB (more than 2 owners), the ring above.
+  constexpr double kInnerRdMax = 64 * 1024, kInnerRabMax = 1 << 20;
   const Hierarchy& h = *c.h;
   const auto sets = sliceSets(h, c.S);
   double sum = intraRing(c, sets, true);
   if (h.nnodes > 1) {
-    std::vector<Group> ring, rd;
-    for (Group& g : sliceRuns(h, c.S, 0))
-      if (g.m.size() >= 2 && g.bytes > 0) (g.bytes <= kInnerRdMax ? rd : ring).push_back(std::move(g));
+    std::vector<Group> ring, rd, rab;
+    for (Group& g : sliceRuns(h, c.S, 0)) {
+      if (g.m.size() < 2 || g.bytes <= 0) continue;
+      if (g.bytes <= kInnerRdMax) rd.push_back(std::move(g));
+      else if (g.bytes <= kInnerRabMax && g.m.size() > 2) rab.push_back(std::move(g));
+      else ring.push_back(std::move(g));
+    }
     if (!ring.empty()) sum += ringAllreduce(c, ring);
+    if (!rab.empty()) sum += rabenseifnerAllreduce(c, rab);
     if (!rd.empty()) sum += rdAllreduce(c, rd);
   }
   *t = sum + intraRing(c, sets, false);

@@ -61,6 +61,7 @@ double copyAll(Ctx& c, double bytes);
 // ranks owning one slice). Each returns the time of its steps.
 double ringAllreduce(Ctx& c, const std::vector<Group>& gs);
 double rdAllreduce(Ctx& c, const std::vector<Group>& gs);
+double rabenseifnerAllreduce(Ctx& c, const std::vector<Group>& gs);
 double ringAllgather(Ctx& c, const std::vector<Group>& gs);      // bytes: the whole output
 double ringReducescatter(Ctx& c, const std::vector<Group>& gs);  // bytes: the whole input
 double binomialBroadcast(Ctx& c, const std::vector<Group>& gs);

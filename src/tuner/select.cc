@@ -174,9 +174,8 @@ std::vector<Tuner::Candidate> Tuner::candidates(algos::Coll coll, uint64_t bytes
   return out;
 }
 
-Decision Tuner::decideAt(algos::Coll coll, uint64_t bytes, double modelBytes, bool inPlace, uint64_t mask) const {
+Decision Tuner::decideAt(algos::Coll coll, double modelBytes, bool inPlace, uint64_t mask) const {
   Decision d;
-  const int n = shape().nranks();
   // Knobs and exclusions from TRELLIS_TUNE (later entries win).
   const algos::Algorithm* tuneForce = nullptr;
   size_t chunkSet = 0;
@@ -248,7 +247,6 @@ Decision Tuner::decideAt(algos::Coll coll, uint64_t bytes, double modelBytes, bo
       d.chunkBytes = chunkSet;
       d.how = "fallback";
     }
-    (void)n;
     return d;
   }
   d.algo = win->algo;
@@ -260,7 +258,6 @@ Decision Tuner::decideAt(algos::Coll coll, uint64_t bytes, double modelBytes, bo
     d.runnerUpChunk = second->chunkBytes;
     d.runnerUpS = second->prediction.seconds;
   }
-  (void)bytes;
   return d;
 }
 
@@ -269,7 +266,7 @@ Decision Tuner::decide(algos::Coll coll, uint64_t bytes, bool inPlace) const {
   uint64_t mask = 0;
   for (size_t i = 0; i < opts_.tune.size(); ++i)
     if (opts_.tune[i].matches(coll, bytes, shape().nranks())) mask |= uint64_t{1} << i;
-  return decideAt(coll, bytes, static_cast<double>(bytes), inPlace, mask);
+  return decideAt(coll, static_cast<double>(bytes), inPlace, mask);
 }
 
 Decision Tuner::select(const algos::CollArgs& args) {
@@ -286,7 +283,7 @@ Decision Tuner::select(const algos::CollArgs& args) {
   auto it = cache_.find(key);
   const bool fresh = it == cache_.end();
   if (fresh) {
-    Decision d = decideAt(args.coll, bytes, modelBytes, inPlace, mask);
+    Decision d = decideAt(args.coll, modelBytes, inPlace, mask);
     it = cache_.emplace(key, d).first;
     if (logEnabled(LogLevel::kInfo, Subsys::kTuner)) {
       const Decision& x = it->second;
@@ -297,7 +294,9 @@ Decision Tuner::select(const algos::CollArgs& args) {
                    x.channels > 1 ? formatString(" x%d channels", x.channels).c_str() : "", x.how,
                    usText(x.predictedS).c_str(), x.runnerUp ? "; runner-up " : "",
                    x.runnerUp ? x.runnerUp->name : "",
-                   x.runnerUp ? (" " + usText(x.runnerUpS)).c_str() : "");
+                   x.runnerUp ? ((x.runnerUpChunk ? " chunk " + humanSize(static_cast<double>(x.runnerUpChunk)) : "") +
+                                 " " + usText(x.runnerUpS)).c_str()
+                              : "");
     }
   } else if (logEnabled(LogLevel::kDebug, Subsys::kTuner)) {
     const Decision& x = it->second;

@@ -87,7 +87,7 @@ class Tuner {
   const TunerOptions& options() const { return opts_; }
 
  private:
-  Decision decideAt(algos::Coll coll, uint64_t bytes, double modelBytes, bool inPlace, uint64_t mask) const;
+  Decision decideAt(algos::Coll coll, double modelBytes, bool inPlace, uint64_t mask) const;
   Candidate best(const algos::Algorithm* a, double bytes, bool inPlace, size_t chunkSet, int channelsSet) const;
   bool feasible(const algos::Algorithm* a) const;
   std::vector<const algos::Algorithm*> algorithmsFor(algos::Coll coll) const;

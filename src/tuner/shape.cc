@@ -93,6 +93,8 @@ std::string Shape::describe() const {
                                railsPerNode == 1 ? "" : "s", intraKindName(intraKind));
   if (nodes() > 1) s += std::string(" + ") + netKindName(netKind);
   if (nodes() > 1 && nodesPerLeaf > 0) s += formatString(", %d nodes per leaf", nodesPerLeaf);
+  if (nodes() > 1 && nodesPerLeaf <= 0 && !groupOfNode.empty())
+    s += formatString(", %d leaf groups", *std::max_element(groupOfNode.begin(), groupOfNode.end()) + 1);
   if (nodes() > 1 && spineOversub > 1) s += formatString(", spine %g:1", spineOversub);
   if (direct) s += ", direct";
   if (oversubscribed()) s += formatString(", %d cores per node (oversubscribed)", coresPerNode);
@@ -140,6 +142,7 @@ PathCost rdmaPath(const Constants& c) {
   PathCost p;
   p.latencyS = c[K::kNicLatencyS];
   p.bytesPerS = c[K::kNicBps];
+  p.cpuPerMsg = c[K::kNicMsgS];
   return p;
 }
 
@@ -147,6 +150,7 @@ PathCost nvlinkPath(const Constants& c) {
   PathCost p;
   p.latencyS = c[K::kNvlinkLatencyS];
   p.bytesPerS = c[K::kNvlinkBps];
+  p.cpuPerMsg = c[K::kNvlinkMsgS];
   return p;
 }
 
@@ -157,6 +161,7 @@ void hostCompute(Shape* s, const Constants& c) {
   s->copyBps = c[K::kCopyBps];
   s->memBps = c[K::kMemBps];
   s->wakeS = c[K::kWakeS];
+  s->callS = c[K::kCallS];
   s->directReadBps = c[K::kShmReadBps];
 }
 }  // namespace
@@ -179,7 +184,7 @@ Shape shapeFromHosts(const std::vector<uint64_t>& hostOfRank, const std::vector<
   s.intraKind = intraTcp ? IntraKind::kTcp : IntraKind::kShm;
   s.intra = intraTcp ? tcpLoopbackPath(c) : shmPath(c);
   s.netKind = NetKind::kTcp;
-  s.net = tcpNetPath(c, 0);  // NIC speed from the table (unknown unless calibrated)
+  s.net = tcpNetPath(c, 0);  // tcp.net_bps: from topology files, calibration or the table
   hostCompute(&s, c);
   return s;
 }
@@ -202,6 +207,7 @@ Shape uniformShape(const UniformSpec& u, const Constants& c) {
     s.cpuDriven = false;
     s.reduceBps = c[K::kGpuReduceBps];
     s.copyBps = c[K::kGpuCopyBps];
+    s.callS = c[K::kGpuCallS];
     s.direct = false;
     s.coresPerNode = 0;
   } else {

@@ -53,6 +53,7 @@ struct Shape {
   double copyBps = 0;           ///< local copy by one rank
   double memBps = 0;            ///< memory traffic of one node (0: not limited)
   double wakeS = 0;             ///< per step when a node has more ranks than cores
+  double callS = 0;             ///< per call (checks, lookup, launch)
 
   int nranks() const { return static_cast<int>(nodeOfRank.size()); }
   int nodes() const;

@@ -1,9 +1,12 @@
 #include "tuner/shape_topo.h"
 
 #include <algorithm>
+#include <fstream>
 #include <map>
 
+#include "core/params.h"
 #include "topo/paths.h"
+#include "topo/sysfs.h"
 
 namespace trellis::tuner {
 
@@ -105,6 +108,39 @@ Result<FabricFacts> fabricFacts(const topo::fabric::Fabric& f, const topo::fabri
     out.nicBps = gbps * 1e9 / 8 * c[K::kNetPayloadShare];
   }
   return out;
+}
+
+Result<topo::fabric::Fabric> loadFabricFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return invalidArgument("cannot read the fabric file '%s'", path.c_str());
+  std::string head(4096, '\0');
+  in.read(head.data(), static_cast<std::streamsize>(head.size()));
+  head.resize(static_cast<size_t>(in.gcount()));
+  if (head.find("\"trellis-cluster\"") != std::string::npos) return topo::fabric::loadClusterFile(path);
+  return topo::fabric::loadIbnetdiscover(path);
+}
+
+NetFacts localNetFacts(const std::string& topoFile, const Constants& c) {
+  NetFacts f;
+  std::string file = topoFile;
+  if (file.empty())
+    if (ParamBase* p = findParam("TRELLIS_TOPO_FILE")) file = p->valueString();
+  Result<topo::System> sys = file.empty() ? topo::detectLocalSystem() : topo::loadTopologyFile(file);
+  if (sys) f.nicBps = nodeFacts(sys.value()).nicBps * c[K::kNetPayloadShare];
+  else f.note += "no topology (" + sys.status().message() + "); ";
+  std::string fabricFile;
+  if (ParamBase* p = findParam("TRELLIS_FABRIC_FILE")) fabricFile = p->valueString();
+  if (!fabricFile.empty()) {
+    Result<topo::fabric::Fabric> fab = loadFabricFile(fabricFile);
+    if (fab) {
+      Result<FabricFacts> ff = fabricFacts(fab.value(), topo::fabric::analyze(fab.value()), c);
+      if (ff) f.spineOversub = ff->spineOversub;
+      else f.note += ff.status().message() + "; ";
+    } else {
+      f.note += fab.status().message() + "; ";
+    }
+  }
+  return f;
 }
 
 }  // namespace trellis::tuner

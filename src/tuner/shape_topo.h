@@ -41,4 +41,18 @@ struct FabricFacts {
 };
 Result<FabricFacts> fabricFacts(const topo::fabric::Fabric& f, const topo::fabric::Analysis& a, const Constants& c);
 
+/// Reads a fabric file: a trellis-cluster JSON file or ibnetdiscover output (told apart by content).
+Result<topo::fabric::Fabric> loadFabricFile(const std::string& path);
+
+/// What this rank's own files say about the network, for a communicator spanning nodes: the
+/// fastest compute NIC's port speed (`topoFile`, else TRELLIS_TOPO_FILE, else detection) and the
+/// spine oversubscription of the fabric in TRELLIS_FABRIC_FILE. Unknown facts are 0; `note` says
+/// why. Each rank's facts are combined across ranks by the caller.
+struct NetFacts {
+  double nicBps = 0;
+  double spineOversub = 0;
+  std::string note;
+};
+NetFacts localNetFacts(const std::string& topoFile, const Constants& c);
+
 }  // namespace trellis::tuner

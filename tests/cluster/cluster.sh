@@ -223,6 +223,27 @@ if [ "$MODE" = check ]; then
   run check-aware "$AWARE TRELLIS_DEBUG=debug TRELLIS_DEBUG_SUBSYS=topo,net" -- "${args[@]}" || fails=1
   run check-hier "$AWARE TRELLIS_ALGO=$TOPO_ALGOS" -- "${args[@]}" || fails=1
   run check-topo_ring "$AWARE TRELLIS_ALGO=allreduce:topo_ring,reducescatter:topo_ring,allgather:topo_ring" -- "${args[@]}" || fails=1
+  # One rank per node (in reverse node order): each takes every rail and stripes over its NICs.
+  saved_node_of=("${NODE_OF[@]}")
+  saved_nranks=$NRANKS
+  NRANKS=$NODES
+  NODE_OF=()
+  for k in $(seq 0 $((NODES - 1))); do NODE_OF[k]=$((NODES - 1 - k)); done
+  run striped-1pernode "$AWARE TRELLIS_DEBUG=info TRELLIS_DEBUG_SUBSYS=net" -- \
+    --op-name allreduce,alltoall,broadcast,allgather -b 8 -e 4M -f 64 -n 1 -w 0 -c 1 || fails=1
+  NODE_OF=("${saved_node_of[@]}")
+  NRANKS=$saved_nranks
+  if grep -q "listening on rail0 .* (rail 0), rail1 .* (rail 1), sockets bound" "$OUT/striped-1pernode.log"; then
+    grep -h "listening on" "$OUT/striped-1pernode.log" | sed 's/.*listening on/one rank per node: rank 0 TCP listens on/'
+  else
+    echo "FAIL: with one rank per node, rank 0 does not listen on both of its NICs"
+    fails=1
+  fi
+  python3 -c "
+import json, sys
+d = json.load(open('$OUT/striped-1pernode.json'))
+print(f'striped-1pernode.json: {len(d[\"rows\"])} rows, {d[\"wrong_total\"]} wrong')
+sys.exit(1 if d['wrong_total'] or not d['rows'] else 0)" || fails=1
   for f in "$OUT"/check-*.json; do
     python3 - "$f" << 'PY' || fails=1
 import json, sys

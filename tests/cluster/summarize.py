@@ -32,8 +32,10 @@ def human(n):
     return str(n)
 
 nranks = int(nodes) * int(rpn)
+reps = max((len(v) for c in rows.values() for v in c.values()), default=0)
 print(f"{nodes} nodes x {rails} rails x {rpn} ranks/node ({nranks} ranks), rail links {rail_rate}, "
-      f"leaf-spine links {spine_rate}; busbw GB/s, median of the repetitions (out of place)")
+      f"leaf-spine links {spine_rate}; busbw GB/s, median of {reps} repetitions (out of place); the range "
+      f"divides the slowest aware run by the fastest blind one and the fastest by the slowest")
 for coll in ("allreduce", "alltoall"):
     configs = [c for (k, c) in rows if k == coll]
     order = ["blind", "blind1", "aware"] + sorted(c for c in configs if c not in ("blind", "blind1", "aware"))
@@ -44,15 +46,21 @@ for coll in ("allreduce", "alltoall"):
     print()
     print(f"### {coll}")
     print()
-    print("| size | " + " | ".join(order) + " | aware choice | aware / best blind |")
+    print("| size | " + " | ".join(order) + " | aware choice | aware / best blind (range) |")
     print("|---:|" + "---:|" * len(order) + "---|---:|")
     for size in sizes:
-        med = {c: statistics.median(rows[(coll, c)][size]) for c in order if size in rows[(coll, c)]}
+        runs = {c: rows[(coll, c)][size] for c in order if size in rows[(coll, c)]}
+        med = {c: statistics.median(v) for c, v in runs.items()}
         per_rank = size if coll == "allreduce" else size // nranks
         ch = choice.get((coll, per_rank), "?")
-        blind = max(med.get("blind", 0), med.get("blind1", 0))
-        ratio = f"{med['aware'] / blind:.2f}x" if blind > 0 and "aware" in med else "-"
-        cells = " | ".join(f"{med[c]:.4f}" if c in med else "-" for c in order)
+        blinds = [c for c in ("blind", "blind1") if c in med]
+        best = max(blinds, key=lambda c: med[c]) if blinds else None
+        ratio = "-"
+        if best and med[best] > 0 and "aware" in med:
+            lo = min(runs["aware"]) / max(runs[best])
+            hi = max(runs["aware"]) / min(runs[best])
+            ratio = f"{med['aware'] / med[best]:.2f}x ({lo:.2f}-{hi:.2f}, vs {best})"
+        cells = " | ".join(f"{med[c]:.3g}" if c in med else "-" for c in order)
         print(f"| {human(size)} | {cells} | {ch} | {ratio} |")
 print()
 print(f"wrong values in all rows: {wrong}")

@@ -20,10 +20,12 @@ const char* modeName(RankMode m) { return m == RankMode::kThreads ? "threads" : 
 namespace {
 Wire gWire = Wire::kShm;  // set by runRanksOver for the duration of one run
 std::function<void(int)> gBeforeInit;
+std::function<std::string(int)> gAfterDestroy;
 std::vector<int> gHostOf;             // set by runRanksOnHosts
 std::vector<std::string> gTopoFileOf;
 }  // namespace
 
+void setAfterDestroyHook(std::function<std::string(int rank)> hook) { gAfterDestroy = std::move(hook); }
 void setBeforeInitHook(std::function<void(int rank)> hook) { gBeforeInit = std::move(hook); }
 
 const char* wireName(Wire w) {
@@ -51,6 +53,7 @@ static std::string runOne(trellisUniqueId id, int nranks, int rank, const RankBo
            trellisGetLastError(nullptr);
   std::string err = body(comm, rank, nranks);
   trellisCommDestroy(comm);
+  if (gAfterDestroy) err += gAfterDestroy(rank);
   return err;
 }
 

@@ -23,6 +23,9 @@ std::string runRanks(int nranks, RankMode mode, const RankBody& body, double tim
 /// Called in each rank (its thread, or its forked process) just before trellisCommInitRank, for the
 /// runs that follow until reset with nullptr (tests that give ranks different settings).
 void setBeforeInitHook(std::function<void(int rank)> hook);
+/// Called in each rank right after trellisCommDestroy; what it returns is added to that rank's
+/// failure text (leak checks).
+void setAfterDestroyHook(std::function<std::string(int rank)> hook);
 
 /// How ranks reach each other: shared memory on one host, TCP only, or two emulated hosts (the
 /// first half of the ranks on one, the rest on the other: shm inside each, TCP across); or every

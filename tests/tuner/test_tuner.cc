@@ -198,6 +198,24 @@ TEST(Shape, ScrambledKeepsEveryNodesRanks) {
   EXPECT_EQ(x.validate(), "");
 }
 
+TEST(Shape, FromClusterView) {
+  Constants c;
+  topo::ClusterView v = topo::ClusterView::synthetic({3, 3, 2}, 2);
+  Shape s = shapeFromCluster(v, {2, 2, 2, 2, 2, 2, 2, 2}, false, false, c);
+  EXPECT_EQ(s.validate(), "");
+  EXPECT_EQ(s.nodes(), 3);
+  EXPECT_EQ(s.ranksPerNode(), (std::vector<int>{3, 3, 2}));
+  EXPECT_EQ(s.railsPerNode, 2);
+  EXPECT_EQ(s.ringOrder, v.ringOrder());
+  for (int r = 0; r < s.nranks(); ++r) {
+    EXPECT_EQ(s.nodeOfRank[r], v.nodeOf(r));
+    EXPECT_EQ(s.railOfRank[r], std::max(0, v.railOf(r)));
+  }
+  CostModel m(s);
+  for (const char* a : {"hier", "topo_ring"}) EXPECT_TRUE(m.predict(Coll::kAllReduce, a, 1 << 20).supported) << a;
+  EXPECT_TRUE(m.predict(Coll::kAlltoAll, "rail", 1 << 20).supported);
+}
+
 std::string fixture(const char* rel) { return std::string(TRELLIS_SOURCE_DIR) + "/" + rel; }
 
 TEST(Shape, FactsOfClusterFiles) {

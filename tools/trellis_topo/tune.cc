@@ -113,6 +113,7 @@ CLI::App* addTuneCommand(CLI::App& app, TuneArgs* a) {
   c->add_option("-f,--stepfactor", a->factor, "size factor of the sweep (default 4)");
   c->add_option("--algo", a->algo, "force algorithms as TRELLIS_ALGO does (allreduce:ring,...)");
   c->add_option("--tune", a->tune, "a TRELLIS_TUNE string");
+  c->add_option("--chunk", a->chunk, "a fixed pipeline chunk, as TRELLIS_CHUNK_BYTES set by the user (not tuned)");
   c->add_flag("--blind", a->blind,
               "also the topology-blind baseline: the best algorithm that ignores the topology, on ranks numbered "
               "in a scrambled order");
@@ -215,6 +216,12 @@ int runTune(const TuneArgs& a) {
   if (!tune) return fail(tune.status().message());
   opts.tune = tune.value();
   opts.includePlanned = a.planned;
+  if (!a.chunk.empty()) {
+    uint64_t ch = 0;
+    if (!tuner::parseSize(a.chunk, &ch) || ch < 4096) return fail("--chunk '" + a.chunk + "' is not a size of at least 4K");
+    opts.defaultChunk = ch;
+    opts.chunkFixed = true;
+  }
   tuner::Tuner aware(shape, opts);
   tuner::TunerOptions blindOpts = opts;
   blindOpts.flatOnly = true;

@@ -31,6 +31,7 @@ struct TuneArgs {
   double factor = 8;
   std::string algo;  // coll:algo
   std::string tune;
+  std::string chunk;  // fixed pipeline chunk (as TRELLIS_CHUNK_BYTES set by the user)
   bool blind = false;
   uint64_t seed = 1;
   bool planned = false;

@@ -27,7 +27,8 @@ Status alltoallRail(Exec& exec, const CollArgs& args) {
   std::vector<int> served;  // remote ranks this rank forwards to, in rank order
   for (int d = 0; d < n; ++d)
     if (h.nodeOf[d] != node && h.proxy(node, d) == me) served.push_back(d);
-  char* stage = static_cast<char*>(exec.scratch(kScratchHierStage, std::max<size_t>(1, served.size() * L * block)));
+  char* stage = static_cast<char*>(
+      exec.scratch(kScratchHierStage, std::max<size_t>(1, served.size() * L * block)));
   std::deque<Request> reqs;
   auto post = [&](bool isSend, int peer, const void* p) {
     reqs.emplace_back();
@@ -58,7 +59,8 @@ Status alltoallRail(Exec& exec, const CollArgs& args) {
     if (q == me) continue;
     TRELLIS_TRY(post(true, q, send + q * block));
     for (int d = 0; d < n; ++d)
-      if (h.nodeOf[d] != node && h.proxy(node, d) == q) TRELLIS_TRY(post(true, q, send + d * block));
+      if (h.nodeOf[d] != node && h.proxy(node, d) == q)
+        TRELLIS_TRY(post(true, q, send + d * block));
   }
   // Across the network, rail to rail, for each destination served: this rank's own block at once,
   // then (once they have arrived) the other local ranks' in slot order.
