@@ -36,7 +36,7 @@ static Param<int64_t> kEager(
     "ones are RDMA-written into the receiver's buffer");
 static Param<int64_t> kRecvDepth("TRELLIS_IB_RECV_DEPTH", 64,
                                  "bounce receives per queue pair (a peer's credits)");
-static Param<int64_t> kStripeMin("TRELLIS_IB_STRIPE_MIN_BYTES", 256 * 1024,
+static Param<int64_t> kStripeMin("TRELLIS_IB_STRIPE_MIN_BYTES", 1 << 20,
                                  "smallest part of a message striped over queue pairs");
 static Param<int64_t> kIbTimeout("TRELLIS_IB_TIMEOUT", 14,
                                  "queue-pair ACK timeout exponent (4.096 us * 2^n)");

@@ -47,7 +47,7 @@ struct VerbsOptions {
   size_t eagerBytes = 16384;           // largest message sent through bounce buffers
   int recvDepth = 64;                  // bounce receives per QP (the credits a peer starts with)
   int sendDepth = 256;                 // send work requests per QP
-  size_t stripeMinBytes = 256 * 1024;  // smallest part when a message is striped over QPs
+  size_t stripeMinBytes = 1 << 20;  // smallest part when a message is striped over QPs
   int ibTimeout = 14;                  // QP ACK timeout exponent (4.096 us * 2^n)
   int retryCount = 7;
   int trafficClass = 0;
