@@ -43,7 +43,8 @@ double runRank(int rank, const UniqueIdData& root, const Args& a) {
   if (!opt) return std::fprintf(stderr, "%s\n", opt.status().message().c_str()), -1;
   auto t = transport::VerbsTransport::create(bs, {1 - rank}, opt.value(), &abort);
   if (!t) return std::fprintf(stderr, "rank %d: %s\n", rank, t.status().message().c_str()), -1;
-  if (!t.value()->reaches(1 - rank)) return std::fprintf(stderr, "rank %d: no verbs connection\n", rank), -1;
+  if (!t.value()->reaches(1 - rank))
+    return std::fprintf(stderr, "rank %d: no verbs connection\n", rank), -1;
   transport::VerbsTransport& tr = *t.value();
   double result = 0;
   for (size_t bytes : a.sizes) {
@@ -59,7 +60,8 @@ double runRank(int rank, const UniqueIdData& root, const Args& a) {
             uint8_t* p = buf.data() + w * bytes;
             if (rank == 0 && posted == iters - 1)
               for (size_t i = 0; i < bytes; ++i) p[i] = pat(i, iters);
-            Status q = rank == 0 ? tr.postSend(1, p, bytes, &reqs[w]) : tr.postRecv(0, p, bytes, &reqs[w]);
+            Status q =
+                rank == 0 ? tr.postSend(1, p, bytes, &reqs[w]) : tr.postRecv(0, p, bytes, &reqs[w]);
             if (!q.isOk()) return q.message();
             busy[w] = true;
             if (posted == iters - 1) lastSlot = w;
@@ -74,7 +76,8 @@ double runRank(int rank, const UniqueIdData& root, const Args& a) {
       if (rank == 1) {  // messages match in posted order: the last receive holds the last message
         const uint8_t* p = buf.data() + static_cast<size_t>(lastSlot) * bytes;
         for (size_t i = 0; i < bytes; ++i)
-          if (p[i] != pat(i, iters)) return "byte " + std::to_string(i) + " of the last message is wrong";
+          if (p[i] != pat(i, iters))
+            return "byte " + std::to_string(i) + " of the last message is wrong";
       }
       return "";
     };
@@ -84,12 +87,13 @@ double runRank(int rank, const UniqueIdData& root, const Args& a) {
     if (e.empty()) e = run(a.iters);
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (e.empty()) e = bs.barrier().message();
-    if (!e.empty()) return std::fprintf(stderr, "rank %d: %zu bytes: %s\n", rank, bytes, e.c_str()), -1;
+    if (!e.empty())
+      return std::fprintf(stderr, "rank %d: %zu bytes: %s\n", rank, bytes, e.c_str()), -1;
     tr.releaseCallerMemory();
     if (rank == 0) {
       result = static_cast<double>(bytes) * a.iters / secs / 1e6;
-      std::printf("verbs_bw bytes=%zu iters=%d window=%d spin=%d qps=%d nics=%s MB/s=%.2f\n", bytes, a.iters,
-                  a.window, a.spin, tr.queuePairs(1), tr.devices().c_str(), result);
+      std::printf("verbs_bw bytes=%zu iters=%d window=%d spin=%d qps=%d nics=%s MB/s=%.2f\n", bytes,
+                  a.iters, a.window, a.spin, tr.queuePairs(1), tr.devices().c_str(), result);
       std::fflush(stdout);
     }
   }
@@ -113,11 +117,14 @@ int main(int argc, char** argv) {
     } else if (f == "-p") {
       a.spin = std::atoi(argv[i + 1]);
     } else {
-      std::fprintf(stderr, "usage: %s [-s BYTES[,BYTES...]] [-n ITERS] [-w WINDOW] [-p SPIN_POLLS]\n", argv[0]);
+      std::fprintf(stderr,
+                   "usage: %s [-s BYTES[,BYTES...]] [-n ITERS] [-w WINDOW] [-p SPIN_POLLS]\n",
+                   argv[0]);
       return 2;
     }
   }
-  if (a.sizes.empty() || a.iters < 1 || a.window < 1) return std::fprintf(stderr, "bad arguments\n"), 2;
+  if (a.sizes.empty() || a.iters < 1 || a.window < 1)
+    return std::fprintf(stderr, "bad arguments\n"), 2;
   auto root = startBootstrapRoot(0, 120);
   if (!root) return std::fprintf(stderr, "%s\n", root.status().message().c_str()), 1;
   pid_t child = fork();

@@ -12,7 +12,8 @@
 namespace trellis::test {
 namespace {
 
-const int kEnvInit = (setenv("TRELLIS_TIMEOUT_S", "60", 0), setenv("TRELLIS_BOOTSTRAP_TIMEOUT_S", "60", 0), 0);
+const int kEnvInit =
+    (setenv("TRELLIS_TIMEOUT_S", "60", 0), setenv("TRELLIS_BOOTSTRAP_TIMEOUT_S", "60", 0), 0);
 
 std::string runAll(trellisComm_t comm, int rank, int n, const std::vector<Case>& cases) {
   for (const Case& c : cases) {
@@ -35,9 +36,11 @@ class VerbsCollectives : public ::testing::TestWithParam<int> {
 // paths, over what 2 ranks cover).
 TEST_P(VerbsCollectives, FullMatrixSmallCounts) {
   const int n = GetParam();
-  auto cases = fullMatrix(n, n == 2 ? std::vector<size_t>{0, 1, 7, 1023} : std::vector<size_t>{1, 1023});
-  std::string err = runRanksOver(Wire::kVerbs, n, RankMode::kProcesses,
-                                 [&](trellisComm_t c, int r, int k) { return runAll(c, r, k, cases); });
+  auto cases =
+      fullMatrix(n, n == 2 ? std::vector<size_t>{0, 1, 7, 1023} : std::vector<size_t>{1, 1023});
+  std::string err =
+      runRanksOver(Wire::kVerbs, n, RankMode::kProcesses,
+                   [&](trellisComm_t c, int r, int k) { return runAll(c, r, k, cases); });
   EXPECT_EQ(err, "") << cases.size() << " cases";
 }
 
@@ -49,8 +52,9 @@ TEST_P(VerbsCollectives, CrossSectionMidCount) {
   const int n = GetParam();
   if (n > 2) GTEST_SKIP() << "run at 2 ranks (guest time budget)";
   auto cases = crossSection(n, {20011});
-  std::string err = runRanksOver(Wire::kVerbs, n, RankMode::kProcesses,
-                                 [&](trellisComm_t c, int r, int k) { return runAll(c, r, k, cases); });
+  std::string err =
+      runRanksOver(Wire::kVerbs, n, RankMode::kProcesses,
+                   [&](trellisComm_t c, int r, int k) { return runAll(c, r, k, cases); });
   EXPECT_EQ(err, "") << cases.size() << " cases";
 }
 
@@ -60,18 +64,22 @@ TEST_P(VerbsCollectives, LargeCountFloat32) {
   const int n = GetParam();
   const size_t count = (n == 2 ? size_t{1} << 20 : size_t{1} << 18) + 3;
   std::vector<Case> cases;
-  for (CollKind k : {CollKind::kAllReduce, CollKind::kAllGather, CollKind::kBroadcast, CollKind::kSendRecv})
+  for (CollKind k :
+       {CollKind::kAllReduce, CollKind::kAllGather, CollKind::kBroadcast, CollKind::kSendRecv})
     for (bool inPlace : {false, true}) {
       if (inPlace && (k == CollKind::kSendRecv || k == CollKind::kBroadcast)) continue;
       cases.push_back({k, trellisFloat32, trellisSum, count, inPlace, n - 1});
     }
-  std::string err = runRanksOver(Wire::kVerbs, n, RankMode::kProcesses,
-                                 [&](trellisComm_t c, int r, int k) { return runAll(c, r, k, cases); });
+  std::string err =
+      runRanksOver(Wire::kVerbs, n, RankMode::kProcesses,
+                   [&](trellisComm_t c, int r, int k) { return runAll(c, r, k, cases); });
   EXPECT_EQ(err, "") << cases.size() << " cases";
 }
 
 INSTANTIATE_TEST_SUITE_P(Ranks, VerbsCollectives, ::testing::Values(2, 4),
-                         [](const ::testing::TestParamInfo<int>& i) { return "ranks" + std::to_string(i.param); });
+                         [](const ::testing::TestParamInfo<int>& i) {
+                           return "ranks" + std::to_string(i.param);
+                         });
 
 }  // namespace
 }  // namespace trellis::test

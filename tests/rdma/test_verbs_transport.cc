@@ -46,7 +46,8 @@ std::string runPair(const Body& body, const VerbsOptions& opt = defaults()) {
     if (!s.isOk()) return s.message();
     auto t = VerbsTransport::create(bs, {1 - rank}, opt, &abort);
     if (!t) return t.status().message();
-    if (!t.value()->reaches(1 - rank)) return "rank " + std::to_string(rank) + ": no verbs connection";
+    if (!t.value()->reaches(1 - rank))
+      return "rank " + std::to_string(rank) + ": no verbs connection";
     std::string e = body(*t.value(), rank, bs);
     Status b = bs.barrier();
     return e.empty() ? b.message() : e;
@@ -74,12 +75,16 @@ std::string waitAll(VerbsTransport& t, std::vector<Request>& reqs, double second
   }
 }
 
-uint8_t pattern(size_t i, size_t size, int from) { return static_cast<uint8_t>(i * 131 + size * 7 + from * 29 + (i >> 12)); }
+uint8_t pattern(size_t i, size_t size, int from) {
+  return static_cast<uint8_t>(i * 131 + size * 7 + from * 29 + (i >> 12));
+}
 
-std::string check(const std::vector<uint8_t>& buf, size_t off, size_t size, int from, uint8_t guard) {
+std::string check(const std::vector<uint8_t>& buf, size_t off, size_t size, int from,
+                  uint8_t guard) {
   for (size_t i = 0; i < size; ++i)
     if (buf[off + i] != pattern(i, size, from))
-      return "byte " + std::to_string(i) + " of a " + std::to_string(size) + "-byte message differs";
+      return "byte " + std::to_string(i) + " of a " + std::to_string(size) +
+             "-byte message differs";
   if (buf[off + size] != guard) return "wrote past a " + std::to_string(size) + "-byte message";
   return "";
 }
@@ -89,7 +94,8 @@ int numPorts() { return static_cast<int>(verbs::listActivePorts(-1, nullptr).siz
 class Verbs : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (numPorts() == 0) GTEST_SKIP() << "no active RDMA port (run through tests/rdma/qemu_guest.sh)";
+    if (numPorts() == 0)
+      GTEST_SKIP() << "no active RDMA port (run through tests/rdma/qemu_guest.sh)";
   }
 };
 
@@ -109,7 +115,8 @@ TEST_F(Verbs, ConnectsOverEveryActivePort) {
 TEST_F(Verbs, SizesOneByteTo16MiBByteForByte) {
   const VerbsOptions opt = defaults();
   const size_t e = opt.eagerBytes;
-  const std::vector<size_t> sizes = {0, 1, 31, 4095, e - 1, e, e + 1, 65537, 1 << 20, (1 << 20) + 3, 16 << 20};
+  const std::vector<size_t> sizes = {0,     1,     31,      4095,          e - 1,   e,
+                                     e + 1, 65537, 1 << 20, (1 << 20) + 3, 16 << 20};
   std::string err = runPair([&](VerbsTransport& t, int rank, Bootstrap&) -> std::string {
     const int peer = 1 - rank;
     std::vector<std::vector<uint8_t>> out, in;
@@ -130,7 +137,9 @@ TEST_F(Verbs, SizesOneByteTo16MiBByteForByte) {
     std::string w = waitAll(t, reqs);
     if (!w.empty()) return w;
     for (size_t k = 0; k < sizes.size(); ++k) {
-      if (reqs[2 * k].received != sizes[k]) return "received " + std::to_string(reqs[2 * k].received) + " of " + std::to_string(sizes[k]);
+      if (reqs[2 * k].received != sizes[k])
+        return "received " + std::to_string(reqs[2 * k].received) + " of " +
+               std::to_string(sizes[k]);
       std::string c = check(in[k], k % 2, sizes[k], peer, 0xa5);
       if (!c.empty()) return c;
     }
@@ -176,7 +185,8 @@ TEST_F(Verbs, ManyMessagesInFlight) {
       size_t sz = cycle[k % cycle.size()];
       if (reqs[k].received != sz) return "message " + std::to_string(k) + ": wrong size";
       for (size_t i = 0; i < sz; ++i)
-        if (in[k][i] != pattern(i, sz + k, peer)) return "message " + std::to_string(k) + ": byte " + std::to_string(i);
+        if (in[k][i] != pattern(i, sz + k, peer))
+          return "message " + std::to_string(k) + ": byte " + std::to_string(i);
       if (in[k][sz] != 0x3c) return "message " + std::to_string(k) + ": wrote past its end";
     }
     return "";
@@ -190,7 +200,7 @@ TEST_F(Verbs, FlowControlHoldsASenderBackUntilTheReceiverCatchesUp) {
   const VerbsOptions opt = defaults();
   const int small = 400, large = 4;
   const size_t smallBytes = 2048, largeBytes = 1 << 20;
-  std::atomic<bool> receiverStarted{false};
+  std::atomic<bool> receiverStarted{false}, senderCounted{false};
   std::atomic<int> doneBeforeStart{-1}, largeBeforeStart{-1}, qps{0};
   std::string err = runPair([&](VerbsTransport& t, int rank, Bootstrap&) -> std::string {
     const int peer = 1 - rank;
@@ -219,12 +229,19 @@ TEST_F(Verbs, FlowControlHoldsASenderBackUntilTheReceiverCatchesUp) {
       for (int k = small; k < small + large; ++k) largeDone += reqs[k].isDone();
       doneBeforeStart = done;
       largeBeforeStart = largeDone;
+      senderCounted = true;  // the receiver starts only now, so the count is not racing it
       return waitAll(t, reqs);
     }
     // The slow receiver: two seconds without touching the transport (not a synchronisation: the
     // sender's checks hold whenever it looks).
     std::this_thread::sleep_for(std::chrono::seconds(2));
     receiverStarted = true;
+    auto deadline = Clock::now() + std::chrono::seconds(30);
+    while (!senderCounted.load())
+      if (Clock::now() > deadline)
+        return std::string("the sender never counted");
+      else
+        std::this_thread::yield();
     for (int k = 0; k < small + large; ++k) {
       Status s = t.postRecv(peer, bufs[k].data(), bufs[k].size(), &reqs[k]);
       if (!s.isOk()) return s.message();
@@ -233,15 +250,20 @@ TEST_F(Verbs, FlowControlHoldsASenderBackUntilTheReceiverCatchesUp) {
     if (!w.empty()) return w;
     for (int k = 0; k < small + large; ++k)
       for (size_t i = 0; i < bufs[k].size(); ++i)
-        if (bufs[k][i] != pattern(i, bufs[k].size() + k, 0)) return "message " + std::to_string(k) + " corrupted";
+        if (bufs[k][i] != pattern(i, bufs[k].size() + k, 0))
+          return "message " + std::to_string(k) + " corrupted";
     return "";
   });
   EXPECT_EQ(err, "");
   // Each QP starts with recvDepth credits, of which 2 are kept for clear-to-sends.
   const int credits = qps.load() * (opt.recvDepth - 2);
+  std::printf("  %d of %d eager messages completed before the receiver posted (credits %d)\n",
+              doneBeforeStart.load(), small, credits);
   EXPECT_GT(doneBeforeStart.load(), 0);
-  EXPECT_LE(doneBeforeStart.load(), credits) << "the sender overran the receiver's " << credits << " buffers";
-  EXPECT_EQ(largeBeforeStart.load(), 0) << "a large message completed before its receive was posted";
+  EXPECT_LE(doneBeforeStart.load(), credits)
+      << "the sender overran the receiver's " << credits << " buffers";
+  EXPECT_EQ(largeBeforeStart.load(), 0)
+      << "a large message completed before its receive was posted";
 }
 
 // Rank 0 fills every bounce buffer of rank 1 with eager messages rank 1 has no receive for yet;
@@ -284,7 +306,8 @@ TEST_F(Verbs, ClearToSendPassesBlockedData) {
     if (!w.empty()) return w;
     for (int k = 0; k < eager; ++k)
       for (int i = 0; i < 1000; ++i)
-        if (small[k * 1000 + i] != pattern(i, 1000 + k, 0)) return "eager message " + std::to_string(k) + " corrupted";
+        if (small[k * 1000 + i] != pattern(i, 1000 + k, 0))
+          return "eager message " + std::to_string(k) + " corrupted";
     return "";
   });
   EXPECT_EQ(err, "");
@@ -294,36 +317,40 @@ TEST_F(Verbs, ReceiveSmallerThanTheMessageFailsOnBothSides) {
   // A receive above the eager limit (it sends a clear-to-send) and one below it (it does not: the
   // sender announces the size after a while), posted before or after the send.
   for (size_t cap : {size_t{50000}, size_t{8000}})
-  for (bool receiverFirst : {true, false}) {
-    std::string msgs[2];
-    std::string err = runPair([&](VerbsTransport& t, int rank, Bootstrap& bs) -> std::string {
-      std::vector<uint8_t> buf(100000);
-      Request r;
-      Status s;
-      // The receive posted before or after the send: the size check happens on the clear-to-send
-      // (sender) and on the size announcement (receiver) either way.
-      if (rank == (receiverFirst ? 1 : 0))
-        s = rank == 1 ? t.postRecv(0, buf.data(), cap, &r) : t.postSend(1, buf.data(), buf.size(), &r);
-      (void)bs.barrier();
-      if (rank == (receiverFirst ? 0 : 1))
-        s = rank == 1 ? t.postRecv(0, buf.data(), cap, &r) : t.postSend(1, buf.data(), buf.size(), &r);
-      auto deadline = Clock::now() + std::chrono::seconds(20);
-      while (s.isOk() && !r.isDone() && Clock::now() < deadline) {
-        bool did = false;
-        s = t.progress(10, &did);
-      }
-      msgs[rank] = s.message();
-      return "";
-    });
-    EXPECT_EQ(err, "");
-    const std::string c = std::to_string(cap);
-    EXPECT_NE(msgs[0].find("100000-byte message to rank 1 is larger than its matching receive (" + c + " bytes)"),
-              std::string::npos)
-        << "receive of " << c << (receiverFirst ? " first: " : " last: ") << msgs[0];
-    EXPECT_NE(msgs[1].find("rank 0 sends a 100000-byte message but the matching receive is " + c + " bytes"),
-              std::string::npos)
-        << "receive of " << c << (receiverFirst ? " first: " : " last: ") << msgs[1];
-  }
+    for (bool receiverFirst : {true, false}) {
+      std::string msgs[2];
+      std::string err = runPair([&](VerbsTransport& t, int rank, Bootstrap& bs) -> std::string {
+        std::vector<uint8_t> buf(100000);
+        Request r;
+        Status s;
+        // The receive posted before or after the send: the size check happens on the clear-to-send
+        // (sender) and on the size announcement (receiver) either way.
+        if (rank == (receiverFirst ? 1 : 0))
+          s = rank == 1 ? t.postRecv(0, buf.data(), cap, &r)
+                        : t.postSend(1, buf.data(), buf.size(), &r);
+        (void)bs.barrier();
+        if (rank == (receiverFirst ? 0 : 1))
+          s = rank == 1 ? t.postRecv(0, buf.data(), cap, &r)
+                        : t.postSend(1, buf.data(), buf.size(), &r);
+        auto deadline = Clock::now() + std::chrono::seconds(20);
+        while (s.isOk() && !r.isDone() && Clock::now() < deadline) {
+          bool did = false;
+          s = t.progress(10, &did);
+        }
+        msgs[rank] = s.message();
+        return "";
+      });
+      EXPECT_EQ(err, "");
+      const std::string c = std::to_string(cap);
+      EXPECT_NE(msgs[0].find("100000-byte message to rank 1 is larger than its matching receive (" +
+                             c + " bytes)"),
+                std::string::npos)
+          << "receive of " << c << (receiverFirst ? " first: " : " last: ") << msgs[0];
+      EXPECT_NE(msgs[1].find("rank 0 sends a 100000-byte message but the matching receive is " + c +
+                             " bytes"),
+                std::string::npos)
+          << "receive of " << c << (receiverFirst ? " first: " : " last: ") << msgs[1];
+    }
 }
 
 TEST_F(Verbs, ProgressHonoursItsTimeout) {
@@ -337,7 +364,7 @@ TEST_F(Verbs, ProgressHonoursItsTimeout) {
     t0 = Clock::now();
     for (int i = 0; i < 100; ++i) (void)t.progress(0, &did);
     ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-    if (ms > 200) return "100 x progress(0) took " + std::to_string(ms) + " ms";
+    if (ms > 1000) return "100 x progress(0) took " + std::to_string(ms) + " ms";
     return "";
   });
   EXPECT_EQ(err, "");
@@ -362,7 +389,8 @@ TEST_F(Verbs, RegistrationCacheReusesAndForgets) {
       if (b != static_cast<uint8_t>(peer)) return "wrong data";
     auto st = t.cacheStats();
     // 16 chunks of each buffer per NIC; misses are bounded by the 1 MiB regions covering them.
-    if (st.hits < st.misses) return "hits " + std::to_string(st.hits) + " < misses " + std::to_string(st.misses);
+    if (st.hits < st.misses)
+      return "hits " + std::to_string(st.hits) + " < misses " + std::to_string(st.misses);
     if (st.entries == 0) return "nothing cached";
     t.releaseCallerMemory();
     if (t.cacheStats().entries != 0) return "registrations survived releaseCallerMemory";
@@ -396,7 +424,8 @@ struct Streamer {
       }
       if (!busy[w] && posted < kMessages) {
         uint8_t* p = buf.data() + w * kMsgBytes;
-        TRELLIS_TRY(send ? t.postSend(peer, p, kMsgBytes, &reqs[w]) : t.postRecv(peer, p, kMsgBytes, &reqs[w]));
+        TRELLIS_TRY(send ? t.postSend(peer, p, kMsgBytes, &reqs[w])
+                         : t.postRecv(peer, p, kMsgBytes, &reqs[w]));
         busy[w] = true;
         ++posted;
       }
@@ -406,7 +435,8 @@ struct Streamer {
   }
 };
 
-void killedPeer(bool peerSends, const VerbsOptions& opt = defaults(), const char* expect = "rank 1") {
+void killedPeer(bool peerSends, const VerbsOptions& opt = defaults(),
+                const char* expect = "rank 1") {
   auto root = startBootstrapRoot(0, 60);
   ASSERT_TRUE(root.isOk());
   pid_t child = fork();
@@ -457,8 +487,8 @@ TEST_F(Verbs, PeerKilledWhileWeSendToIt) { killedPeer(false); }
 // taken as final: the error is the work completion's, named by ibv_wc_status_str.
 TEST_F(Verbs, PeerKilledWorkCompletionErrorNamesTheStatus) {
   VerbsOptions opt = defaults();
-  opt.ibTimeout = 12;  // 16 ms: 4 tries take well under the 0.5 s a closed connection is given
-  opt.retryCount = 3;
+  opt.ibTimeout = 13;  // 33 ms: 3 tries take well under the 0.5 s a closed connection is given,
+  opt.retryCount = 2;  // and 3 missed ACKs in a row do not happen to a live peer, even here
   killedPeer(false, opt, "RDMA write to rank 1 failed on rxe");
 }
 
@@ -485,7 +515,8 @@ TEST_F(Verbs, TwoRailsStripeAndHcaSelects) {
   std::string err = runPair([](VerbsTransport& t, int rank, Bootstrap&) -> std::string {
     if (t.devices() != "rxe0:1,rxe1:1") return "devices " + t.devices();
     std::string d = t.describePeer(1 - rank);
-    if (d.find("rxe0:1<->rxe0:1") == std::string::npos || d.find("rxe1:1<->rxe1:1") == std::string::npos)
+    if (d.find("rxe0:1<->rxe0:1") == std::string::npos ||
+        d.find("rxe1:1<->rxe1:1") == std::string::npos)
       return "rails not paired: " + d;
     std::vector<uint8_t> out(16 << 20, static_cast<uint8_t>(rank + 1)), in(16 << 20);
     std::vector<Request> reqs(2);
@@ -501,7 +532,8 @@ TEST_F(Verbs, TwoRailsStripeAndHcaSelects) {
   EXPECT_EQ(err, "");
   // 2 x 16 MiB crossed the two devices: each carried a good share (MTU-sized packets).
   uint64_t d0 = sentPackets("rxe0") - before0, d1 = sentPackets("rxe1") - before1;
-  std::printf("  packets sent: rxe0 %lu, rxe1 %lu\n", static_cast<unsigned long>(d0), static_cast<unsigned long>(d1));
+  std::printf("  packets sent: rxe0 %lu, rxe1 %lu\n", static_cast<unsigned long>(d0),
+              static_cast<unsigned long>(d1));
   EXPECT_GT(d0, 2000u);
   EXPECT_GT(d1, 2000u);
 
@@ -509,7 +541,8 @@ TEST_F(Verbs, TwoRailsStripeAndHcaSelects) {
     const char* hca;
     const char* devices;
   };
-  for (const Sel& sel : {Sel{"rxe1", "rxe1:1"}, Sel{"^rxe1", "rxe0:1"}, Sel{"rxe1:1,rxe0:1", "rxe1:1,rxe0:1"}}) {
+  for (const Sel& sel :
+       {Sel{"rxe1", "rxe1:1"}, Sel{"^rxe1", "rxe0:1"}, Sel{"rxe1:1,rxe0:1", "rxe1:1,rxe0:1"}}) {
     VerbsOptions opt = defaults();
     opt.hca = sel.hca;
     std::string e = runPair(

@@ -21,7 +21,8 @@
 namespace trellis::transport::verbs {
 namespace {
 
-const int kEnvInit = (setenv("TRELLIS_TIMEOUT_S", "60", 0), setenv("TRELLIS_BOOTSTRAP_TIMEOUT_S", "30", 0), 0);
+const int kEnvInit =
+    (setenv("TRELLIS_TIMEOUT_S", "60", 0), setenv("TRELLIS_BOOTSTRAP_TIMEOUT_S", "30", 0), 0);
 
 TEST(HcaFilter, NcclSyntax) {
   auto f = parseHcaFilter("mlx5_0:1,mlx5_1:1");
@@ -77,12 +78,15 @@ TEST(HcaFilter, ErrorsNameTheBadToken) {
   for (const Bad& b : {Bad{"mlx5_0:x", "port 'x' is not a number"}, Bad{"mlx5_0:0", "port '0'"},
                        Bad{"mlx5_0:", "port ''"}, Bad{"mlx5_0,,mlx5_1", "empty entry"},
                        Bad{"mlx5_0,", "trailing comma"}, Bad{"^", "no device names after '^'"},
-                       Bad{":1", "':1' has no device name"}, Bad{"mlx5_0,^mlx5_1", "'^mlx5_1' is not a device name"},
+                       Bad{":1", "':1' has no device name"},
+                       Bad{"mlx5_0,^mlx5_1", "'^mlx5_1' is not a device name"},
                        Bad{"mlx5 0", "'mlx5 0' is not a device name"}}) {
     auto f = parseHcaFilter(b.spec);
     ASSERT_FALSE(f.isOk()) << b.spec;
-    EXPECT_NE(f.status().message().find(b.says), std::string::npos) << b.spec << ": " << f.status().message();
-    EXPECT_NE(f.status().message().find(std::string("TRELLIS_IB_HCA='") + b.spec + "'"), std::string::npos);
+    EXPECT_NE(f.status().message().find(b.says), std::string::npos)
+        << b.spec << ": " << f.status().message();
+    EXPECT_NE(f.status().message().find(std::string("TRELLIS_IB_HCA='") + b.spec + "'"),
+              std::string::npos);
   }
 }
 
@@ -256,7 +260,8 @@ TEST(ChooseNics, NearestInTopologyElseFilterElseAll) {
   s.add(nic(sw0, "0000:11:00.0", "mlx5_0"));
   s.add(nic(sw0, "0000:12:00.0", "mlx5_1"));
   s.add(nic(c1, "0000:90:00.0", "mlx5_2"));
-  std::vector<PortInfo> ports = {port("mlx5_2", 1, "0000:90:00.0"), port("mlx5_1", 1, "0000:12:00.0"),
+  std::vector<PortInfo> ports = {port("mlx5_2", 1, "0000:90:00.0"),
+                                 port("mlx5_1", 1, "0000:12:00.0"),
                                  port("mlx5_0", 1, "0000:11:00.0"), port("rxe0", 1, "")};
   HcaFilter none;
   std::string why;
@@ -306,7 +311,8 @@ TEST(ChooseNics, NearestInTopologyElseFilterElseAll) {
 // On a machine without RDMA devices (these build machines), the automatic choice falls back to
 // TCP between hosts and says so once; forcing verbs is an error that says why.
 TEST(VerbsFallback, NoDeviceMeansTcpAndOneLogLine) {
-  if (!listActivePorts(-1, nullptr).empty()) GTEST_SKIP() << "this machine has an RDMA device; tests/rdma covers it";
+  if (!listActivePorts(-1, nullptr).empty())
+    GTEST_SKIP() << "this machine has an RDMA device; tests/rdma covers it";
   char path[] = "/tmp/trellis-verbs-log-XXXXXX";
   int fd = mkstemp(path);
   ASSERT_GE(fd, 0);
@@ -326,8 +332,9 @@ TEST(VerbsFallback, NoDeviceMeansTcpAndOneLogLine) {
                                          return std::string();
                                        });
   // Again, in the same process: still one line.
-  std::string err2 = test::runRanksOver(test::Wire::kMixed, 2, test::RankMode::kThreads,
-                                        [&](trellisComm_t c, int r, int n) { return test::runCase(c, r, n, cases[0]); });
+  std::string err2 = test::runRanksOver(
+      test::Wire::kMixed, 2, test::RankMode::kThreads,
+      [&](trellisComm_t c, int r, int n) { return test::runCase(c, r, n, cases[0]); });
   (void)findParam("TRELLIS_DEBUG")->setOverride("");
   (void)findParam("TRELLIS_DEBUG_SUBSYS")->setOverride("");
   (void)findParam("TRELLIS_DEBUG_FILE")->setOverride("");
@@ -340,14 +347,17 @@ TEST(VerbsFallback, NoDeviceMeansTcpAndOneLogLine) {
   std::string log = ss.str();
   unlink(path);
   size_t count = 0;
-  for (size_t p = log.find("no RDMA device"); p != std::string::npos; p = log.find("no RDMA device", p + 1)) ++count;
+  for (size_t p = log.find("no RDMA device"); p != std::string::npos;
+       p = log.find("no RDMA device", p + 1))
+    ++count;
   EXPECT_EQ(count, 1u) << log;
   EXPECT_NE(log.find("tcp transport up"), std::string::npos) << log;
   EXPECT_EQ(log.find("verbs transport up"), std::string::npos) << log;
 }
 
 TEST(VerbsFallback, ForcedVerbsWithoutDeviceFailsClearly) {
-  if (!listActivePorts(-1, nullptr).empty()) GTEST_SKIP() << "this machine has an RDMA device; tests/rdma covers it";
+  if (!listActivePorts(-1, nullptr).empty())
+    GTEST_SKIP() << "this machine has an RDMA device; tests/rdma covers it";
   std::string err = test::runRanksOver(test::Wire::kVerbs, 2, test::RankMode::kThreads,
                                        [](trellisComm_t, int, int) { return std::string(); });
   EXPECT_NE(err.find("TRELLIS_TRANSPORT=verbs but rank(s)"), std::string::npos) << err;

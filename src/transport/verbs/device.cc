@@ -26,8 +26,9 @@ int mtuBytes(int m) { return m >= IBV_MTU_256 && m <= IBV_MTU_4096 ? 128 << m : 
 std::string PortInfo::describe() const {
   std::string s = dev + ":" + std::to_string(port);
   if (infiniband) return s + formatString(" (InfiniBand, LID %u, MTU %d)", lid, mtuBytes(mtu));
-  return s + formatString(" (%s, GID[%d] %s%s%s, MTU %d)", gidType.c_str(), gidIndex, gidToString(gid).c_str(),
-                          netdev.empty() ? "" : " on ", netdev.c_str(), mtuBytes(mtu));
+  return s + formatString(" (%s, GID[%d] %s%s%s, MTU %d)", gidType.c_str(), gidIndex,
+                          gidToString(gid).c_str(), netdev.empty() ? "" : " on ", netdev.c_str(),
+                          mtuBytes(mtu));
 }
 
 static bool isV4Mapped(const uint8_t g[16]) {
@@ -48,7 +49,8 @@ static std::string pciAddressOf(const std::string& dev) {
 
 // Picks the GID of a RoCE port: the forced index, else the IPv4-mapped RoCE v2 entry, else any
 // other RoCE v2 entry (global before link-local), else RoCE v1. Returns false with a note if none.
-static bool pickGid(ibv_context* ctx, int port, int tableLen, int forced, PortInfo* out, std::string* note) {
+static bool pickGid(ibv_context* ctx, int port, int tableLen, int forced, PortInfo* out,
+                    std::string* note) {
   int best = -1, bestScore = -1;
   ibv_gid_entry bestEntry{};
   for (int i = 0; i < tableLen; ++i) {
@@ -58,8 +60,10 @@ static bool pickGid(ibv_context* ctx, int port, int tableLen, int forced, PortIn
     static const uint8_t zero[16] = {};
     if (std::memcmp(e.gid.raw, zero, 16) == 0) continue;
     int score = 0;
-    if (e.gid_type == IBV_GID_TYPE_ROCE_V2) score = isV4Mapped(e.gid.raw) ? 4 : isLinkLocal(e.gid.raw) ? 2 : 3;
-    else if (e.gid_type == IBV_GID_TYPE_ROCE_V1) score = 1;
+    if (e.gid_type == IBV_GID_TYPE_ROCE_V2)
+      score = isV4Mapped(e.gid.raw) ? 4 : isLinkLocal(e.gid.raw) ? 2 : 3;
+    else if (e.gid_type == IBV_GID_TYPE_ROCE_V1)
+      score = 1;
     if (forced >= 0) score = 5;
     if (score > bestScore) {
       best = i;
@@ -68,18 +72,21 @@ static bool pickGid(ibv_context* ctx, int port, int tableLen, int forced, PortIn
     }
   }
   if (best < 0) {
-    *note = forced >= 0 ? formatString("TRELLIS_IB_GID_INDEX=%d is not a valid GID table entry (table has %d)",
-                                       forced, tableLen)
-                        : std::string("no GID configured (is an IP address assigned to its interface?)");
+    *note =
+        forced >= 0
+            ? formatString("TRELLIS_IB_GID_INDEX=%d is not a valid GID table entry (table has %d)",
+                           forced, tableLen)
+            : std::string("no GID configured (is an IP address assigned to its interface?)");
     return false;
   }
   out->gidIndex = best;
   std::memcpy(out->gid, bestEntry.gid.raw, 16);
-  out->gidType = bestEntry.gid_type == IBV_GID_TYPE_ROCE_V2 ? "RoCE v2"
+  out->gidType = bestEntry.gid_type == IBV_GID_TYPE_ROCE_V2   ? "RoCE v2"
                  : bestEntry.gid_type == IBV_GID_TYPE_ROCE_V1 ? "RoCE v1"
-                                                                : "IB";
+                                                              : "IB";
   char ifname[IF_NAMESIZE] = {};
-  if (bestEntry.ndev_ifindex != 0 && if_indextoname(bestEntry.ndev_ifindex, ifname) != nullptr) out->netdev = ifname;
+  if (bestEntry.ndev_ifindex != 0 && if_indextoname(bestEntry.ndev_ifindex, ifname) != nullptr)
+    out->netdev = ifname;
   return true;
 }
 
@@ -108,7 +115,9 @@ std::vector<PortInfo> listActivePorts(int gidIndex, std::vector<std::string>* no
       ibv_port_attr pa{};
       if (ibv_query_port(ctx, p, &pa) != 0) continue;
       if (pa.state != IBV_PORT_ACTIVE) {
-        if (notes) notes->push_back(formatString("%s:%d: port is %s, not active", name, p, ibv_port_state_str(pa.state)));
+        if (notes)
+          notes->push_back(
+              formatString("%s:%d: port is %s, not active", name, p, ibv_port_state_str(pa.state)));
         continue;
       }
       PortInfo info;
@@ -148,18 +157,21 @@ static int findNicNode(const topo::System& sys, const PortInfo& p) {
   return -1;
 }
 
-std::vector<int> chooseNics(const std::vector<PortInfo>& ports, const HcaFilter& filter, const topo::System* sys,
-                            int fromNode, size_t maxNics, std::string* why, const std::vector<std::string>& prefer) {
+std::vector<int> chooseNics(const std::vector<PortInfo>& ports, const HcaFilter& filter,
+                            const topo::System* sys, int fromNode, size_t maxNics, std::string* why,
+                            const std::vector<std::string>& prefer) {
   std::vector<int> cand;
   for (size_t i = 0; i < ports.size(); ++i)
     if (filter.allows(ports[i].dev, ports[i].port)) cand.push_back(static_cast<int>(i));
   auto byName = [&](int a, int b) {
-    return ports[a].dev != ports[b].dev ? ports[a].dev < ports[b].dev : ports[a].port < ports[b].port;
+    return ports[a].dev != ports[b].dev ? ports[a].dev < ports[b].dev
+                                        : ports[a].port < ports[b].port;
   };
   std::string how;
   if (!filter.empty() && !filter.exclude) {
     std::stable_sort(cand.begin(), cand.end(), [&](int a, int b) {
-      size_t ra = filter.rank(ports[a].dev, ports[a].port), rb = filter.rank(ports[b].dev, ports[b].port);
+      size_t ra = filter.rank(ports[a].dev, ports[a].port),
+             rb = filter.rank(ports[b].dev, ports[b].port);
       return ra != rb ? ra < rb : byName(a, b);
     });
     how = "TRELLIS_IB_HCA";
@@ -170,7 +182,8 @@ std::vector<int> chooseNics(const std::vector<PortInfo>& ports, const HcaFilter&
              })) {
     auto pos = [&](int i) {
       auto d = std::find(prefer.begin(), prefer.end(), ports[i].dev);
-      if (d == prefer.end() && !ports[i].netdev.empty()) d = std::find(prefer.begin(), prefer.end(), ports[i].netdev);
+      if (d == prefer.end() && !ports[i].netdev.empty())
+        d = std::find(prefer.begin(), prefer.end(), ports[i].netdev);
       return static_cast<size_t>(d - prefer.begin());
     };
     std::vector<int> keep;

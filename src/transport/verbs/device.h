@@ -47,8 +47,8 @@ std::vector<PortInfo> listActivePorts(int gidIndex, std::vector<std::string>* no
 ///    ports the topology does not know (software devices) count as farthest;
 ///  - without a topology (`sys` null or `fromNode` < 0): every allowed port, by name.
 /// `why` (optional) says how the choice was made, for the log.
-std::vector<int> chooseNics(const std::vector<PortInfo>& ports, const HcaFilter& filter, const topo::System* sys,
-                            int fromNode, size_t maxNics, std::string* why,
+std::vector<int> chooseNics(const std::vector<PortInfo>& ports, const HcaFilter& filter,
+                            const topo::System* sys, int fromNode, size_t maxNics, std::string* why,
                             const std::vector<std::string>& prefer = {});
 
 /// The topology node a rank measures NIC distance from: the CPU node of the NUMA node it runs on

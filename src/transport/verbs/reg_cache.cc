@@ -106,7 +106,8 @@ void RegCache::release(Entry* e) {
     evict(nullptr);
     return;
   }
-  auto it = std::find_if(retired_.begin(), retired_.end(), [&](const auto& p) { return p.get() == e; });
+  auto it =
+      std::find_if(retired_.begin(), retired_.end(), [&](const auto& p) { return p.get() == e; });
   reg_->dereg(e->keys.handle);
   retired_.erase(it);
 }

@@ -13,7 +13,8 @@
 //
 // Bounded: at most maxEntries regions and maxBytes registered bytes; least recently used regions
 // not in use are deregistered first. Regions in use (a transfer holds a reference) are never
-// deregistered under it; an invalidated region in use is deregistered when its last user releases it.
+// deregistered under it; an invalidated region in use is deregistered when its last user releases
+// it.
 #pragma once
 
 #include <cstddef>
@@ -64,7 +65,8 @@ class RegCache {
   RegCache(const RegCache&) = delete;
   RegCache& operator=(const RegCache&) = delete;
 
-  /// A registered region containing [addr, addr+len) (len > 0), with a reference held until release().
+  /// A registered region containing [addr, addr+len) (len > 0), with a reference held until
+  /// release().
   Result<Entry*> acquire(const void* addr, size_t len);
   void release(Entry* e);
   /// Forgets every region overlapping [addr, addr+len).

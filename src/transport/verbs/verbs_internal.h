@@ -22,8 +22,9 @@ constexpr int kMaxNics = 4;
 constexpr int kMaxQps = 16;
 constexpr uint32_t kMsgMagic = 0x7e11ab1e;
 constexpr int kCreditReserve = 2;  // credits per QP that only clear-to-sends may spend
-constexpr int kSignalEvery = 16;  // at least every 16th control message asks for a completion
-constexpr int kMaxCtsAhead = 4096;  // clear-to-sends outstanding per peer (keeps seq mod 2^16 unique)
+constexpr int kSignalEvery = 16;   // at least every 16th control message asks for a completion
+constexpr int kMaxCtsAhead =
+    4096;  // clear-to-sends outstanding per peer (keeps seq mod 2^16 unique)
 // A large send whose clear-to-send has not come after this long announces its size, so that a
 // receive too small for it (which sends no clear-to-send) fails instead of waiting.
 constexpr auto kAnnounceAfter = std::chrono::milliseconds(300);
@@ -36,8 +37,9 @@ struct MsgHeader {
   uint16_t kind;
   uint16_t reserved;
   uint64_t seq;
-  uint64_t bytes;  // eager: payload bytes that follow; cts: capacity of the receive; rts: message size
-  uint64_t addr;   // cts: receive buffer address
+  uint64_t
+      bytes;  // eager: payload bytes that follow; cts: capacity of the receive; rts: message size
+  uint64_t addr;             // cts: receive buffer address
   uint32_t rkeys[kMaxNics];  // cts: the buffer's rkey on each of the receiver's NICs
 };
 static_assert(sizeof(MsgHeader) == 48);
@@ -66,7 +68,7 @@ struct Qp {
   int remoteNic = 0;  // the peer's NIC index of the other end
   uint32_t psn = 0;
   // Sending.
-  int sqOut = 0;          // send work requests not completed
+  int sqOut = 0;  // send work requests not completed
   // Send work requests in posted order (their wr_id and whether they ask for a completion). Most
   // control messages are posted unsignaled (fewer completions, fewer wake-ups); a signaled
   // completion retires everything posted before it on the QP.
@@ -145,7 +147,8 @@ struct Conn {
   uint64_t nextRecvSeq = 0, recvBase = 0;
   std::deque<RecvOp> recvs;
   std::map<uint64_t, Held> unexpected;
-  std::map<uint64_t, uint64_t> announced;  // sizes of large messages whose receive is not posted yet
+  std::map<uint64_t, uint64_t>
+      announced;  // sizes of large messages whose receive is not posted yet
   std::deque<Work> outbox;
   int nextQp = 0;
   int awaitingCts = 0;  // large sends with neither a clear-to-send nor an announcement yet
@@ -219,7 +222,8 @@ struct VerbsTransport::Impl {
   void completeSend(verbs::Conn& c, verbs::SendOp& op);
   void completeRecv(verbs::Conn& c, verbs::RecvOp& op, size_t bytes);
   void releaseMrs(verbs::RegCache::Entry* (&mr)[verbs::kMaxNics], const void* addr, size_t bytes);
-  Status acquireMrs(verbs::Conn& c, const void* addr, size_t bytes, verbs::RegCache::Entry* (&mr)[verbs::kMaxNics]);
+  Status acquireMrs(verbs::Conn& c, const void* addr, size_t bytes,
+                    verbs::RegCache::Entry* (&mr)[verbs::kMaxNics]);
   bool outboxBlocked = false;  // the last flush stopped for lack of credits or queue room
 };
 

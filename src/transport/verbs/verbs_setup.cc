@@ -18,28 +18,36 @@ namespace trellis::transport {
 
 using namespace verbs;  // NOLINT: this file implements the verbs namespace's transport
 
-static Param<std::string> kHca("TRELLIS_IB_HCA", "",
-                               "RDMA devices/ports to use, NCCL syntax: mlx5_0:1,mlx5_1:1; prefix names; ^ "
-                               "excludes; = exact names (empty: the nearest active ports)");
+static Param<std::string> kHca(
+    "TRELLIS_IB_HCA", "",
+    "RDMA devices/ports to use, NCCL syntax: mlx5_0:1,mlx5_1:1; prefix names; ^ "
+    "excludes; = exact names (empty: the nearest active ports)");
 static Param<int64_t> kGidIndex("TRELLIS_IB_GID_INDEX", -1,
                                 "RoCE GID table index (-1: the IPv4-mapped RoCE v2 entry)");
-static Param<int64_t> kQps("TRELLIS_IB_QPS_PER_CONNECTION", 2,
-                           "queue pairs per peer (raised to the NIC count of either end); large messages "
-                           "are striped over them");
-static Param<int64_t> kMaxNicsP("TRELLIS_IB_MAX_NICS", 4, "RDMA ports one rank stripes over (1..4)");
-static Param<int64_t> kEager("TRELLIS_IB_EAGER_BYTES", 16384,
-                             "messages up to this size are copied through pre-posted bounce buffers; larger "
-                             "ones are RDMA-written into the receiver's buffer");
-static Param<int64_t> kRecvDepth("TRELLIS_IB_RECV_DEPTH", 64, "bounce receives per queue pair (a peer's credits)");
-static Param<int64_t> kStripeMin("TRELLIS_IB_STRIPE_MIN_BYTES", 256 * 1024,
+static Param<int64_t> kQps(
+    "TRELLIS_IB_QPS_PER_CONNECTION", 2,
+    "queue pairs per peer (raised to the NIC count of either end); large messages "
+    "are striped over them");
+static Param<int64_t> kMaxNicsP("TRELLIS_IB_MAX_NICS", 4,
+                                "RDMA ports one rank stripes over (1..4)");
+static Param<int64_t> kEager(
+    "TRELLIS_IB_EAGER_BYTES", 16384,
+    "messages up to this size are copied through pre-posted bounce buffers; larger "
+    "ones are RDMA-written into the receiver's buffer");
+static Param<int64_t> kRecvDepth("TRELLIS_IB_RECV_DEPTH", 64,
+                                 "bounce receives per queue pair (a peer's credits)");
+static Param<int64_t> kStripeMin("TRELLIS_IB_STRIPE_MIN_BYTES", 1 << 20,
                                  "smallest part of a message striped over queue pairs");
-static Param<int64_t> kIbTimeout("TRELLIS_IB_TIMEOUT", 14, "queue-pair ACK timeout exponent (4.096 us * 2^n)");
-static Param<int64_t> kRetry("TRELLIS_IB_RETRY_CNT", 7, "queue-pair transport retries before an error");
+static Param<int64_t> kIbTimeout("TRELLIS_IB_TIMEOUT", 14,
+                                 "queue-pair ACK timeout exponent (4.096 us * 2^n)");
+static Param<int64_t> kRetry("TRELLIS_IB_RETRY_CNT", 7,
+                             "queue-pair transport retries before an error");
 static Param<int64_t> kTc("TRELLIS_IB_TC", 0, "traffic class of RoCE packets");
 static Param<int64_t> kSl("TRELLIS_IB_SL", 0, "InfiniBand service level");
-static Param<std::string> kRegCache("TRELLIS_IB_REG_CACHE", "call",
-                                    "registration cache of caller buffers: call (reused within one call), keep "
-                                    "(across calls: buffers are never freed while the communicator lives), off");
+static Param<std::string> kRegCache(
+    "TRELLIS_IB_REG_CACHE", "call",
+    "registration cache of caller buffers: call (reused within one call), keep "
+    "(across calls: buffers are never freed while the communicator lives), off");
 static Param<int64_t> kRegCacheBytes("TRELLIS_IB_REG_CACHE_BYTES", int64_t{4} << 30,
                                      "registered bytes the cache may keep per NIC");
 static Param<bool> kTopo("TRELLIS_IB_TOPO", true,
@@ -53,16 +61,21 @@ Result<VerbsOptions> verbsOptionsFromParams() {
   o.maxNics = static_cast<int>(std::clamp<int64_t>(kMaxNicsP.get(), 1, kMaxNics));
   o.eagerBytes = static_cast<size_t>(std::clamp<int64_t>(kEager.get(), 0, 1 << 20));
   o.recvDepth = static_cast<int>(std::clamp<int64_t>(kRecvDepth.get(), 8, 4096));
-  o.stripeMinBytes = static_cast<size_t>(std::clamp<int64_t>(kStripeMin.get(), 4096, int64_t{1} << 30));
+  o.stripeMinBytes =
+      static_cast<size_t>(std::clamp<int64_t>(kStripeMin.get(), 4096, int64_t{1} << 30));
   o.ibTimeout = static_cast<int>(std::clamp<int64_t>(kIbTimeout.get(), 1, 31));
   o.retryCount = static_cast<int>(std::clamp<int64_t>(kRetry.get(), 0, 7));
   o.trafficClass = static_cast<int>(std::clamp<int64_t>(kTc.get(), 0, 255));
   o.serviceLevel = static_cast<int>(std::clamp<int64_t>(kSl.get(), 0, 15));
   std::string mode = kRegCache.get();
-  if (mode == "call") o.regMode = RegMode::kCall;
-  else if (mode == "keep") o.regMode = RegMode::kKeep;
-  else if (mode == "off") o.regMode = RegMode::kOff;
-  else return invalidArgument("TRELLIS_IB_REG_CACHE='%s' is not call, keep or off", mode.c_str());
+  if (mode == "call")
+    o.regMode = RegMode::kCall;
+  else if (mode == "keep")
+    o.regMode = RegMode::kKeep;
+  else if (mode == "off")
+    o.regMode = RegMode::kOff;
+  else
+    return invalidArgument("TRELLIS_IB_REG_CACHE='%s' is not call, keep or off", mode.c_str());
   o.regCacheBytes = static_cast<size_t>(std::max<int64_t>(kRegCacheBytes.get(), 1 << 20));
   o.useTopology = kTopo.get();
   o.sendDepth = std::max(o.sendDepth, o.recvDepth + 8);
@@ -72,11 +85,13 @@ Result<VerbsOptions> verbsOptionsFromParams() {
 namespace verbs {
 
 Result<Registrar::Keys> PdRegistrar::reg(uintptr_t addr, size_t len) {
-  ibv_mr* mr = ibv_reg_mr(pd_, reinterpret_cast<void*>(addr), len,
-                          IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ);
+  ibv_mr* mr =
+      ibv_reg_mr(pd_, reinterpret_cast<void*>(addr), len,
+                 IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ);
   if (mr == nullptr)
-    return systemError(errno, "ibv_reg_mr of %zu bytes at %p on %s%s", len, reinterpret_cast<void*>(addr),
-                       dev_.c_str(), errno == ENOMEM || errno == EPERM ? " (is `ulimit -l` large enough?)" : "");
+    return systemError(errno, "ibv_reg_mr of %zu bytes at %p on %s%s", len,
+                       reinterpret_cast<void*>(addr), dev_.c_str(),
+                       errno == ENOMEM || errno == EPERM ? " (is `ulimit -l` large enough?)" : "");
   return Keys{mr->lkey, mr->rkey, mr};
 }
 
@@ -163,7 +178,8 @@ Status openNic(Nic& n, const VerbsOptions& opt) {
   n.pd = ibv_alloc_pd(n.ctx);
   if (n.pd == nullptr) return systemError(errno, "ibv_alloc_pd on %s", n.info.dev.c_str());
   n.channel = ibv_create_comp_channel(n.ctx);
-  if (n.channel == nullptr) return systemError(errno, "ibv_create_comp_channel on %s", n.info.dev.c_str());
+  if (n.channel == nullptr)
+    return systemError(errno, "ibv_create_comp_channel on %s", n.info.dev.c_str());
   int fl = fcntl(n.channel->fd, F_GETFL);
   fcntl(n.channel->fd, F_SETFL, fl | O_NONBLOCK);
   n.registrar = std::make_unique<PdRegistrar>(n.pd, n.info.dev);
@@ -194,7 +210,8 @@ Status openLocalNics(VerbsTransport::Impl& m, std::string* noDevice) {
   } else if (allowed.size() > 1 && filter.empty() && m.opt.useTopology) {
     Result<topo::System> sys = topo::detectLocalSystem();
     if (sys) {
-      pick = chooseNics(ports, filter, &sys.value(), rankTopoNode(sys.value()), m.opt.maxNics, &why);
+      pick =
+          chooseNics(ports, filter, &sys.value(), rankTopoNode(sys.value()), m.opt.maxNics, &why);
     } else {
       TRELLIS_DEBUG(kNet, "rank %d: verbs: no topology (%s): using every active port", m.rank,
                     sys.status().message().c_str());
@@ -204,8 +221,11 @@ Status openLocalNics(VerbsTransport::Impl& m, std::string* noDevice) {
     pick = chooseNics(ports, filter, nullptr, -1, m.opt.maxNics, &why);
   }
   if (pick.empty()) {
-    if (ports.empty()) *noDevice = notes.empty() ? "no RDMA device" : "no RDMA device with an active port";
-    else *noDevice = formatString("no active RDMA port matches TRELLIS_IB_HCA='%s'", m.opt.hca.c_str());
+    if (ports.empty())
+      *noDevice = notes.empty() ? "no RDMA device" : "no RDMA device with an active port";
+    else
+      *noDevice =
+          formatString("no active RDMA port matches TRELLIS_IB_HCA='%s'", m.opt.hca.c_str());
     return Status::ok();
   }
   // Every NIC of one rank must speak the same link layer (a QP pairs one NIC with a peer's NIC).
@@ -223,13 +243,16 @@ Status openLocalNics(VerbsTransport::Impl& m, std::string* noDevice) {
 
 Status transition(ibv_qp* qp, ibv_qp_attr& a, int mask, const char* to, int rank, int peer) {
   int rc = ibv_modify_qp(qp, &a, mask);
-  if (rc != 0) return systemError(rc, "rank %d: verbs QP %u to rank %d: ibv_modify_qp to %s", rank, qp->qp_num, peer, to);
+  if (rc != 0)
+    return systemError(rc, "rank %d: verbs QP %u to rank %d: ibv_modify_qp to %s", rank, qp->qp_num,
+                       peer, to);
   return Status::ok();
 }
 
 }  // namespace
 
-Result<std::unique_ptr<VerbsTransport>> VerbsTransport::create(Bootstrap& bs, const std::vector<int>& peerList,
+Result<std::unique_ptr<VerbsTransport>> VerbsTransport::create(Bootstrap& bs,
+                                                               const std::vector<int>& peerList,
                                                                const VerbsOptions& opt,
                                                                const std::atomic<bool>* abort) {
   auto impl = std::make_unique<Impl>();
@@ -276,12 +299,14 @@ Result<std::unique_ptr<VerbsTransport>> VerbsTransport::create(Bootstrap& bs, co
   }
   if (me.status == 1)
     std::call_once(gNoDeviceOnce, [&] {
-      TRELLIS_INFO(kNet, "rank %d: verbs: %s: peers on other hosts use tcp", m.rank, noDevice.c_str());
+      TRELLIS_INFO(kNet, "rank %d: verbs: %s: peers on other hosts use tcp", m.rank,
+                   noDevice.c_str());
     });
   TRELLIS_TRY_CTX(bs.allGather(all.data(), sizeof(RankWire)), "exchanging verbs addresses");
   if (!local.isOk()) return local.withContext(formatString("rank %d: verbs set-up", m.rank));
   for (int p = 0; p < bs.nranks(); ++p)
-    if (all[p].status == 2) return remoteError("rank %d: verbs set-up failed on rank %d (see its log)", m.rank, p);
+    if (all[p].status == 2)
+      return remoteError("rank %d: verbs set-up failed on rank %d (see its log)", m.rank, p);
 
   // 2. Which peers we connect to: both ends have a device of the same link layer.
   std::vector<int> peers;
@@ -289,9 +314,12 @@ Result<std::unique_ptr<VerbsTransport>> VerbsTransport::create(Bootstrap& bs, co
     if (p == m.rank || all[p].status != 0 || m.nics.empty()) continue;
     if (all[p].nnics < 1 || all[p].nnics > kMaxNics) continue;
     bool ok = true;
-    for (int i = 0; i < all[p].nnics; ++i) ok = ok && (all[p].nics[i].infiniband != 0) == m.nics[0].info.infiniband;
+    for (int i = 0; i < all[p].nnics; ++i)
+      ok = ok && (all[p].nics[i].infiniband != 0) == m.nics[0].info.infiniband;
     if (!ok) {
-      TRELLIS_WARN(kNet, "rank %d: verbs: rank %d's ports use another link layer than %s: not connecting over verbs",
+      TRELLIS_WARN(kNet,
+                   "rank %d: verbs: rank %d's ports use another link layer than %s: not connecting "
+                   "over verbs",
                    m.rank, p, m.nics[0].info.dev.c_str());
       continue;
     }
@@ -316,7 +344,9 @@ Result<std::unique_ptr<VerbsTransport>> VerbsTransport::create(Bootstrap& bs, co
     int cqe = std::max(qpsOnNic[i] * (m.opt.sendDepth + m.opt.recvDepth) + 16, 64);
     if (da.max_cqe > 0) cqe = std::min(cqe, da.max_cqe);
     n.cq = ibv_create_cq(n.ctx, cqe, nullptr, n.channel, 0);
-    if (n.cq == nullptr) return systemError(errno, "rank %d: verbs: ibv_create_cq(%d) on %s", m.rank, cqe, n.info.dev.c_str());
+    if (n.cq == nullptr)
+      return systemError(errno, "rank %d: verbs: ibv_create_cq(%d) on %s", m.rank, cqe,
+                         n.info.dev.c_str());
   }
 
   // 4. Per peer: registered slab, QPs in INIT with their receives posted.
@@ -326,7 +356,8 @@ Result<std::unique_ptr<VerbsTransport>> VerbsTransport::create(Bootstrap& bs, co
     c.peer = p;
     for (int i = 0; i < all[p].nnics; ++i) {
       PortInfo r;
-      r.dev = std::string(all[p].nics[i].name, strnlen(all[p].nics[i].name, sizeof all[p].nics[i].name));
+      r.dev = std::string(all[p].nics[i].name,
+                          strnlen(all[p].nics[i].name, sizeof all[p].nics[i].name));
       r.port = all[p].nics[i].port;
       r.infiniband = all[p].nics[i].infiniband;
       r.lid = all[p].nics[i].lid;
@@ -339,8 +370,11 @@ Result<std::unique_ptr<VerbsTransport>> VerbsTransport::create(Bootstrap& bs, co
     c.recvArea = static_cast<size_t>(nq) * m.opt.recvDepth * m.slotBytes;
     c.sendArea = static_cast<size_t>(nq) * m.sendSlots * m.slotBytes;
     c.slabBytes = (c.recvArea + c.sendArea + 2 * 8 * nq + 4095) / 4096 * 4096;
-    void* slab = mmap(nullptr, c.slabBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (slab == MAP_FAILED) return systemError(errno, "rank %d: verbs: mapping %zu bytes of buffers for rank %d", m.rank, c.slabBytes, p);
+    void* slab =
+        mmap(nullptr, c.slabBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (slab == MAP_FAILED)
+      return systemError(errno, "rank %d: verbs: mapping %zu bytes of buffers for rank %d", m.rank,
+                         c.slabBytes, p);
     c.slab = static_cast<char*>(slab);
     for (int q = 0; q < nq; ++q) {
       c.qps[q].nic = q % static_cast<int>(m.nics.size());
@@ -350,8 +384,9 @@ Result<std::unique_ptr<VerbsTransport>> VerbsTransport::create(Bootstrap& bs, co
       c.slabMr[i] = ibv_reg_mr(m.nics[i].pd, c.slab, c.slabBytes,
                                IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE);
       if (c.slabMr[i] == nullptr)
-        return systemError(errno, "rank %d: verbs: registering %zu bytes of buffers for rank %d on %s", m.rank,
-                           c.slabBytes, p, m.nics[i].info.dev.c_str());
+        return systemError(errno,
+                           "rank %d: verbs: registering %zu bytes of buffers for rank %d on %s",
+                           m.rank, c.slabBytes, p, m.nics[i].info.dev.c_str());
     }
     uint32_t seed = 0;
     TRELLIS_TRY(net::randomBytes(&seed, sizeof seed));
@@ -373,7 +408,8 @@ Result<std::unique_ptr<VerbsTransport>> VerbsTransport::create(Bootstrap& bs, co
         qp.qp = ibv_create_qp(n.pd, &ia);
       }
       if (qp.qp == nullptr)
-        return systemError(errno, "rank %d: verbs: ibv_create_qp on %s for rank %d", m.rank, n.info.dev.c_str(), p);
+        return systemError(errno, "rank %d: verbs: ibv_create_qp on %s for rank %d", m.rank,
+                           n.info.dev.c_str(), p);
       n.maxInline = ia.cap.max_inline_data;
       n.qpOwner[qp.qp->qp_num] = {p, q};
       qp.psn = (seed + static_cast<uint32_t>(q) * 7919u) & 0xffffff;
@@ -382,11 +418,13 @@ Result<std::unique_ptr<VerbsTransport>> VerbsTransport::create(Bootstrap& bs, co
       a.pkey_index = 0;
       a.port_num = static_cast<uint8_t>(n.info.port);
       a.qp_access_flags = IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ;
-      TRELLIS_TRY(transition(qp.qp, a, IBV_QP_STATE | IBV_QP_PKEY_INDEX | IBV_QP_PORT | IBV_QP_ACCESS_FLAGS, "INIT",
-                             m.rank, p));
+      TRELLIS_TRY(transition(qp.qp, a,
+                             IBV_QP_STATE | IBV_QP_PKEY_INDEX | IBV_QP_PORT | IBV_QP_ACCESS_FLAGS,
+                             "INIT", m.rank, p));
       for (int s = 0; s < m.opt.recvDepth; ++s) TRELLIS_TRY(m.postRecvSlot(c, q, s));
       for (int s = m.sendSlots - 1; s >= 0; --s) qp.freeSlots.push_back(s);
-      *m.mailbox(c, q) = static_cast<uint64_t>(m.opt.recvDepth);  // the peer posts as many before RTR
+      *m.mailbox(c, q) =
+          static_cast<uint64_t>(m.opt.recvDepth);  // the peer posts as many before RTR
       qp.reported = qp.posted;
     }
     m.conns[p] = std::move(cp);
@@ -403,8 +441,9 @@ Result<std::unique_ptr<VerbsTransport>> VerbsTransport::create(Bootstrap& bs, co
     }
     TRELLIS_ASSIGN_OR_RETURN(net::SockAddr addr, net::fromWire(all[p].listen));
     auto s = net::connectTo(addr, deadline, abort);
-    if (!s) return s.status().withContext(formatString("rank %d: verbs: connecting to rank %d at %s", m.rank, p,
-                                                       addr.toString().c_str()));
+    if (!s)
+      return s.status().withContext(formatString("rank %d: verbs: connecting to rank %d at %s",
+                                                 m.rank, p, addr.toString().c_str()));
     Hello h{kHelloMagic, m.rank, {}};
     std::memcpy(h.secret, bs.secret(), sizeof h.secret);
     TRELLIS_TRY_CTX(net::sendAll(s->fd(), &h, sizeof h, deadline, abort),
@@ -415,14 +454,15 @@ Result<std::unique_ptr<VerbsTransport>> VerbsTransport::create(Bootstrap& bs, co
     net::SockAddr from;
     auto s = net::acceptOne(listen.fd(), deadline, abort, &from);
     if (!s)
-      return s.status().withContext(formatString("rank %d: verbs: waiting for %d connection(s) from lower ranks",
-                                                 m.rank, expect));
+      return s.status().withContext(formatString(
+          "rank %d: verbs: waiting for %d connection(s) from lower ranks", m.rank, expect));
     Hello h{};
     Status r = net::recvAll(s->fd(), &h, sizeof h, std::min(deadline, net::deadlineIn(5)), abort);
-    if (!r.isOk() || h.magic != kHelloMagic || !net::constantTimeEqual(h.secret, bs.secret(), sizeof h.secret) ||
-        h.from < 0 || h.from >= m.rank || !m.conns[h.from] || m.conns[h.from]->fd >= 0) {
-      TRELLIS_WARN(kNet, "rank %d: verbs: dropped a connection from %s without a valid hello", m.rank,
-                   from.toString().c_str());
+    if (!r.isOk() || h.magic != kHelloMagic ||
+        !net::constantTimeEqual(h.secret, bs.secret(), sizeof h.secret) || h.from < 0 ||
+        h.from >= m.rank || !m.conns[h.from] || m.conns[h.from]->fd >= 0) {
+      TRELLIS_WARN(kNet, "rank %d: verbs: dropped a connection from %s without a valid hello",
+                   m.rank, from.toString().c_str());
       continue;
     }
     m.conns[h.from]->fd = s->release();
@@ -454,9 +494,10 @@ Result<std::unique_ptr<VerbsTransport>> VerbsTransport::create(Bootstrap& bs, co
                     formatString("rank %d: verbs: receiving QP numbers from rank %d", m.rank, p));
     if (w.magic != kConnMagic || w.from != p || w.nqps != static_cast<int32_t>(c.qps.size()) ||
         w.recvDepth != m.opt.recvDepth || w.mailboxOffset != m.mailboxOffset(c))
-      return invalidArgument("rank %d: verbs: rank %d answered with %d QPs, receive depth %d (expected %zu QPs, depth "
-                             "%d): are TRELLIS_IB_* parameters equal on every rank?",
-                             m.rank, p, w.nqps, w.recvDepth, c.qps.size(), m.opt.recvDepth);
+      return invalidArgument(
+          "rank %d: verbs: rank %d answered with %d QPs, receive depth %d (expected %zu QPs, depth "
+          "%d): are TRELLIS_IB_* parameters equal on every rank?",
+          m.rank, p, w.nqps, w.recvDepth, c.qps.size(), m.opt.recvDepth);
     c.remoteSlab = w.slab;
     std::memcpy(c.remoteSlabRkey, w.slabRkey, sizeof c.remoteSlabRkey);
     for (size_t q = 0; q < c.qps.size(); ++q) {
@@ -482,8 +523,8 @@ Result<std::unique_ptr<VerbsTransport>> VerbsTransport::create(Bootstrap& bs, co
         a.ah_attr.grh.traffic_class = static_cast<uint8_t>(m.opt.trafficClass);
       }
       TRELLIS_TRY(transition(qp.qp, a,
-                             IBV_QP_STATE | IBV_QP_AV | IBV_QP_PATH_MTU | IBV_QP_DEST_QPN | IBV_QP_RQ_PSN |
-                                 IBV_QP_MAX_DEST_RD_ATOMIC | IBV_QP_MIN_RNR_TIMER,
+                             IBV_QP_STATE | IBV_QP_AV | IBV_QP_PATH_MTU | IBV_QP_DEST_QPN |
+                                 IBV_QP_RQ_PSN | IBV_QP_MAX_DEST_RD_ATOMIC | IBV_QP_MIN_RNR_TIMER,
                              "RTR", m.rank, p));
       ibv_qp_attr r{};
       r.qp_state = IBV_QPS_RTS;
@@ -493,15 +534,16 @@ Result<std::unique_ptr<VerbsTransport>> VerbsTransport::create(Bootstrap& bs, co
       r.sq_psn = qp.psn;
       r.max_rd_atomic = 1;
       TRELLIS_TRY(transition(qp.qp, r,
-                             IBV_QP_STATE | IBV_QP_TIMEOUT | IBV_QP_RETRY_CNT | IBV_QP_RNR_RETRY | IBV_QP_SQ_PSN |
-                                 IBV_QP_MAX_QP_RD_ATOMIC,
+                             IBV_QP_STATE | IBV_QP_TIMEOUT | IBV_QP_RETRY_CNT | IBV_QP_RNR_RETRY |
+                                 IBV_QP_SQ_PSN | IBV_QP_MAX_QP_RD_ATOMIC,
                              "RTS", m.rank, p));
     }
     std::string pairs;
     for (size_t i = 0; i < m.nics.size() || i < c.remotePorts.size(); ++i) {
       if (i >= c.qps.size()) break;
-      pairs += formatString("%s%s:%d<->%s:%d", pairs.empty() ? "" : ",", m.nics[c.qps[i].nic].info.dev.c_str(),
-                            m.nics[c.qps[i].nic].info.port, c.remotePorts[c.qps[i].remoteNic].dev.c_str(),
+      pairs += formatString("%s%s:%d<->%s:%d", pairs.empty() ? "" : ",",
+                            m.nics[c.qps[i].nic].info.dev.c_str(), m.nics[c.qps[i].nic].info.port,
+                            c.remotePorts[c.qps[i].remoteNic].dev.c_str(),
                             c.remotePorts[c.qps[i].remoteNic].port);
     }
     c.desc = formatString("verbs %s (%zu QPs)", pairs.c_str(), c.qps.size());
@@ -517,7 +559,9 @@ Result<std::unique_ptr<VerbsTransport>> VerbsTransport::create(Bootstrap& bs, co
     TRELLIS_TRY_CTX(net::recvAll(m.conns[p]->fd, &ready, 1, deadline, abort),
                     formatString("rank %d: verbs: waiting for rank %d to be ready", m.rank, p));
   }
-  TRELLIS_INFO(kNet, "rank %d: verbs transport up: %zu peer(s), %zu NIC(s), eager <= %zu bytes, %d receives per QP",
+  TRELLIS_INFO(kNet,
+               "rank %d: verbs transport up: %zu peer(s), %zu NIC(s), eager <= %zu bytes, %d "
+               "receives per QP",
                m.rank, peers.size(), m.nics.size(), m.opt.eagerBytes, m.opt.recvDepth);
   return std::unique_ptr<VerbsTransport>(new VerbsTransport(std::move(impl)));
 }
@@ -536,7 +580,8 @@ std::string VerbsTransport::describePeer(int peer) const {
 
 std::string VerbsTransport::devices() const {
   std::string s;
-  for (const Nic& n : impl_->nics) s += (s.empty() ? "" : ",") + n.info.dev + ":" + std::to_string(n.info.port);
+  for (const Nic& n : impl_->nics)
+    s += (s.empty() ? "" : ",") + n.info.dev + ":" + std::to_string(n.info.port);
   return s;
 }
 
@@ -556,23 +601,25 @@ VerbsTransport::CacheStats VerbsTransport::cacheStats() const {
   return s;
 }
 
-Result<std::unique_ptr<VerbsTransport>> connectVerbsPeers(Bootstrap& bs, bool force, std::vector<int>* peers,
-                                                          double timeoutS, const std::atomic<bool>* abort,
-                                                          const std::vector<std::string>& railNics) {
+Result<std::unique_ptr<VerbsTransport>> connectVerbsPeers(
+    Bootstrap& bs, bool force, std::vector<int>* peers, double timeoutS,
+    const std::atomic<bool>* abort, const std::vector<std::string>& railNics) {
   TRELLIS_ASSIGN_OR_RETURN(VerbsOptions opt, verbsOptionsFromParams());
   opt.timeoutS = timeoutS;
   opt.railNics = railNics;
-  TRELLIS_ASSIGN_OR_RETURN(std::unique_ptr<VerbsTransport> t, VerbsTransport::create(bs, *peers, opt, abort));
+  TRELLIS_ASSIGN_OR_RETURN(std::unique_ptr<VerbsTransport> t,
+                           VerbsTransport::create(bs, *peers, opt, abort));
   std::vector<int> rest;
   for (int p : *peers)
     if (!t->reaches(p)) rest.push_back(p);
   if (force && !rest.empty()) {
     std::string list;
     for (int p : rest) list += (list.empty() ? "" : ", ") + std::to_string(p);
-    return invalidArgument("rank %d: TRELLIS_TRANSPORT=verbs but rank(s) %s cannot be reached over verbs (%s)",
-                           bs.rank(), list.c_str(),
-                           t->devices().empty() ? "this rank has no usable RDMA device"
-                                                : "they have no usable RDMA device of the same link layer");
+    return invalidArgument(
+        "rank %d: TRELLIS_TRANSPORT=verbs but rank(s) %s cannot be reached over verbs (%s)",
+        bs.rank(), list.c_str(),
+        t->devices().empty() ? "this rank has no usable RDMA device"
+                             : "they have no usable RDMA device of the same link layer");
   }
   *peers = rest;
   return t;

@@ -41,26 +41,28 @@ Status VerbsTransport::Impl::postRecvSlot(Conn& c, int q, int slot) {
   ibv_recv_wr* bad = nullptr;
   int rc = ibv_post_recv(qp.qp, &wr, &bad);
   if (rc != 0)
-    return systemError(rc, "rank %d: verbs: ibv_post_recv on QP %u (rank %d, %s)", rank, qp.qp->qp_num, c.peer,
-                       nics[qp.nic].info.dev.c_str());
+    return systemError(rc, "rank %d: verbs: ibv_post_recv on QP %u (rank %d, %s)", rank,
+                       qp.qp->qp_num, c.peer, nics[qp.nic].info.dev.c_str());
   ++qp.posted;
   return Status::ok();
 }
 
-Status VerbsTransport::Impl::acquireMrs(Conn& c, const void* addr, size_t bytes, RegCache::Entry* (&mr)[kMaxNics]) {
+Status VerbsTransport::Impl::acquireMrs(Conn& c, const void* addr, size_t bytes,
+                                        RegCache::Entry* (&mr)[kMaxNics]) {
   for (size_t i = 0; i < nics.size(); ++i) {
     Result<RegCache::Entry*> e = nics[i].cache->acquire(addr, bytes);
     if (!e) {
       releaseMrs(mr, addr, bytes);
-      return e.status().withContext(formatString("rank %d: verbs: registering a %zu-byte buffer for rank %d", rank,
-                                                 bytes, c.peer));
+      return e.status().withContext(formatString(
+          "rank %d: verbs: registering a %zu-byte buffer for rank %d", rank, bytes, c.peer));
     }
     mr[i] = e.value();
   }
   return Status::ok();
 }
 
-void VerbsTransport::Impl::releaseMrs(RegCache::Entry* (&mr)[kMaxNics], const void* addr, size_t bytes) {
+void VerbsTransport::Impl::releaseMrs(RegCache::Entry* (&mr)[kMaxNics], const void* addr,
+                                      size_t bytes) {
   for (size_t i = 0; i < nics.size(); ++i) {
     if (mr[i] == nullptr) continue;
     nics[i].cache->release(mr[i]);
@@ -95,16 +97,18 @@ void VerbsTransport::Impl::completeRecv(Conn& c, RecvOp& op, size_t bytes) {
 Status VerbsTransport::Impl::connError(Conn& c, const std::string& msg) {
   if (c.broken.empty()) c.broken = msg;
   if (c.pending()) return fail(remoteError("%s", c.broken.c_str()));
-  TRELLIS_DEBUG(kNet, "%s (nothing pending with rank %d: reported if it is used again)", msg.c_str(), c.peer);
+  TRELLIS_DEBUG(kNet, "%s (nothing pending with rank %d: reported if it is used again)",
+                msg.c_str(), c.peer);
   return Status::ok();
 }
 
 Status VerbsTransport::Impl::checkConn(Conn& c) {
   if (!c.broken.empty()) return fail(remoteError("%s", c.broken.c_str()));
   if (c.closed)
-    return fail(remoteError("rank %d: rank %d (%s) closed its connection: it exited, crashed or destroyed its "
-                            "communicator",
-                            rank, c.peer, c.desc.c_str()));
+    return fail(remoteError(
+        "rank %d: rank %d (%s) closed its connection: it exited, crashed or destroyed its "
+        "communicator",
+        rank, c.peer, c.desc.c_str()));
   return Status::ok();
 }
 
@@ -112,8 +116,8 @@ Status VerbsTransport::Impl::checkConn(Conn& c) {
 // without a buffer), so both ends fail instead of the sender waiting for a buffer. Best effort:
 // without a credit the sender learns it from its own timeout.
 static int pickQp(VerbsTransport::Impl& m, Conn& c, int64_t minCredits);
-static Status sendSlotMsg(VerbsTransport::Impl& m, Conn& c, int q, const MsgHeader& h, const void* payload,
-                          size_t bytes);
+static Status sendSlotMsg(VerbsTransport::Impl& m, Conn& c, int q, const MsgHeader& h,
+                          const void* payload, size_t bytes);
 static void notifyTooSmall(VerbsTransport::Impl& m, Conn& c, uint64_t seq, size_t capacity) {
   int q = pickQp(m, c, 0);
   if (q < 0) return;
@@ -131,8 +135,9 @@ static void notifyTooLarge(VerbsTransport::Impl& m, Conn& c, uint64_t seq, size_
 static Status startWrites(VerbsTransport::Impl& m, Conn& c, SendOp& op) {
   if (op.bytes > op.cts.capacity) {
     notifyTooLarge(m, c, op.seq, op.bytes);  // the receiver may not know the size yet
-    return m.fail(invalidUsage("rank %d: a %zu-byte message to rank %d is larger than its matching receive (%lu bytes)",
-                               m.rank, op.bytes, c.peer, static_cast<unsigned long>(op.cts.capacity)));
+    return m.fail(invalidUsage(
+        "rank %d: a %zu-byte message to rank %d is larger than its matching receive (%lu bytes)",
+        m.rank, op.bytes, c.peer, static_cast<unsigned long>(op.cts.capacity)));
   }
   const size_t nq = c.qps.size();
   size_t parts = std::clamp<size_t>(op.bytes / m.opt.stripeMinBytes, 1, nq);
@@ -140,10 +145,12 @@ static Status startWrites(VerbsTransport::Impl& m, Conn& c, SendOp& op) {
   size_t partBytes = (op.bytes + parts - 1) / parts;
   partBytes = (partBytes + 4095) / 4096 * 4096;
   parts = (op.bytes + partBytes - 1) / partBytes;
-  if (parts > 0xffff) return m.fail(invalidUsage("rank %d: a %zu-byte message is too large", m.rank, op.bytes));
+  if (parts > 0xffff)
+    return m.fail(invalidUsage("rank %d: a %zu-byte message is too large", m.rank, op.bytes));
   op.parts = static_cast<int>(parts);
   op.partBytes = partBytes;
-  for (size_t k = 0; k < parts; ++k) c.outbox.push_back({Work::Kind::kWrite, op.seq, static_cast<int>(k)});
+  for (size_t k = 0; k < parts; ++k)
+    c.outbox.push_back({Work::Kind::kWrite, op.seq, static_cast<int>(k)});
   return Status::ok();
 }
 
@@ -151,12 +158,15 @@ Status VerbsTransport::Impl::handleMessage(Conn& c, int q, int slot, uint32_t le
   (void)didWork;
   const char* buf = recvSlot(c, q, slot);
   MsgHeader h;
-  if (len < sizeof h) return fail(remoteError("rank %d: verbs: a %u-byte message from rank %d is shorter than a header",
-                                              rank, len, c.peer));
+  if (len < sizeof h)
+    return fail(
+        remoteError("rank %d: verbs: a %u-byte message from rank %d is shorter than a header", rank,
+                    len, c.peer));
   std::memcpy(&h, buf, sizeof h);
   if (h.magic != kMsgMagic)
-    return fail(remoteError("rank %d: verbs: malformed message from rank %d (magic 0x%08x, kind %u)", rank, c.peer,
-                            h.magic, h.kind));
+    return fail(
+        remoteError("rank %d: verbs: malformed message from rank %d (magic 0x%08x, kind %u)", rank,
+                    c.peer, h.magic, h.kind));
   if (h.kind == static_cast<uint16_t>(MsgKind::kCts)) {
     Cts cts;
     cts.addr = h.addr;
@@ -184,8 +194,9 @@ Status VerbsTransport::Impl::handleMessage(Conn& c, int q, int slot, uint32_t le
       const RecvOp& op = c.recvs[h.seq - c.recvBase];
       if (h.bytes > op.cap) {
         notifyTooSmall(*this, c, h.seq, op.cap);
-        return fail(invalidUsage("rank %d: rank %d sends a %lu-byte message but the matching receive is %zu bytes",
-                                 rank, c.peer, static_cast<unsigned long>(h.bytes), op.cap));
+        return fail(invalidUsage(
+            "rank %d: rank %d sends a %lu-byte message but the matching receive is %zu bytes", rank,
+            c.peer, static_cast<unsigned long>(h.bytes), op.cap));
       }
       return Status::ok();
     }
@@ -193,8 +204,9 @@ Status VerbsTransport::Impl::handleMessage(Conn& c, int q, int slot, uint32_t le
     return Status::ok();
   }
   if (h.kind != static_cast<uint16_t>(MsgKind::kEager) || h.bytes != len - sizeof h)
-    return fail(remoteError("rank %d: verbs: malformed message from rank %d (kind %u, %lu bytes in a %u-byte message)",
-                            rank, c.peer, h.kind, static_cast<unsigned long>(h.bytes), len));
+    return fail(remoteError(
+        "rank %d: verbs: malformed message from rank %d (kind %u, %lu bytes in a %u-byte message)",
+        rank, c.peer, h.kind, static_cast<unsigned long>(h.bytes), len));
   if (h.seq < c.recvBase)
     return fail(remoteError("rank %d: verbs: rank %d sent message %lu twice", rank, c.peer,
                             static_cast<unsigned long>(h.seq)));
@@ -207,8 +219,9 @@ Status VerbsTransport::Impl::handleMessage(Conn& c, int q, int slot, uint32_t le
     return fail(remoteError("rank %d: verbs: rank %d sent message %lu twice", rank, c.peer,
                             static_cast<unsigned long>(h.seq)));
   if (h.bytes > op.cap)
-    return fail(invalidUsage("rank %d: rank %d sent a %lu-byte message but the matching receive is %zu bytes", rank,
-                             c.peer, static_cast<unsigned long>(h.bytes), op.cap));
+    return fail(invalidUsage(
+        "rank %d: rank %d sent a %lu-byte message but the matching receive is %zu bytes", rank,
+        c.peer, static_cast<unsigned long>(h.bytes), op.cap));
   if (h.bytes > 0) std::memcpy(op.buf, buf + sizeof h, h.bytes);
   Status s = postRecvSlot(c, q, slot);
   if (!s.isOk()) return fail(s);
@@ -222,15 +235,16 @@ Status VerbsTransport::Impl::handleImmediate(Conn& c, int q, int slot, uint32_t 
   const uint64_t low = imm >> 16, parts = imm & 0xffff;
   const uint64_t seq = c.recvBase + ((low - (c.recvBase & 0xffff)) & 0xffff);
   if (seq >= c.nextRecvSeq || c.recvs[seq - c.recvBase].done || !c.recvs[seq - c.recvBase].ctsSent)
-    return fail(remoteError("rank %d: verbs: rank %d wrote %u bytes for message %lu, which has no open receive", rank,
-                            c.peer, len, static_cast<unsigned long>(seq)));
+    return fail(remoteError(
+        "rank %d: verbs: rank %d wrote %u bytes for message %lu, which has no open receive", rank,
+        c.peer, len, static_cast<unsigned long>(seq)));
   RecvOp& op = c.recvs[seq - c.recvBase];
   op.parts = static_cast<int>(parts);
   op.got += len;
   ++op.partsGot;
   if (op.got > op.cap)
-    return fail(remoteError("rank %d: verbs: rank %d wrote %zu bytes into a %zu-byte receive", rank, c.peer, op.got,
-                            op.cap));
+    return fail(remoteError("rank %d: verbs: rank %d wrote %zu bytes into a %zu-byte receive", rank,
+                            c.peer, op.got, op.cap));
   if (op.partsGot == op.parts) completeRecv(c, op, op.got);
   return Status::ok();
 }
@@ -257,26 +271,31 @@ Status VerbsTransport::Impl::handleCompletion(Nic& nic, const ibv_wc& wc, bool* 
   }
   if (wc.status != IBV_WC_SUCCESS) {
     if (wc.status == IBV_WC_WR_FLUSH_ERR && !c.broken.empty()) return Status::ok();
-    const char* what = kind == kWrRecv ? "receive from" : kind == kWrWrite ? "RDMA write to"
-                       : kind == kWrCredit                  ? "credit write to"
-                                                            : "send to";
-    return connError(c, formatString("rank %d: verbs %s rank %d failed on %s QP %u (%s): %s (status %d, vendor "
-                                     "error 0x%x)",
-                                     rank, what, c.peer, nic.info.dev.c_str(), wc.qp_num, c.desc.c_str(),
-                                     ibv_wc_status_str(wc.status), static_cast<int>(wc.status), wc.vendor_err));
+    const char* what = kind == kWrRecv     ? "receive from"
+                       : kind == kWrWrite  ? "RDMA write to"
+                       : kind == kWrCredit ? "credit write to"
+                                           : "send to";
+    return connError(
+        c, formatString("rank %d: verbs %s rank %d failed on %s QP %u (%s): %s (status %d, vendor "
+                        "error 0x%x)",
+                        rank, what, c.peer, nic.info.dev.c_str(), wc.qp_num, c.desc.c_str(),
+                        ibv_wc_status_str(wc.status), static_cast<int>(wc.status), wc.vendor_err));
   }
   switch (kind) {
     case kWrRecv:
       ++qp.received;
       if (wc.opcode == IBV_WC_RECV_RDMA_WITH_IMM)
         return handleImmediate(c, q, static_cast<int>(v), ntohl(wc.imm_data), wc.byte_len);
-      if (wc.opcode == IBV_WC_RECV) return handleMessage(c, q, static_cast<int>(v), wc.byte_len, didWork);
-      return fail(internalError("rank %d: verbs: unexpected receive completion opcode %d from rank %d", rank,
-                                static_cast<int>(wc.opcode), c.peer));
+      if (wc.opcode == IBV_WC_RECV)
+        return handleMessage(c, q, static_cast<int>(v), wc.byte_len, didWork);
+      return fail(
+          internalError("rank %d: verbs: unexpected receive completion opcode %d from rank %d",
+                        rank, static_cast<int>(wc.opcode), c.peer));
     case kWrWrite: {
       if (v < c.sendBase || v - c.sendBase >= c.sends.size())
-        return fail(internalError("rank %d: verbs: write completion for unknown message %lu to rank %d", rank,
-                                  static_cast<unsigned long>(v), c.peer));
+        return fail(
+            internalError("rank %d: verbs: write completion for unknown message %lu to rank %d",
+                          rank, static_cast<unsigned long>(v), c.peer));
       SendOp& op = c.sends[v - c.sendBase];
       if (++op.partsDone == op.parts) completeSend(c, op);
       return Status::ok();
@@ -291,7 +310,9 @@ Status VerbsTransport::Impl::pollCqs(bool* didWork) {
   for (Nic& n : nics) {
     for (;;) {
       int k = ibv_poll_cq(n.cq, 32, wcs);
-      if (k < 0) return fail(internalError("rank %d: verbs: ibv_poll_cq on %s failed (%d)", rank, n.info.dev.c_str(), k));
+      if (k < 0)
+        return fail(internalError("rank %d: verbs: ibv_poll_cq on %s failed (%d)", rank,
+                                  n.info.dev.c_str(), k));
       if (k == 0) break;
       *didWork = true;
       for (int i = 0; i < k; ++i) TRELLIS_TRY(handleCompletion(n, wcs[i], didWork));
@@ -301,7 +322,8 @@ Status VerbsTransport::Impl::pollCqs(bool* didWork) {
   return Status::ok();
 }
 
-// A QP of `c` with more than `minCredits` credits, send-queue room and a free send slot; -1 if none.
+// A QP of `c` with more than `minCredits` credits, send-queue room and a free send slot; -1 if
+// none.
 static int pickQp(VerbsTransport::Impl& m, Conn& c, int64_t minCredits) {
   const int nq = static_cast<int>(c.qps.size());
   for (int i = 0; i < nq; ++i) {
@@ -318,16 +340,20 @@ static int pickQp(VerbsTransport::Impl& m, Conn& c, int64_t minCredits) {
 // Posts one send work request. RDMA writes of data always ask for a completion (a message is done
 // when its parts are); control messages only every kSignalEvery-th, or when the send queue or the
 // send slots run low, so that a completion always comes to recycle them.
-static Status postSendWr(VerbsTransport::Impl& m, Conn& c, Qp& qp, ibv_send_wr& wr, bool mustSignal) {
-  const bool signal = mustSignal || qp.sinceSignal + 1 >= kSignalEvery || qp.sqOut + 1 >= m.opt.sendDepth / 2 ||
+static Status postSendWr(VerbsTransport::Impl& m, Conn& c, Qp& qp, ibv_send_wr& wr,
+                         bool mustSignal) {
+  const bool signal = mustSignal || qp.sinceSignal + 1 >= kSignalEvery ||
+                      qp.sqOut + 1 >= m.opt.sendDepth / 2 ||
                       qp.freeSlots.size() < static_cast<size_t>(kSignalEvery);
-  if (signal) wr.send_flags |= IBV_SEND_SIGNALED;
-  else wr.send_flags &= ~static_cast<unsigned>(IBV_SEND_SIGNALED);
+  if (signal)
+    wr.send_flags |= IBV_SEND_SIGNALED;
+  else
+    wr.send_flags &= ~static_cast<unsigned>(IBV_SEND_SIGNALED);
   ibv_send_wr* bad = nullptr;
   int rc = ibv_post_send(qp.qp, &wr, &bad);
   if (rc != 0)
-    return m.fail(systemError(rc, "rank %d: verbs: ibv_post_send on QP %u to rank %d (%s)", m.rank, qp.qp->qp_num,
-                              c.peer, m.nics[qp.nic].info.dev.c_str()));
+    return m.fail(systemError(rc, "rank %d: verbs: ibv_post_send on QP %u to rank %d (%s)", m.rank,
+                              qp.qp->qp_num, c.peer, m.nics[qp.nic].info.dev.c_str()));
   ++qp.sqOut;
   qp.sinceSignal = signal ? 0 : qp.sinceSignal + 1;
   qp.sendFifo.emplace_back(wr.wr_id, signal);
@@ -335,8 +361,8 @@ static Status postSendWr(VerbsTransport::Impl& m, Conn& c, Qp& qp, ibv_send_wr& 
 }
 
 // Posts a header (+ payload) SEND through a send slot of QP q.
-static Status sendSlotMsg(VerbsTransport::Impl& m, Conn& c, int q, const MsgHeader& h, const void* payload,
-                          size_t bytes) {
+static Status sendSlotMsg(VerbsTransport::Impl& m, Conn& c, int q, const MsgHeader& h,
+                          const void* payload, size_t bytes) {
   Qp& qp = c.qps[q];
   int slot = qp.freeSlots.back();
   qp.freeSlots.pop_back();
@@ -402,7 +428,9 @@ Status VerbsTransport::Impl::flushOutbox(Conn& c, bool* didWork) {
         outboxBlocked = true;
         return Status::ok();  // no credit at all: nothing else can go either
       }
-      MsgHeader h{kMsgMagic, static_cast<uint16_t>(MsgKind::kRts), 0, w.seq, c.sends[w.seq - c.sendBase].bytes, 0, {}};
+      MsgHeader h{kMsgMagic, static_cast<uint16_t>(MsgKind::kRts), 0,
+                  w.seq,     c.sends[w.seq - c.sendBase].bytes,    0,
+                  {}};
       TRELLIS_TRY(sendSlotMsg(*this, c, q, h, nullptr, 0));
       done();
     } else if (w.kind == Work::Kind::kCts) {
@@ -420,8 +448,8 @@ Status VerbsTransport::Impl::flushOutbox(Conn& c, bool* didWork) {
         return Status::ok();
       }
       RecvOp& op = c.recvs[w.seq - c.recvBase];
-      MsgHeader h{kMsgMagic, static_cast<uint16_t>(MsgKind::kCts), 0, op.seq, op.cap,
-                  reinterpret_cast<uint64_t>(op.buf), {}};
+      MsgHeader h{kMsgMagic, static_cast<uint16_t>(MsgKind::kCts), 0, op.seq,
+                  op.cap,    reinterpret_cast<uint64_t>(op.buf),   {}};
       for (size_t n = 0; n < nics.size(); ++n) h.rkeys[n] = op.mr[n]->keys.rkey;
       TRELLIS_TRY(sendSlotMsg(*this, c, q, h, nullptr, 0));
       op.ctsSent = true;
@@ -446,7 +474,8 @@ Status VerbsTransport::Impl::flushOutbox(Conn& c, bool* didWork) {
       wr.sg_list = &sge;
       wr.num_sge = 1;
       wr.opcode = IBV_WR_RDMA_WRITE_WITH_IMM;
-      wr.imm_data = htonl(static_cast<uint32_t>(((op.seq & 0xffff) << 16) | static_cast<uint64_t>(op.parts)));
+      wr.imm_data =
+          htonl(static_cast<uint32_t>(((op.seq & 0xffff) << 16) | static_cast<uint64_t>(op.parts)));
       wr.wr.rdma.remote_addr = op.cts.addr + off;
       wr.wr.rdma.rkey = op.cts.rkeys[qp.remoteNic];
       TRELLIS_TRY(postSendWr(*this, c, qp, wr, true));
@@ -516,9 +545,10 @@ Status VerbsTransport::Impl::service(bool* didWork) {
       size_t sends = 0, recvs = 0;
       for (const auto& s : c.sends) sends += !s.done;
       for (const auto& r : c.recvs) recvs += !r.done;
-      return fail(remoteError("rank %d: rank %d (%s) closed its connection with %zu send(s) to it and %zu receive(s) "
-                              "from it incomplete: it exited, crashed or destroyed its communicator",
-                              rank, c.peer, c.desc.c_str(), sends, recvs));
+      return fail(remoteError(
+          "rank %d: rank %d (%s) closed its connection with %zu send(s) to it and %zu receive(s) "
+          "from it incomplete: it exited, crashed or destroyed its communicator",
+          rank, c.peer, c.desc.c_str(), sends, recvs));
     }
   }
   return Status::ok();
@@ -539,7 +569,8 @@ Status VerbsTransport::Impl::checkLiveness(int timeoutMs, bool block, bool* didW
       who.push_back(cp->peer);
     }
   int n = ::poll(fds.data(), fds.size(), block ? timeoutMs : 0);
-  if (n < 0) return errno == EINTR ? Status::ok() : fail(systemError(errno, "rank %d: verbs: poll", rank));
+  if (n < 0)
+    return errno == EINTR ? Status::ok() : fail(systemError(errno, "rank %d: verbs: poll", rank));
   for (size_t i = 0; i < fds.size() && n > 0; ++i) {
     if (fds[i].revents == 0) continue;
     if (who[i] < 0) {
@@ -569,7 +600,8 @@ Status VerbsTransport::Impl::checkLiveness(int timeoutMs, bool block, bool* didW
 Status VerbsTransport::postSend(int peer, const void* data, size_t bytes, Request* req) {
   Impl& m = *impl_;
   if (!m.error.isOk()) return m.error;
-  if (!reaches(peer)) return internalError("rank %d: verbs has no connection to rank %d", m.rank, peer);
+  if (!reaches(peer))
+    return internalError("rank %d: verbs has no connection to rank %d", m.rank, peer);
   Conn& c = *m.conns[peer];
   TRELLIS_TRY(m.checkConn(c));
   *req = Request{};
@@ -606,7 +638,8 @@ Status VerbsTransport::postSend(int peer, const void* data, size_t bytes, Reques
 Status VerbsTransport::postRecv(int peer, void* data, size_t bytes, Request* req) {
   Impl& m = *impl_;
   if (!m.error.isOk()) return m.error;
-  if (!reaches(peer)) return internalError("rank %d: verbs has no connection to rank %d", m.rank, peer);
+  if (!reaches(peer))
+    return internalError("rank %d: verbs has no connection to rank %d", m.rank, peer);
   Conn& c = *m.conns[peer];
   *req = Request{};
   req->state = ReqState::kPending;
@@ -623,8 +656,9 @@ Status VerbsTransport::postRecv(int peer, void* data, size_t bytes, Request* req
     c.unexpected.erase(held);
     ++c.nextRecvSeq;
     if (h.len > bytes)
-      return m.fail(invalidUsage("rank %d: rank %d sent a %u-byte message but the matching receive is %zu bytes",
-                                 m.rank, peer, h.len, bytes));
+      return m.fail(invalidUsage(
+          "rank %d: rank %d sent a %u-byte message but the matching receive is %zu bytes", m.rank,
+          peer, h.len, bytes));
     if (h.len > 0) std::memcpy(data, m.recvSlot(c, h.qp, h.slot) + sizeof(MsgHeader), h.len);
     Status s = m.postRecvSlot(c, h.qp, h.slot);
     if (!s.isOk()) return m.fail(s);
@@ -640,8 +674,9 @@ Status VerbsTransport::postRecv(int peer, void* data, size_t bytes, Request* req
     c.announced.erase(ann);
     if (announced > bytes) {
       notifyTooSmall(m, c, op.seq, bytes);
-      return m.fail(invalidUsage("rank %d: rank %d sends a %lu-byte message but the matching receive is %zu bytes",
-                                 m.rank, peer, static_cast<unsigned long>(announced), bytes));
+      return m.fail(invalidUsage(
+          "rank %d: rank %d sends a %lu-byte message but the matching receive is %zu bytes", m.rank,
+          peer, static_cast<unsigned long>(announced), bytes));
     }
   }
   if (bytes > m.opt.eagerBytes) TRELLIS_TRY(m.fail(m.acquireMrs(c, data, bytes, op.mr)));
@@ -664,7 +699,8 @@ Status VerbsTransport::progress(int timeoutMs, bool* didWork) {
     for (Nic& n : m.nics) {
       if (n.armed) continue;
       if (ibv_req_notify_cq(n.cq, 0) != 0)
-        return m.fail(internalError("rank %d: verbs: ibv_req_notify_cq on %s failed", m.rank, n.info.dev.c_str()));
+        return m.fail(internalError("rank %d: verbs: ibv_req_notify_cq on %s failed", m.rank,
+                                    n.info.dev.c_str()));
       n.armed = true;
     }
     TRELLIS_TRY(m.pollCqs(&did));
@@ -700,8 +736,9 @@ void VerbsTransport::cancelAll() {
     c.sends.clear();
     c.recvs.clear();
     c.outbox.clear();
-    if (c.broken.empty()) c.broken = formatString("rank %d: verbs connection to rank %d was cancelled after an error",
-                                                  m.rank, c.peer);
+    if (c.broken.empty())
+      c.broken = formatString("rank %d: verbs connection to rank %d was cancelled after an error",
+                              m.rank, c.peer);
   }
   for (Nic& n : m.nics) n.cache->dropAll();
 }

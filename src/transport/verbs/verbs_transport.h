@@ -40,23 +40,24 @@ enum class RegMode {
 };
 
 struct VerbsOptions {
-  std::string hca;             // TRELLIS_IB_HCA
-  int gidIndex = -1;           // TRELLIS_IB_GID_INDEX (-1: automatic)
-  int qpsPerConnection = 2;    // at least the NIC count of either end
-  int maxNics = 4;             // NICs one rank stripes over
-  size_t eagerBytes = 16384;   // largest message sent through bounce buffers
-  int recvDepth = 64;          // bounce receives per QP (the credits a peer starts with)
-  int sendDepth = 256;         // send work requests per QP
-  size_t stripeMinBytes = 256 * 1024;  // smallest part when a message is striped over QPs
-  int ibTimeout = 14;          // QP ACK timeout exponent (4.096 us * 2^n)
+  std::string hca;                     // TRELLIS_IB_HCA
+  int gidIndex = -1;                   // TRELLIS_IB_GID_INDEX (-1: automatic)
+  int qpsPerConnection = 2;            // at least the NIC count of either end
+  int maxNics = 4;                     // NICs one rank stripes over
+  size_t eagerBytes = 16384;           // largest message sent through bounce buffers
+  int recvDepth = 64;                  // bounce receives per QP (the credits a peer starts with)
+  int sendDepth = 256;                 // send work requests per QP
+  size_t stripeMinBytes = 1 << 20;  // smallest part when a message is striped over QPs
+  int ibTimeout = 14;                  // QP ACK timeout exponent (4.096 us * 2^n)
   int retryCount = 7;
   int trafficClass = 0;
   int serviceLevel = 0;
   RegMode regMode = RegMode::kCall;
   size_t regCacheBytes = size_t{4} << 30;  // per NIC
-  double timeoutS = 60;        // connection setup
-  bool useTopology = true;     // choose the NICs nearest to this rank (TRELLIS_IB_TOPO)
-  std::vector<std::string> railNics;  // this rank's rail NICs from the cluster view (device or interface names)
+  double timeoutS = 60;                    // connection setup
+  bool useTopology = true;                 // choose the NICs nearest to this rank (TRELLIS_IB_TOPO)
+  std::vector<std::string>
+      railNics;  // this rank's rail NICs from the cluster view (device or interface names)
 };
 
 /// Reads the TRELLIS_IB_* parameters.
@@ -68,7 +69,8 @@ class VerbsTransport final : public Transport {
   /// peers it would reach over verbs (symmetric sets). Connects to each of those peers for which
   /// both ends have a usable device; reaches() tells which. With no usable device here, logs "no
   /// RDMA device" once per process (info level) and returns a transport that reaches nobody.
-  static Result<std::unique_ptr<VerbsTransport>> create(Bootstrap& bootstrap, const std::vector<int>& peers,
+  static Result<std::unique_ptr<VerbsTransport>> create(Bootstrap& bootstrap,
+                                                        const std::vector<int>& peers,
                                                         const VerbsOptions& options,
                                                         const std::atomic<bool>* abort);
   ~VerbsTransport() override;
@@ -107,8 +109,8 @@ class VerbsTransport final : public Transport {
 /// error names the ranks without a usable device.
 /// `railNics`: the NICs of this rank's rails in the communicator's cluster view (preferred when
 /// TRELLIS_IB_HCA is not set).
-Result<std::unique_ptr<VerbsTransport>> connectVerbsPeers(Bootstrap& bootstrap, bool force, std::vector<int>* peers,
-                                                          double timeoutS, const std::atomic<bool>* abort,
-                                                          const std::vector<std::string>& railNics = {});
+Result<std::unique_ptr<VerbsTransport>> connectVerbsPeers(
+    Bootstrap& bootstrap, bool force, std::vector<int>* peers, double timeoutS,
+    const std::atomic<bool>* abort, const std::vector<std::string>& railNics = {});
 
 }  // namespace trellis::transport
