@@ -45,6 +45,15 @@ std::string waitAll(UcxTransport& t, const std::vector<Request*>& reqs, double t
   }
 }
 
+// One message each way: UCX wires an endpoint up on its first use, which takes both sides.
+std::string connectPair(UcxTransport& t, int peer) {
+  uint8_t ping = 1, pong = 0;
+  Request pr[2];
+  if (Status s = t.postRecv(peer, &pong, 1, &pr[0]); !s.isOk()) return s.message();
+  if (Status s = t.postSend(peer, &ping, 1, &pr[1]); !s.isOk()) return s.message();
+  return waitAll(t, {&pr[0], &pr[1]});
+}
+
 uint8_t pattern(size_t i, size_t msg, int from) {
   return static_cast<uint8_t>(i * 131 + msg * 7 + from * 29 + (i >> 13));
 }
@@ -238,11 +247,12 @@ TEST_P(UcxTransportTest, TooSmallReceiveNamesPeerAndSizes) {
   }
 }
 
-// A peer that dies (SIGKILL) or closes its transport in the middle of a transfer: the survivor
-// sends (or receives) two 32 MiB messages, the peer posts its side of the first only, progresses a
-// little (the first message may be partly or entirely through) and goes. The survivor's progress()
-// must fail within seconds with an error naming the peer (UCX's endpoint error handler), never wait
-// for its own timeout. The peer is a forked process, forked before this process starts any thread.
+// A peer that dies (SIGKILL) or closes its transport in the middle of a transfer on an established
+// connection (one message each way first): the survivor sends (or receives) two 32 MiB messages,
+// the peer posts its side of the first only, progresses a little (the first message may be partly
+// or entirely through) and goes. The survivor's progress() must fail within seconds with an error
+// naming the peer (UCX's endpoint error handler), never wait for its own timeout. The peer is a
+// forked process, forked before this process starts any thread.
 enum class Loss { kKilled, kClosed };
 struct LossCase {
   const char* tls;
@@ -270,7 +280,7 @@ TEST_P(UcxPeerLossTest, SurvivorGetsAnErrorNamingThePeer) {
     std::atomic<bool> abort{false};
     if (!bs.init(id, 1, 2, 20, &abort).isOk()) _exit(4);
     auto t = UcxTransport::create(bs, {0}, opt);
-    if (!t) _exit(5);
+    if (!t || !connectPair(*t.value(), 0).empty()) _exit(5);
     std::vector<uint8_t> buf(bytes, 7);
     Request req;
     Status s = c.survivorSends ? t.value()->postRecv(0, buf.data(), bytes, &req)
@@ -304,6 +314,7 @@ TEST_P(UcxPeerLossTest, SurvivorGetsAnErrorNamingThePeer) {
     if (!s.isOk()) return s.message();
     auto t = UcxTransport::create(bs, {1}, opt);
     if (!t) return t.status().message();
+    if (std::string e = connectPair(*t.value(), 1); !e.empty()) return e;
     std::vector<uint8_t> buf(2 * bytes, 9);
     Request req[2];
     for (int k = 0; k < 2; ++k) {
@@ -343,19 +354,15 @@ INSTANTIATE_TEST_SUITE_P(
     });
 
 // progress(timeoutMs) sleeps in the worker's event fd: with nothing to do it returns within its
-// timeout (and does sleep, not spin back at once), and a message arriving wakes it long before a
-// 5 s timeout would end.
+// timeout (and does sleep, not spin back at once), and a message arriving wakes it long before a 5
+// s timeout would end.
 TEST_P(UcxTransportTest, ProgressHonoursItsTimeoutAndWakesOnArrival) {
   runPair(GetParam(), [](Bootstrap& bs, UcxTransport& t) -> std::string {
     using Clock = std::chrono::steady_clock;
     auto secondsSince = [](Clock::time_point t0) {
       return std::chrono::duration<double>(Clock::now() - t0).count();
     };
-    uint8_t ping = 1, pong = 0;  // connect first (UCX wires up on first use)
-    Request pr[2];
-    if (Status s = t.postRecv(1 - bs.rank(), &pong, 1, &pr[0]); !s.isOk()) return s.message();
-    if (Status s = t.postSend(1 - bs.rank(), &ping, 1, &pr[1]); !s.isOk()) return s.message();
-    if (std::string e = waitAll(t, {&pr[0], &pr[1]}); !e.empty()) return e;
+    if (std::string e = connectPair(t, 1 - bs.rank()); !e.empty()) return e;
     if (Status s = bs.barrier(); !s.isOk()) return s.message();
     if (bs.rank() == 1) {
       auto t0 = Clock::now();
@@ -389,18 +396,14 @@ TEST_P(UcxTransportTest, ProgressHonoursItsTimeoutAndWakesOnArrival) {
 
 // cancelAll() detaches everything from UCX: afterwards the caller's Requests and buffers may be
 // reused at once. Rank 1 has a receive waiting for an eager message, one for a rendezvous message
-// and a rendezvous send its peer never takes; it cancels, overwrites the Requests and buffers,
-// then rank 0 sends the two messages those receives would have matched, and rank 1 destroys its
+// and a rendezvous send its peer never takes; it cancels, overwrites the Requests and buffers, then
+// rank 0 sends the two messages those receives would have matched, and rank 1 destroys its
 // transport (which progresses UCX one last time). Nothing may have written to the Requests or
 // buffers, and every call after cancelAll returns the error.
 TEST_P(UcxTransportTest, CancelAllDetachesRequestsAndBuffers) {
   runPair(GetParam(), [](Bootstrap& bs, std::unique_ptr<UcxTransport>& t) -> std::string {
     const size_t small = 100, big = 1 << 20;
-    uint8_t ping = 1, pong = 0;  // connect first (UCX wires up on first use)
-    Request pr[2];
-    if (Status s = t->postRecv(1 - bs.rank(), &pong, 1, &pr[0]); !s.isOk()) return s.message();
-    if (Status s = t->postSend(1 - bs.rank(), &ping, 1, &pr[1]); !s.isOk()) return s.message();
-    if (std::string e = waitAll(*t, {&pr[0], &pr[1]}); !e.empty()) return e;
+    if (std::string e = connectPair(*t, 1 - bs.rank()); !e.empty()) return e;
     if (Status s = bs.barrier(); !s.isOk()) return s.message();
     std::vector<uint8_t> a(small, 1), b(big, 2), c(big, 3);
     if (bs.rank() == 1) {
@@ -449,20 +452,15 @@ TEST_P(UcxTransportTest, CancelAllDetachesRequestsAndBuffers) {
 // with no error (rank 0 closed after its last message, which is how every job ends).
 TEST_P(UcxTransportTest, TeardownKeepsSentDataAndDoesNotWaitForThePeer) {
   runPair(GetParam(), [](Bootstrap& bs, std::unique_ptr<UcxTransport>& t) -> std::string {
-    // Within what UCX buffers without the receiver's help (a shared-memory FIFO holds 64 entries,
-    // a socket some 100 KiB).
+    // Within what UCX buffers without the receiver's help (a shared-memory FIFO holds 64 entries, a
+    // socket some 100 KiB).
     const int n = 16;
     const size_t bytes = 4000;
     std::vector<std::vector<uint8_t>> buf(n, std::vector<uint8_t>(bytes));
     std::vector<Request> req(n);
     std::vector<Request*> all;
     const uint32_t tag = bs.nextTag();
-    // One message each way first: UCX wires an endpoint up on first use, which takes both sides.
-    uint8_t ping = 1, pong = 0;
-    Request pr[2];
-    if (Status s = t->postRecv(1 - bs.rank(), &pong, 1, &pr[0]); !s.isOk()) return s.message();
-    if (Status s = t->postSend(1 - bs.rank(), &ping, 1, &pr[1]); !s.isOk()) return s.message();
-    if (std::string e = waitAll(*t, {&pr[0], &pr[1]}); !e.empty()) return e;
+    if (std::string e = connectPair(*t, 1 - bs.rank()); !e.empty()) return e;
     if (Status s = bs.barrier(); !s.isOk()) return s.message();
     if (bs.rank() == 0) {
       for (int k = 0; k < n; ++k) {

@@ -327,6 +327,19 @@ bool mayUseSharedMemory(const std::string& tls) {
   return exclude ? !allMm : (has("all") || anyMm);
 }
 
+// Whether a UCX_TLS list can select tcp.
+bool mayUseTcp(const std::string& tls) {
+  std::set<std::string> names;
+  const bool exclude = !tls.empty() && tls[0] == '^';
+  for (size_t pos = exclude ? 1 : 0; pos <= tls.size();) {
+    size_t end = std::min(tls.find(',', pos), tls.size());
+    std::string name = tls.substr(pos, end - pos);
+    names.insert(name.substr(0, name.find(':')));
+    pos = end + 1;
+  }
+  return exclude ? names.count("tcp") == 0 : names.count("all") != 0 || names.count("tcp") != 0;
+}
+
 void onSend(void* request, ucs_status_t status, void* user) {
   Op* op = static_cast<Op*>(user);
   const ucx::Api* u = op->owner->u;
@@ -374,10 +387,20 @@ Result<std::unique_ptr<UcxTransport>> UcxTransport::open(int selfId, const UcxOp
   // UCP_ERR_HANDLING_MODE_PEER needs transports that detect a dead peer. UCX's shared-memory
   // transports can (their keepalive checks the peer's pid) but offer it only when asked; asked for
   // while none of them is enabled, UCX warns about an unused setting, hence the check.
-  if (mayUseSharedMemory(effectiveTls(u, config))) {
+  const std::string tls = effectiveTls(u, config);
+  if (mayUseSharedMemory(tls)) {
     st = u->ucp_config_modify(config, "MM_ERROR_HANDLING", "y");
     if (st != UCS_OK)
       TRELLIS_DEBUG(kNet, "ucx: cannot set MM_ERROR_HANDLING=y: %s", u->ucs_status_string(st));
+  }
+  // UCX 1.13's tcp transport completes an in-flight zero-copy send twice when its peer closes the
+  // connection (an assertion in uct_tcp_ep_purge aborts the process: seen in 2-6 of 30-40 runs of
+  // the closed-peer test here). Copy sends (UCX_ZCOPY_THRESH=inf) never take that path; they cost
+  // some of UCX tcp's large-message bandwidth (docs/PERFORMANCE.md).
+  if (mayUseTcp(tls)) {
+    st = u->ucp_config_modify(config, "ZCOPY_THRESH", "inf");
+    if (st != UCS_OK)
+      TRELLIS_DEBUG(kNet, "ucx: cannot set ZCOPY_THRESH=inf: %s", u->ucs_status_string(st));
   }
   ucp_params_t params{};
   params.field_mask = UCP_PARAM_FIELD_FEATURES | UCP_PARAM_FIELD_MT_WORKERS_SHARED;
