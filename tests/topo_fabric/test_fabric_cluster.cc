@@ -83,6 +83,7 @@ TEST(FabricCluster, ErrorsNameFileAndPath) {
       {"[]", "c.json: the document is not a JSON object"},
       {R"({"format": "x"})", "c.json: format: expected \"trellis-cluster\""},
       {R"({"format": ["trellis-cluster"]})", "c.json: format: expected \"trellis-cluster\""},  // found by fuzzing
+      {R"({"format": "trellis-cluster", "version": 1E01511})", "c.json: not valid JSON"},  // found by fuzzing
       {R"({"format": "trellis-cluster", "version": 2})", "c.json: version: only version 1"},
       {R"({"format": "trellis-cluster", "version": 1, "leaves": ["l"]})",
        "c.json: nodes: expected a non-empty array"},

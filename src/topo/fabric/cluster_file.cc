@@ -233,6 +233,8 @@ Result<Fabric> parseClusterFile(std::string_view text, const std::string& source
     size_t line = 1;
     for (size_t i = 0; i < e.byte && i < text.size(); ++i) line += text[i] == '\n';
     return invalidArgument("%s:%zu: not valid JSON (%s)", sourceName.c_str(), line, e.what());
+  } catch (const json::exception& e) {  // out_of_range: a number too large for a double (found by fuzzing)
+    return invalidArgument("%s: not valid JSON (%s)", sourceName.c_str(), e.what());
   }
   // Every field is type-checked before use; this catches what a check missed (nlohmann throws on
   // a type mismatch) so that a malformed file is an error, never std::terminate.
