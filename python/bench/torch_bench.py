@@ -150,6 +150,7 @@ def main():
           f"{os.getloadavg()[0]:.1f}; "
           f"{args.reps} interleaved repetitions per backend; median (min-max); time = slowest rank")
     res = harness.run(rank_main, args.ranks, 1800, args)[0]
+    print(f"# load average at the end {os.getloadavg()[0]:.1f}")
     n = args.ranks
     if "allreduce" in res:
         print("\n| dist.all_reduce float32 | trellis busbw GB/s | gloo busbw GB/s | trellis time | gloo time | "
