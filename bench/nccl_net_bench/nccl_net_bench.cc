@@ -1,12 +1,13 @@
-// trellis-nccl-net-bench: speed of the NCCL net plugin's TCP backend between two processes on this
+// trellis-nccl-net-bench: speed of the NCCL net plugin's backends between two processes on this
 // host, driven through ncclNetPlugin_v11 as NCCL's proxy would (post, retry a NULL request, poll
-// test). For each configuration (data streams per comm) it forks a fresh pair of processes (the
-// plugin reads its parameters once per process), interleaving configurations over repetitions,
-// and prints medians (min-max): 8-byte half round-trip latency, and one-way bandwidth with a window
-// of messages in flight. Every received message is checked (first and last 8 bytes of each).
+// test). Configurations are tcp with each data-stream count of --sockets, and ucx; each runs in a
+// fresh pair of processes (the plugin reads its parameters once per process), configurations
+// interleaved over the repetitions. Prints medians (min-max): 8-byte half round-trip latency, and
+// one-way bandwidth with a window of messages in flight. Every received message is checked (first
+// and last 8 bytes of each).
 //
-//   trellis-nccl-net-bench [--plugin PATH] [--sockets 1,2,4] [--reps 3] [--window 8]
-//                          [--min 64K] [--max 64M] [--bytes-per-point 256M]
+//   trellis-nccl-net-bench [--plugin PATH] [--transports tcp,ucx] [--sockets 1,4] [--reps 3]
+//                          [--window 8] [--min 64K] [--max 64M] [--bytes-per-point 256M]
 #include <dlfcn.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -17,7 +18,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <map>
 #include <string>
 #include <vector>
 
@@ -178,8 +178,18 @@ void rankMain(int rank, int ch, int out, const std::string& plugin,
   }
 }
 
-// Runs one pair with TRELLIS_NCCL_NET_SOCKETS=sockets; returns latency then one bandwidth per size.
-std::vector<double> runPair(int sockets, const std::string& plugin,
+struct Config {
+  std::string transport;
+  int sockets;  // tcp only
+  std::string name() const {
+    return transport == "tcp"
+               ? "tcp, " + std::to_string(sockets) + " stream" + (sockets > 1 ? "s" : "")
+               : transport;
+  }
+};
+
+// Runs one pair with the configuration; returns latency then one bandwidth per size.
+std::vector<double> runPair(const Config& cfg, const std::string& plugin,
                             const std::vector<size_t>& sizes, int window, size_t perPoint) {
   int sv[2], pipefd[2];
   if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0 || pipe(pipefd) != 0) die("socketpair/pipe");
@@ -187,7 +197,8 @@ std::vector<double> runPair(int sockets, const std::string& plugin,
   for (int rank = 0; rank < 2; ++rank) {
     pids[rank] = fork();
     if (pids[rank] == 0) {
-      setenv("TRELLIS_NCCL_NET_SOCKETS", std::to_string(sockets).c_str(), 1);
+      setenv("TRELLIS_NCCL_NET_TRANSPORT", cfg.transport.c_str(), 1);
+      setenv("TRELLIS_NCCL_NET_SOCKETS", std::to_string(cfg.sockets).c_str(), 1);
       close(sv[1 - rank]);
       close(pipefd[0]);
       rankMain(rank, sv[rank], pipefd[1], plugin, sizes, window, perPoint);
@@ -233,7 +244,8 @@ std::string cell(std::vector<double> v, const char* fmt) {
 
 int main(int argc, char** argv) {
   std::string plugin = TRELLIS_NCCL_PLUGIN_PATH;
-  std::vector<int> sockets = {1, 2, 4};
+  std::vector<int> sockets = {1, 4};
+  std::vector<std::string> transports = {"tcp", "ucx"};
   int reps = 3, window = 8;
   size_t minB = 64 << 10, maxB = 64 << 20, perPoint = 256 << 20;
   for (int i = 1; i < argc; ++i) {
@@ -241,7 +253,8 @@ int main(int argc, char** argv) {
     const char* v = i + 1 < argc ? argv[i + 1] : nullptr;
     if (a == "--help" || a == "-h") {
       printf(
-          "usage: %s [--plugin PATH] [--sockets 1,2,4] [--reps 3] [--window 8] [--min 64K] [--max "
+          "usage: %s [--plugin PATH] [--transports tcp,ucx] [--sockets 1,4] [--reps 3] [--window "
+          "8] [--min 64K] [--max "
           "64M] "
           "[--bytes-per-point 256M]\n",
           argv[0]);
@@ -261,7 +274,11 @@ int main(int argc, char** argv) {
       maxB = parseSize(v);
     else if (a == "--bytes-per-point")
       perPoint = parseSize(v);
-    else if (a == "--sockets") {
+    else if (a == "--transports") {
+      transports.clear();
+      for (char* t = strtok(const_cast<char*>(v), ","); t; t = strtok(nullptr, ","))
+        transports.push_back(t);
+    } else if (a == "--sockets") {
       sockets.clear();
       for (char* t = strtok(const_cast<char*>(v), ","); t; t = strtok(nullptr, ","))
         sockets.push_back(atoi(t));
@@ -274,21 +291,29 @@ int main(int argc, char** argv) {
     die("bad arguments (window 1..32, sizes >= 16 bytes)");
   std::vector<size_t> sizes;
   for (size_t s = minB; s <= maxB; s *= 4) sizes.push_back(s);
-  std::map<int, std::vector<std::vector<double>>> runs;  // sockets -> reps x values
+  std::vector<Config> configs;
+  for (const std::string& t : transports) {
+    if (t == "tcp")
+      for (int k : sockets) configs.push_back({t, k});
+    else
+      configs.push_back({t, 4});
+  }
+  std::vector<std::vector<std::vector<double>>> runs(configs.size());  // config -> reps x values
   for (int r = 0; r < reps; ++r)
-    for (int s : sockets) runs[s].push_back(runPair(s, plugin, sizes, window, perPoint));
+    for (size_t c = 0; c < configs.size(); ++c)
+      runs[c].push_back(runPair(configs[c], plugin, sizes, window, perPoint));
   printf(
-      "# %s, ncclNetPlugin_v11, TCP backend, 2 processes on this host, window %d, %d repetitions "
+      "# %s, ncclNetPlugin_v11, 2 processes on this host, window %d, %d repetitions "
       "(configurations interleaved): median (min-max)\n\n",
       plugin.c_str(), window, reps);
   printf("| | ");
-  for (int s : sockets) printf("%d data stream%s | ", s, s > 1 ? "s" : "");
+  for (const Config& c : configs) printf("%s | ", c.name().c_str());
   printf("\n|---|");
-  for (size_t i = 0; i < sockets.size(); ++i) printf("---|");
+  for (size_t i = 0; i < configs.size(); ++i) printf("---|");
   printf("\n| 8 B latency (us, half round trip) | ");
-  for (int s : sockets) {
+  for (size_t c = 0; c < configs.size(); ++c) {
     std::vector<double> v;
-    for (auto& run : runs[s]) v.push_back(run[0]);
+    for (auto& run : runs[c]) v.push_back(run[0]);
     printf("%s | ", cell(v, "%.1f").c_str());
   }
   printf("\n");
@@ -297,9 +322,9 @@ int main(int argc, char** argv) {
       printf("| %zu MiB (GB/s) | ", sizes[k] >> 20);
     else
       printf("| %zu KiB (GB/s) | ", sizes[k] >> 10);
-    for (int s : sockets) {
+    for (size_t c = 0; c < configs.size(); ++c) {
       std::vector<double> v;
-      for (auto& run : runs[s]) v.push_back(run[k + 1]);
+      for (auto& run : runs[c]) v.push_back(run[k + 1]);
       printf("%s | ", cell(v, "%.2f").c_str());
     }
     printf("\n");

@@ -92,6 +92,32 @@ TRELLIS_EXPORT const char* trellisTopoPathKindName(trellisTopoPathKind_t kind);
 /// The topology of the node this rank runs on, as the communicator sees it.
 TRELLIS_EXPORT trellisResult_t trellisCommGetTopology(trellisComm_t comm, trellisTopo_t* topo);
 
+/// Where one rank of a communicator sits, from the cluster view every rank builds at communicator
+/// creation (docs/CLUSTER.md). Set `size` to sizeof(trellisRankPlacement_t) before the call.
+typedef struct {
+  size_t size;
+  int node;        ///< node index (nodes numbered in the order of their first rank)
+  int nnodes;      ///< nodes in the communicator
+  int localRank;   ///< among the ranks of its node, in rank order
+  int localSize;   ///< ranks on its node
+  int rail;        ///< its (first) rail; -1 unknown or topology-blind (TRELLIS_TOPO_AWARE=0)
+  int nrails;      ///< rails it uses (several: traffic striped over them), 0 unknown
+  int gpu;         ///< its GPU on the node (local rank mod the node's GPUs), -1 when none
+  int numa;        ///< NUMA node of its GPU, else of its NIC, -1 unknown
+  char host[64];   ///< host name of its node
+  char nic[32];    ///< NIC of `rail` ("mlx5_0"), empty when unknown
+  char leaf[64];   ///< leaf switch of that NIC, empty unless TRELLIS_FABRIC_FILE places it
+  int reserved[8];
+} trellisRankPlacement_t;
+
+/// Placement of `rank` (0..nranks-1) in `comm`'s cluster view.
+TRELLIS_EXPORT trellisResult_t trellisCommGetRankPlacement(trellisComm_t comm, int rank, trellisRankPlacement_t* info);
+/// `comm`'s whole cluster view as JSON (ranks, nodes with their NICs and leaves, rail warnings).
+/// Copies at most bufSize bytes (NUL-terminated when it fits) and sets *needed to the full
+/// length + 1; pass buf NULL to ask the size.
+TRELLIS_EXPORT trellisResult_t trellisCommClusterViewJson(trellisComm_t comm, char* buf, size_t bufSize,
+                                                          size_t* needed);
+
 #ifdef __cplusplus
 }  // extern "C"
 #endif

@@ -70,12 +70,14 @@ Hierarchy makeHierarchy(const Exec& exec) {
   return h;
 }
 
-GroupExec::GroupExec(Exec& base, std::vector<int> members) : base_(base), members_(std::move(members)) {
+GroupExec::GroupExec(Exec& base, std::vector<int> members)
+    : base_(base), members_(std::move(members)) {
   for (size_t i = 0; i < members_.size(); ++i)
     if (members_[i] == base.rank()) pos_ = static_cast<int>(i);
 }
 
-Status postChunkedSends(Exec& exec, int to, const void* data, size_t count, size_t es, std::deque<Request>* reqs) {
+Status postChunkedSends(Exec& exec, int to, const void* data, size_t count, size_t es,
+                        std::deque<Request>* reqs) {
   const size_t chunkElems = std::max<size_t>(1, exec.chunkBytes() / es);
   const size_t n = count == 0 ? 1 : (count + chunkElems - 1) / chunkElems;
   const char* p = static_cast<const char*>(data);
@@ -94,8 +96,9 @@ Status waitDeque(Exec& exec, std::deque<Request>& reqs) {
   return exec.waitAll(ptrs.data(), ptrs.size());
 }
 
-Status ringReduceScatterSegs(Exec& exec, const std::vector<int>& group, int pos, const std::vector<Segments>& sets,
-                             const void* inV, void* workV, void* outV, trellisDataType_t dtype, trellisRedOp_t op) {
+Status ringReduceScatterSegs(Exec& exec, const std::vector<int>& group, int pos,
+                             const std::vector<Segments>& sets, const void* inV, void* workV,
+                             void* outV, trellisDataType_t dtype, trellisRedOp_t op) {
   const int L = static_cast<int>(group.size());
   const size_t es = dtypeSize(dtype);
   const char* in = static_cast<const char*>(inV);
@@ -127,15 +130,15 @@ Status ringReduceScatterSegs(Exec& exec, const std::vector<int>& group, int pos,
         a = in + R[k].first * es;
         o += R[k].second;
       }
-      TRELLIS_TRY(sendRecvReduce(exec, snd ? right : -1, sp, snd ? S[k].second : 0, rcv ? left : -1, dst, a,
-                                 rcv ? R[k].second : 0, dtype, op));
+      TRELLIS_TRY(sendRecvReduce(exec, snd ? right : -1, sp, snd ? S[k].second : 0, rcv ? left : -1,
+                                 dst, a, rcv ? R[k].second : 0, dtype, op));
     }
   }
   return Status::ok();
 }
 
-Status ringAllGatherSegs(Exec& exec, const std::vector<int>& group, int pos, const std::vector<Segments>& sets,
-                         void* bufV, size_t es) {
+Status ringAllGatherSegs(Exec& exec, const std::vector<int>& group, int pos,
+                         const std::vector<Segments>& sets, void* bufV, size_t es) {
   const int L = static_cast<int>(group.size());
   if (L == 1) return Status::ok();
   char* buf = static_cast<char*>(bufV);

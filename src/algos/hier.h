@@ -84,13 +84,14 @@ using Segments = std::vector<std::pair<size_t, size_t>>;
 /// with sets[j] fully reduced over the group. Reads `in`; partial sums go to `work` at the same
 /// element offsets (work may alias in). The last step writes this rank's own set to `out` packed
 /// in segment order when out is not null, else to work. Every position must pass the same sets.
-Status ringReduceScatterSegs(Exec& exec, const std::vector<int>& group, int pos, const std::vector<Segments>& sets,
-                             const void* in, void* work, void* out, trellisDataType_t dtype, trellisRedOp_t op);
+Status ringReduceScatterSegs(Exec& exec, const std::vector<int>& group, int pos,
+                             const std::vector<Segments>& sets, const void* in, void* work,
+                             void* out, trellisDataType_t dtype, trellisRedOp_t op);
 
 /// Ring all-gather among `group`: position j contributes sets[j] of `buf` (at those element
 /// offsets) and ends with every set.
-Status ringAllGatherSegs(Exec& exec, const std::vector<int>& group, int pos, const std::vector<Segments>& sets,
-                         void* buf, size_t elemSize);
+Status ringAllGatherSegs(Exec& exec, const std::vector<int>& group, int pos,
+                         const std::vector<Segments>& sets, void* buf, size_t elemSize);
 
 /// Posts `count` elements to `to` cut exactly as sendRecvReduce's receiving side expects (one
 /// message per exec.chunkBytes()); the requests are appended to reqs (a deque: they stay put).

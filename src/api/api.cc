@@ -4,6 +4,7 @@
 
 #include "algos/kernels/reduce.h"
 #include "api/api_internal.h"
+#include "core/bootstrap_wire.h"
 #include "core/log.h"
 #include "core/params.h"
 
@@ -133,7 +134,8 @@ TRELLIS_EXPORT trellisResult_t trellisCommInitRankConfig(trellisComm_t* comm, in
   const char* api = "trellisCommInitRank";
   if (comm == nullptr) return report(nullptr, invalidArgument("%s: comm is NULL", api));
   *comm = nullptr;
-  if (nranks < 1) return report(nullptr, invalidArgument("%s: nranks %d must be >= 1", api, nranks));
+  if (nranks < 1 || nranks > bootwire::kMaxRanks)
+    return report(nullptr, invalidArgument("%s: nranks %d must be in [1, %d]", api, nranks, bootwire::kMaxRanks));
   if (rank < 0 || rank >= nranks)
     return report(nullptr, invalidArgument("%s: rank %d out of range [0, %d)", api, rank, nranks));
   auto opts = commOptions(config);

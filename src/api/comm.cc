@@ -15,6 +15,9 @@
 #include "transport/shm/shm_transport.h"
 #include "transport/tcp/tcp_transport.h"
 #include "transport/ucx/ucx_transport.h"
+#include "transport/verbs/verbs_transport.h"
+#include "tuner/calibrate.h"
+#include "tuner/shape_topo.h"
 
 using namespace trellis;  // NOLINT: this file implements the global-namespace trellisComm
 using trellis::transport::Request;
@@ -34,10 +37,17 @@ static Param<int64_t> kYield("TRELLIS_YIELD_ITERS", 200,
                              "when ranks outnumber cores: polls separated by sched_yield before a waiting rank "
                              "sleeps in the kernel");
 static Param<std::string> kTransport("TRELLIS_TRANSPORT", "auto",
-                                     "auto (shm between ranks of one host, tcp otherwise), tcp (everything "
-                                     "over TCP) or ucx (everything over UCX; TRELLIS_UCX_TLS / UCX_TLS pick "
-                                     "UCX's wires)");
+                                     "auto (shm between ranks of one host; verbs to other hosts when both ends "
+                                     "have an RDMA device, else tcp), tcp (everything over TCP), verbs "
+                                     "(every peer over RDMA verbs) or ucx (everything over UCX; "
+                                     "TRELLIS_UCX_TLS / UCX_TLS pick UCX's wires)");
 static Param<bool> kShmDisable("TRELLIS_SHM_DISABLE", false, "never use shared memory (same as TRELLIS_TRANSPORT=tcp)");
+static Param<bool> kCalibrate("TRELLIS_TUNER_CALIBRATE", false,
+                               "measure latency and bandwidth of each path kind at communicator creation (~10-50 "
+                               "ms) and give the tuner's cost model those instead of its table");
+static Param<std::string> kTunerConstants("TRELLIS_TUNER_CONSTANTS", "",
+                                          "replace cost-model constants: name=value,... in SI units (trellis-topo tune "
+                                          "--constants lists them), e.g. tcp.net_bps=5e7");
 static Param<std::string> kHostId("TRELLIS_HOST_ID", "",
                                   "override of this rank's host identity (default: boot id + host name); ranks "
                                   "with equal ids are on one host");
@@ -174,7 +184,10 @@ class trellisComm::CommExec final : public algos::Exec {
   }
   int rank() const override { return c_.rank_; }
   int nranks() const override { return c_.nranks_; }
-  size_t chunkBytes() const override { return chunk_; }
+  size_t chunkBytes() const override { return callChunk_ ? callChunk_ : chunk_; }
+  size_t defaultChunk() const { return chunk_; }
+  /// The tuner's chunk for the next operation (0: the default).
+  void setCallChunk(size_t bytes) { callChunk_ = bytes; }
   bool canReadAllPeers() const override { return direct_; }
   const topo::ClusterView* cluster() const override { return c_.topoAware_ ? c_.cluster_.get() : nullptr; }
   Status readPeer(int peer, uint64_t remote, void* local, size_t bytes) override {
@@ -184,7 +197,15 @@ class trellisComm::CommExec final : public algos::Exec {
     }
     return c_.shm_->read(peer, remote, local, bytes);
   }
-  void* scratch(int slot, size_t bytes) override { return scratch_[slot & 7].get(bytes); }
+  void* scratch(int slot, size_t bytes) override {
+    ScratchBuf& b = scratch_[slot & 7];
+    void* old = b.p;
+    size_t oldCap = b.cap;
+    void* p = b.get(bytes);
+    if (old != nullptr && p != old)  // the old mapping is gone: forget registrations of it
+      for (auto& t : c_.transports_) t->memoryFreed(old, oldCap);
+    return p;
+  }
 
   Status isend(int peer, const void* data, size_t bytes, Request* req) override {
     if (peer == c_.rank_) return selfPost(true, const_cast<void*>(data), bytes, req);
@@ -262,6 +283,7 @@ class trellisComm::CommExec final : public algos::Exec {
 
   trellisComm& c_;
   size_t chunk_;
+  size_t callChunk_ = 0;
   int64_t spin_;
   int64_t yield_;  // polls with sched_yield between, after spinning and before sleeping
   bool direct_ = false;  // every peer's memory is readable (one host, single copy)
@@ -322,12 +344,14 @@ Result<trellisComm*> trellisComm::create(const UniqueIdData& id, int nranks, int
   if (oversubscribed)
     TRELLIS_INFO(kInit, "rank %d: %d ranks on this host share %d cores: waiting ranks sleep instead of spinning",
                  rank, c->localSize_, usableCpus());
-  TRELLIS_ASSIGN_OR_RETURN(tuner::Tuner t, tuner::Tuner::fromParams());
-  c->tuner_ = std::make_unique<tuner::Tuner>(t);
+  std::vector<int32_t> cores(nranks);
+  cores[rank] = usableCpus();
+  TRELLIS_TRY_CTX(c->bootstrap_.allGather(cores.data(), sizeof(int32_t)), "exchanging core counts");
+  bool intraTcp = false;
   c->peerTransport_.assign(nranks, nullptr);
   const std::string mode = nranks > 1 ? kTransport.get() : "auto";
-  if (mode != "auto" && mode != "tcp" && mode != "ucx")
-    return invalidArgument("TRELLIS_TRANSPORT='%s' is not auto, tcp or ucx", mode.c_str());
+  if (mode != "auto" && mode != "tcp" && mode != "ucx" && mode != "verbs")
+    return invalidArgument("TRELLIS_TRANSPORT='%s' is not auto, tcp, verbs or ucx", mode.c_str());
   if (nranks > 1 && mode == "ucx") {
     // Every peer over UCX, which picks shared memory or a network per pair itself.
     std::vector<int> peers;
@@ -340,6 +364,7 @@ Result<trellisComm*> trellisComm::create(const UniqueIdData& id, int nranks, int
     c->transports_.push_back(std::move(ucx));
   } else if (nranks > 1) {
     const bool useShm = mode == "auto" && !kShmDisable.get();
+    intraTcp = !useShm;
     std::vector<int> localPeers, remote;
     for (int p = 0; p < nranks; ++p) {
       if (p == rank) continue;
@@ -348,6 +373,19 @@ Result<trellisComm*> trellisComm::create(const UniqueIdData& id, int nranks, int
     // Both set-ups are collective over the bootstrap: every rank runs both, even with no peers.
     transport::ShmOptions sopt = transport::shmOptionsFromParams();
     TRELLIS_ASSIGN_OR_RETURN(auto shm, transport::ShmTransport::create(c->bootstrap_, localPeers, sopt));
+    // Verbs takes the peers it reaches out of `remote` (collective whenever some rank has remote peers).
+    std::unique_ptr<transport::VerbsTransport> verbs;
+    if (mode == "verbs" || (mode == "auto" && (!useShm || std::count(hosts.begin(), hosts.end(), hosts[0]) != nranks))) {
+      std::vector<std::string> railNics;  // this rank's NICs in the cluster view, by device and interface name
+      for (int rail : c->topoAware_ ? me.rails : std::vector<int>{})
+        for (const auto* names : {&local.nics, &local.netdevs})
+          if (rail >= 0 && rail < static_cast<int>(names->size()) && !(*names)[rail].empty())
+            railNics.push_back((*names)[rail]);
+      auto v = transport::connectVerbsPeers(c->bootstrap_, mode == "verbs", &remote, options.bootstrapTimeoutS,
+                                            &c->aborted_, railNics);
+      if (!v) return v.status();
+      verbs = std::move(v.value());
+    }
     transport::TcpOptions topt = transport::tcpOptionsFromParams();
     if (options.socketsPerPeer > 0) topt.socketsPerPeer = options.socketsPerPeer;
     topt.timeoutS = options.bootstrapTimeoutS;
@@ -358,15 +396,74 @@ Result<trellisComm*> trellisComm::create(const UniqueIdData& id, int nranks, int
     for (int p : localPeers) c->peerTransport_[p] = shm.get();
     if (!localPeers.empty()) c->shm_ = shm.get();
     for (int p : remote) c->peerTransport_[p] = tcp.get();
+    bool anyVerbs = false;
+    for (int p = 0; verbs && p < nranks; ++p)
+      if (verbs->reaches(p)) c->peerTransport_[p] = verbs.get(), anyVerbs = true;
     if (!localPeers.empty()) c->transports_.push_back(std::move(shm));
+    if (anyVerbs) c->transports_.push_back(std::move(verbs));
     if (!remote.empty()) c->transports_.push_back(std::move(tcp));
   }
   c->exec_ = std::make_unique<CommExec>(*c, oversubscribed);
+  TRELLIS_TRY(c->makeTuner(hosts, cores, intraTcp));
   c->progress_ = std::thread([p = c.get()] { p->progressLoop(); });
   TRELLIS_INFO(kInit, "comm %p rank %d/%d ready%s%s", static_cast<void*>(c.get()), rank, nranks,
                options.name.empty() ? "" : " name ", options.name.c_str());
   registerComm(c.get());
   return c.release();
+}
+
+// The tuner's view of this communicator: hosts as nodes, cores per host, the transports in use; the
+// same on every rank (built from all-gathered facts), so every rank makes the same decisions.
+Status trellisComm::makeTuner(const std::vector<uint64_t>& hosts, const std::vector<int32_t>& cores, bool intraTcp) {
+  std::vector<int> coresOfRank(cores.begin(), cores.end());
+  tuner::Constants constants;
+  TRELLIS_TRY(tuner::applyConstantOverrides(kTunerConstants.get(), "TRELLIS_TUNER_CONSTANTS", &constants));
+  const bool direct = exec_->canReadAllPeers();
+  auto makeShape = [&] {
+    return topoAware_ && cluster_ ? tuner::shapeFromCluster(*cluster_, coresOfRank, intraTcp, direct, constants)
+                                  : tuner::shapeFromHosts(hosts, coresOfRank, intraTcp, direct, constants);
+  };
+  // Across nodes: the NIC rate (topology files) and the spine's oversubscription (the fabric file),
+  // combined over every rank so they agree: the slowest NIC, the worst spine.
+  double oversub = 0;
+  const bool multiNode = std::any_of(hosts.begin(), hosts.end(), [&](uint64_t h) { return h != hosts[0]; });
+  if (multiNode && topoAware_) {
+    tuner::NetFacts mine = tuner::localNetFacts(testing::tlsTopoFile, constants);
+    if (!mine.note.empty()) TRELLIS_DEBUG(kTuner, "rank %d: network facts: %s", rank_, mine.note.c_str());
+    std::vector<double> facts(2 * static_cast<size_t>(nranks_));
+    facts[2 * rank_] = mine.nicBps;
+    facts[2 * rank_ + 1] = mine.spineOversub;
+    TRELLIS_TRY_CTX(bootstrap_.allGather(facts.data(), 2 * sizeof(double)), "exchanging network facts for the tuner");
+    double nic = 0;
+    for (int r = 0; r < nranks_; ++r) {
+      if (facts[2 * r] > 0) nic = nic == 0 ? facts[2 * r] : std::min(nic, facts[2 * r]);
+      oversub = std::max(oversub, facts[2 * r + 1]);
+    }
+    if (nic > 0 && !constants.replaced(tuner::K::kTcpNetBps)) constants.set(tuner::K::kTcpNetBps, nic, "topology files");
+  }
+  auto finish = [&](tuner::Shape s) {
+    if (oversub >= 1) s.spineOversub = oversub;
+    return s;
+  };
+  tuner::Shape shape = finish(makeShape());
+  if (kCalibrate.get() && nranks_ > 1) {
+    std::string report;
+    TRELLIS_ASSIGN_OR_RETURN(constants, tuner::calibrate(*exec_, shape, constants, &report));
+    shape = finish(makeShape());
+    size_t p = 0;
+    while (p < report.size()) {
+      size_t e = report.find('\n', p);
+      if (e == std::string::npos) e = report.size();
+      TRELLIS_INFO(kTuner, "calibration: %s", report.substr(p, e - p).c_str());
+      p = e + 1;
+    }
+  }
+  TRELLIS_INFO(kTuner, "rank %d: tuner shape %s", rank_, shape.describe().c_str());
+  const bool chunkFixed = kChunk.source() != ParamSource::kDefault;
+  TRELLIS_ASSIGN_OR_RETURN(tuner::Tuner t,
+                           tuner::Tuner::fromParams(std::move(shape), exec_->defaultChunk(), chunkFixed, topoAware_));
+  tuner_ = std::make_unique<tuner::Tuner>(std::move(t));
+  return Status::ok();
 }
 
 trellisComm::~trellisComm() {
@@ -449,11 +546,14 @@ Status trellisComm::runCollective(const algos::CollArgs& args, const char* apiNa
     // the communicator stays usable.
     if (!s.isOk()) return s.withContext(formatString("%s: rank %d", apiName, rank_));
   }
-  const algos::Algorithm* algo = tuner_->select(args, nranks_, exec_->canReadAllPeers(), exec_->cluster());
+  const tuner::Decision d = tuner_->select(args);
+  const algos::Algorithm* algo = d.algo;
   if (algo == nullptr) return internalError("%s: no algorithm for %s", apiName, algos::collName(args.coll));
   TRELLIS_DEBUG(kColl, "%s count %zu %s %s root %d: %s", apiName, args.count, algos::dtypeName(args.dtype),
                 algos::opName(args.op), args.root, algo->name);
+  exec_->setCallChunk(d.chunkBytes);
   Status s = algos::runAlgorithm(*exec_, *algo, args);
+  for (auto& t : transports_) t->releaseCallerMemory();  // the caller may free its buffers now
   if (!s.isOk()) return fail(s.withContext(formatString("%s (%s, %zu elements of %s)", apiName, algo->name,
                                                         args.count, algos::dtypeName(args.dtype))));
   return Status::ok();
@@ -479,6 +579,7 @@ Status trellisComm::runP2p(const std::vector<P2pOp>& ops, const char* apiName) {
     }
   }
   Status s = exec_->waitAll(ptrs.data(), k);
+  for (auto& t : transports_) t->releaseCallerMemory();  // the caller may free its buffers now
   if (!s.isOk()) return fail(s.withContext(apiName));
   return Status::ok();
 }

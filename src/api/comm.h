@@ -52,6 +52,8 @@ struct trellisComm {
   int localSize() const { return localSize_; }
   /// Every rank's node, local rank, rail and leaf (built at creation from all ranks' digests).
   const trellis::topo::ClusterView& clusterView() const { return *cluster_; }
+  /// The tuner (tests and tools: what this communicator would choose).
+  trellis::tuner::Tuner& tuner() const { return *tuner_; }
   const std::string& name() const { return options_.name; }
 
   /// Runs one collective on the calling thread (blocking, host buffers).
@@ -80,6 +82,7 @@ struct trellisComm {
  private:
   trellisComm() = default;
   trellis::Status fail(const trellis::Status& s);
+  trellis::Status makeTuner(const std::vector<uint64_t>& hosts, const std::vector<int32_t>& cores, bool intraTcp);
   void progressLoop();
 
   uint64_t magic_ = kMagic;

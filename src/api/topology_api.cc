@@ -156,4 +156,44 @@ TRELLIS_EXPORT trellisResult_t trellisCommGetTopology(trellisComm_t comm, trelli
   return wrap(topo::detectLocalSystem(), topo, "trellisCommGetTopology");
 }
 
+TRELLIS_EXPORT trellisResult_t trellisCommGetRankPlacement(trellisComm_t comm, int rank, trellisRankPlacement_t* info) {
+  Status s = checkComm(comm, "trellisCommGetRankPlacement");
+  if (s.isOk() && (info == nullptr || info->size < sizeof(trellisRankPlacement_t)))
+    s = invalidArgument("trellisCommGetRankPlacement: info is NULL or info->size is not sizeof(trellisRankPlacement_t)");
+  if (s.isOk() && (rank < 0 || rank >= comm->nranks()))
+    s = invalidArgument("trellisCommGetRankPlacement: rank %d out of range [0, %d)", rank, comm->nranks());
+  if (!s.isOk()) return report(comm, s);
+  const topo::ClusterView& v = comm->clusterView();
+  const topo::RankPlace& p = v.ranks[rank];
+  const topo::ClusterNode& node = v.nodes[p.node];
+  std::memset(reinterpret_cast<char*>(info) + sizeof(size_t), 0, sizeof(*info) - sizeof(size_t));
+  info->node = p.node;
+  info->nnodes = v.nnodes();
+  info->localRank = p.localRank;
+  info->localSize = static_cast<int>(node.ranks.size());
+  info->rail = p.rail;
+  info->nrails = static_cast<int>(p.rails.size());
+  info->gpu = p.gpu;
+  info->numa = p.numa;
+  std::snprintf(info->host, sizeof info->host, "%s", node.topo.host.c_str());
+  std::snprintf(info->nic, sizeof info->nic, "%s", p.nic.c_str());
+  std::snprintf(info->leaf, sizeof info->leaf, "%s", p.leaf.c_str());
+  return trellisSuccess;
+}
+
+TRELLIS_EXPORT trellisResult_t trellisCommClusterViewJson(trellisComm_t comm, char* buf, size_t bufSize,
+                                                          size_t* needed) {
+  Status s = checkComm(comm, "trellisCommClusterViewJson");
+  if (s.isOk() && needed == nullptr) s = invalidArgument("trellisCommClusterViewJson: needed is NULL");
+  if (!s.isOk()) return report(comm, s);
+  std::string j = comm->clusterView().toJson();
+  *needed = j.size() + 1;
+  if (buf != nullptr && bufSize > 0) {
+    size_t n = std::min(bufSize - 1, j.size());
+    std::memcpy(buf, j.data(), n);
+    buf[n] = '\0';
+  }
+  return trellisSuccess;
+}
+
 }  // extern "C"

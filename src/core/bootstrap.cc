@@ -4,6 +4,7 @@
 #include <thread>
 
 #include "core/acceptor.h"
+#include "core/bootstrap_wire.h"
 #include "core/log.h"
 #include "core/params.h"
 
@@ -13,26 +14,10 @@ static Param<int64_t> kMaxBootstrapMsg("TRELLIS_BOOTSTRAP_MAX_MSG_BYTES", 64 << 
                                        "largest bootstrap message accepted from a peer");
 
 namespace {
-constexpr uint32_t kWireMagic = 0x7e11b007;
-enum class MsgKind : uint32_t { kJoin = 1, kTable = 2, kP2p = 3 };
-// A rank's join request to the root.
-struct JoinMsg {
-  uint32_t magic;
-  uint32_t kind;
-  uint8_t secret[16];
-  int32_t nranks;
-  int32_t rank;
-  net::WireAddr addr;
-};
-// Header of a rank-to-rank message.
-struct P2pHeader {
-  uint32_t magic;
-  uint32_t kind;
-  uint8_t secret[16];
-  int32_t from;
-  uint32_t tag;
-  uint64_t bytes;
-};
+using bootwire::JoinMsg;
+using bootwire::P2pHeader;
+constexpr uint32_t kWireMagic = bootwire::kMagic;
+using bootwire::MsgKind;
 // A stranger gets this long to present a valid header before it is dropped.
 constexpr double kHeaderGraceS = 5.0;
 
@@ -43,56 +28,36 @@ std::string hexByte(uint8_t b) {
 
 void rootThread(net::Socket listen, UniqueIdData id, double timeoutS) {
   net::Deadline deadline = net::deadlineIn(timeoutS);
-  int nranks = -1;
+  bootwire::JoinTable joins(id.secret);
   std::vector<net::Socket> conns;
-  std::vector<net::WireAddr> table;
-  std::vector<bool> joined;
-  int count = 0;
   net::GreetingAcceptor acceptor(listen.fd(), sizeof(JoinMsg), kHeaderGraceS,
                                  "bootstrap root " + id.root.toString());
-  while (nranks < 0 || count < nranks) {
+  while (!joins.complete()) {
     auto got = acceptor.next(deadline, nullptr);
     if (!got) {
       TRELLIS_WARN(kBoot, "bootstrap root %s: giving up with %d of %d ranks joined: %s",
-                   id.root.toString().c_str(), count, nranks, got.status().message().c_str());
+                   id.root.toString().c_str(), joins.joined(), joins.nranks(), got.status().message().c_str());
       return;
     }
-    const net::SockAddr from = got->from;
     JoinMsg msg;
     std::memcpy(&msg, got->greeting.data(), sizeof msg);
-    if (msg.magic != kWireMagic || msg.kind != static_cast<uint32_t>(MsgKind::kJoin) ||
-        !net::constantTimeEqual(msg.secret, id.secret, sizeof id.secret)) {
-      TRELLIS_WARN(kBoot, "bootstrap root %s: dropped a connection from %s: not a join request with the job's secret",
-                   id.root.toString().c_str(), from.toString().c_str());
+    int rank = -1;
+    Status s = joins.offer(msg, &rank);
+    if (!s.isOk()) {
+      TRELLIS_WARN(kBoot, "bootstrap root %s: dropped a connection from %s: %s", id.root.toString().c_str(),
+                   got->from.toString().c_str(), s.message().c_str());
       continue;
     }
-    if (msg.nranks <= 0 || msg.rank < 0 || msg.rank >= msg.nranks || (nranks > 0 && msg.nranks != nranks)) {
-      TRELLIS_WARN(kBoot, "bootstrap root: rank %d from %s announced nranks %d (expected %d); dropped",
-                   msg.rank, from.toString().c_str(), msg.nranks, nranks);
-      continue;
-    }
-    if (nranks < 0) {
-      nranks = msg.nranks;
-      conns.resize(nranks);
-      table.resize(nranks);
-      joined.assign(nranks, false);
-    }
-    if (joined[msg.rank]) {
-      TRELLIS_WARN(kBoot, "bootstrap root: rank %d joined twice (second from %s); dropped", msg.rank,
-                   from.toString().c_str());
-      continue;
-    }
-    joined[msg.rank] = true;
-    table[msg.rank] = msg.addr;
-    conns[msg.rank] = std::move(got->sock);
-    ++count;
+    conns.resize(joins.nranks());
+    conns[rank] = std::move(got->sock);
   }
-  for (int r = 0; r < nranks; ++r) {
+  const auto& table = joins.addresses();
+  for (int r = 0; r < joins.nranks(); ++r) {
     Status s = net::sendAll(conns[r].fd(), table.data(), table.size() * sizeof(net::WireAddr),
                             net::deadlineIn(timeoutS), nullptr);
     if (!s.isOk()) TRELLIS_WARN(kBoot, "bootstrap root: sending the table to rank %d failed: %s", r, s.message().c_str());
   }
-  TRELLIS_INFO(kBoot, "bootstrap root %s: all %d ranks joined", id.root.toString().c_str(), nranks);
+  TRELLIS_INFO(kBoot, "bootstrap root %s: all %d ranks joined", id.root.toString().c_str(), joins.nranks());
 }
 }  // namespace
 
@@ -180,6 +145,9 @@ Bootstrap::~Bootstrap() = default;
 
 Status Bootstrap::init(const UniqueIdData& id, int rank, int nranks, double timeoutS,
                        const std::atomic<bool>* abort) {
+  if (nranks < 1 || nranks > bootwire::kMaxRanks || rank < 0 || rank >= nranks)
+    return invalidArgument("bootstrap: rank %d of %d ranks (1 to %d ranks supported)", rank, nranks,
+                           bootwire::kMaxRanks);
   rank_ = rank;
   nranks_ = nranks;
   timeoutS_ = timeoutS;
@@ -215,12 +183,7 @@ Status Bootstrap::init(const UniqueIdData& id, int rank, int nranks, double time
     return Status(s.code(), formatString("rank %d of %d: waiting for all ranks to join at root %s: %s "
                                          "(did every rank start with the same nranks and unique id?)",
                                          rank, nranks, id.root.toString().c_str(), s.message().c_str()));
-  peers_.resize(nranks);
-  for (int r = 0; r < nranks; ++r) {
-    auto a = net::fromWire(table[r]);
-    if (!a) return a.status().withContext(formatString("bootstrap table entry of rank %d", r));
-    peers_[r] = a.value();
-  }
+  TRELLIS_ASSIGN_OR_RETURN(peers_, bootwire::decodeTable(table));
   TRELLIS_INFO(kBoot, "rank %d/%d joined via root %s, listening on %s", rank, nranks,
                id.root.toString().c_str(), self_.toString().c_str());
   return Status::ok();
@@ -250,17 +213,10 @@ Status Bootstrap::acceptMessage(net::Deadline deadline, Pending* out) {
     TRELLIS_ASSIGN_OR_RETURN(net::GreetingAcceptor::Arrival got, acceptor_->next(deadline, abort_));
     P2pHeader h;
     std::memcpy(&h, got.greeting.data(), sizeof h);
-    int64_t maxBytes = kMaxBootstrapMsg.get();
-    if (h.magic != kWireMagic || h.kind != static_cast<uint32_t>(MsgKind::kP2p) ||
-        !net::constantTimeEqual(h.secret, secret_, sizeof secret_)) {
-      TRELLIS_WARN(kBoot, "rank %d: dropped a bootstrap connection from %s: not a message header with the job's "
-                   "secret", rank_, got.from.toString().c_str());
-      continue;
-    }
-    if (h.from < 0 || h.from >= nranks_ || h.bytes > static_cast<uint64_t>(maxBytes)) {
-      TRELLIS_WARN(kBoot, "rank %d: dropped a bootstrap message from %s: sender rank %d of %d, %llu bytes (at most "
-                   "%lld accepted, TRELLIS_BOOTSTRAP_MAX_MSG_BYTES)", rank_, got.from.toString().c_str(), h.from,
-                   nranks_, static_cast<unsigned long long>(h.bytes), static_cast<long long>(maxBytes));
+    Status valid = bootwire::checkP2pHeader(h, secret_, nranks_, static_cast<uint64_t>(kMaxBootstrapMsg.get()));
+    if (!valid.isOk()) {
+      TRELLIS_WARN(kBoot, "rank %d: dropped a bootstrap connection from %s: %s", rank_,
+                   got.from.toString().c_str(), valid.message().c_str());
       continue;
     }
     out->from = h.from;

@@ -90,6 +90,8 @@ void load() {
     }
     FILE* f = std::fopen(path.c_str(), "a");
     if (f != nullptr) { setvbuf(f, nullptr, _IOLBF, 0); c.out = f; }
+  } else {
+    c.out = stderr;  // a reload without a file goes back to stderr (the old file stays open: others may hold it)
   }
   c.level = level;
 }

@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <fstream>
+#include <iterator>
 #include <map>
 
 namespace trellis {
@@ -40,13 +41,14 @@ std::optional<std::string> envLookup(const char* name) {
   return std::string(v);
 }
 
-// The config file is read once per process (or again after a reset of every parameter).
-static std::map<std::string, std::string> readConfigFile() {
+std::map<std::string, std::string> parseConfigText(const std::string& text) {
   std::map<std::string, std::string> out;
-  std::string path = envLookup("TRELLIS_CONF_FILE").value_or("/etc/trellis.conf");
-  std::ifstream in(path);
-  std::string line;
-  while (std::getline(in, line)) {
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t nl = text.find('\n', pos);
+    if (nl == std::string::npos) nl = text.size();
+    std::string line = text.substr(pos, nl - pos);
+    pos = nl + 1;
     size_t hash = line.find('#');
     if (hash != std::string::npos) line.resize(hash);
     size_t eq = line.find('=');
@@ -59,6 +61,14 @@ static std::map<std::string, std::string> readConfigFile() {
     out[trim(line.substr(0, eq))] = trim(line.substr(eq + 1));
   }
   return out;
+}
+
+// The config file is read once per process (or again after a reset of every parameter).
+static std::map<std::string, std::string> readConfigFile() {
+  std::string path = envLookup("TRELLIS_CONF_FILE").value_or("/etc/trellis.conf");
+  std::ifstream in(path);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return parseConfigText(text);
 }
 
 ParamBase::ParamBase(const char* name, const char* doc) : name_(name), doc_(doc) {

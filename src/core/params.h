@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -122,6 +123,8 @@ std::optional<std::string> envLookup(const char* name);
 
 /// Parses sizes such as "512", "64K", "1M", "2G" (powers of 1024), with an optional "B"/"iB".
 Result<int64_t> parseSize(const std::string& text);
+/// The config file's syntax: NAME=value lines, # starts a comment, blanks around both trimmed.
+std::map<std::string, std::string> parseConfigText(const std::string& text);
 Result<bool> parseBool(const std::string& text);
 
 }  // namespace trellis

@@ -4,6 +4,7 @@
 #include <climits>
 #include <cstring>
 #include <map>
+#include <nlohmann/json.hpp>
 
 #include "topo/fabric/fabric.h"
 #include "topo/paths.h"
@@ -24,6 +25,13 @@ std::string nicNetdev(const Node& n) {
   return "";
 }
 
+// A device's NUMA node, else its nearest ancestor's (files may give it only on the CPU).
+int numaOf(const System& s, int id) {
+  for (int x = id; x >= 0; x = s.nodes[x].parent)
+    if (s.nodes[x].numa >= 0) return s.nodes[x].numa;
+  return -1;
+}
+
 template <size_t N>
 void putString(char (&dst)[N], const std::string& s) {
   std::memset(dst, 0, N);
@@ -42,8 +50,8 @@ std::string joined(const std::vector<std::string>& v) {
 }
 
 std::string nodeLabel(const ClusterNode& n, int index) {
-  return "node " + std::to_string(index) + " (" + (n.topo.host.empty() ? "?" : n.topo.host) + ", rank " +
-         std::to_string(n.ranks.front()) + ")";
+  return "node " + std::to_string(index) + " (" + (n.topo.host.empty() ? "?" : n.topo.host) +
+         ", rank " + std::to_string(n.ranks.front()) + ")";
 }
 
 }  // namespace
@@ -56,18 +64,21 @@ LocalTopology summarize(const System& s) {
   for (size_t r = 0; r < rails.computeNics.size(); ++r) {
     const Node& n = s.nodes[rails.computeNics[r]];
     if (static_cast<int>(r) >= kMaxRails) {
-      t.notes.push_back("NIC " + nicName(n) + " and later ones dropped: more than " + std::to_string(kMaxRails) +
-                        " rail NICs");
+      t.notes.push_back("NIC " + nicName(n) + " and later ones dropped: more than " +
+                        std::to_string(kMaxRails) + " rail NICs");
       break;
     }
     t.nics.push_back(nicName(n));
     t.netdevs.push_back(nicNetdev(n));
+    t.nicNuma.push_back(numaOf(s, n.id));
   }
-  for (int nic : rails.gpuNic) {
+  const std::vector<int> gpus = s.ofKind(NodeKind::kGpu);
+  for (size_t g = 0; g < rails.gpuNic.size() && g < static_cast<size_t>(kMaxDigestGpus); ++g) {
+    int nic = rails.gpuNic[g];
     int rail = nic < 0 ? -1 : rails.railOfNic(nic);
     t.gpuRail.push_back(rail < static_cast<int>(t.nics.size()) ? rail : -1);
+    t.gpuNuma.push_back(g < gpus.size() ? numaOf(s, gpus[g]) : -1);
   }
-  if (t.gpuRail.size() > static_cast<size_t>(kMaxDigestGpus)) t.gpuRail.resize(kMaxDigestGpus);
   t.leaves.assign(t.nics.size(), "");
   t.leafRail.assign(t.nics.size(), -1);
   return t;
@@ -86,8 +97,8 @@ void addPlacement(LocalTopology* t, const fabric::HostPlacement& p) {
       for (const auto& h : p.hcas)
         if (h.hcaIndex == static_cast<int>(r)) hit = &h;
     if (hit == nullptr) {
-      t->notes.push_back("NIC " + t->nics[r] + " (rail " + std::to_string(r) + ") is not among host " + p.host +
-                         "'s HCAs in the fabric description");
+      t->notes.push_back("NIC " + t->nics[r] + " (rail " + std::to_string(r) +
+                         ") is not among host " + p.host + "'s HCAs in the fabric description");
       continue;
     }
     t->leaves[r] = hit->leafSwitch;
@@ -104,26 +115,34 @@ RankDigest toDigest(uint64_t hostId, const LocalTopology& t) {
   d.hostId = hostId;
   d.nrails = static_cast<int16_t>(std::min<size_t>(t.nics.size(), kMaxRails));
   d.ngpus = static_cast<int16_t>(std::min<size_t>(t.gpuRail.size(), kMaxDigestGpus));
-  for (int r = 0; r < kMaxRails; ++r) d.leafRail[r] = -1;
-  for (int g = 0; g < d.ngpus; ++g) d.gpuRail[g] = static_cast<int16_t>(t.gpuRail[g]);
+  for (int r = 0; r < kMaxRails; ++r) d.leafRail[r] = d.nicNuma[r] = -1;
+  for (int g = 0; g < kMaxDigestGpus; ++g) d.gpuNuma[g] = -1;
+  for (int g = 0; g < d.ngpus; ++g) {
+    d.gpuRail[g] = static_cast<int16_t>(t.gpuRail[g]);
+    if (static_cast<size_t>(g) < t.gpuNuma.size()) d.gpuNuma[g] = static_cast<int16_t>(t.gpuNuma[g]);
+  }
   putString(d.host, t.host);
   putString(d.leafGroup, t.leafGroup);
   putString(d.spineGroup, t.spineGroup);
   for (int r = 0; r < d.nrails; ++r) {
     putString(d.nic[r], t.nics[r]);
     if (static_cast<size_t>(r) < t.leaves.size()) putString(d.leaf[r], t.leaves[r]);
-    if (static_cast<size_t>(r) < t.leafRail.size()) d.leafRail[r] = static_cast<int16_t>(t.leafRail[r]);
+    if (static_cast<size_t>(r) < t.leafRail.size())
+      d.leafRail[r] = static_cast<int16_t>(t.leafRail[r]);
+    if (static_cast<size_t>(r) < t.nicNuma.size()) d.nicNuma[r] = static_cast<int16_t>(t.nicNuma[r]);
   }
   return d;
 }
 
 Result<LocalTopology> fromDigest(const RankDigest& d, int fromRank, uint64_t* hostId) {
   if (d.magic != RankDigest::kMagic || d.version != RankDigest::kVersion)
-    return invalidArgument("rank %d sent a topology digest with magic 0x%08x version %u (expected 0x%08x version %u)",
-                           fromRank, d.magic, d.version, RankDigest::kMagic, RankDigest::kVersion);
+    return invalidArgument(
+        "rank %d sent a topology digest with magic 0x%08x version %u (expected 0x%08x version %u)",
+        fromRank, d.magic, d.version, RankDigest::kMagic, RankDigest::kVersion);
   if (d.nrails < 0 || d.nrails > kMaxRails || d.ngpus < 0 || d.ngpus > kMaxDigestGpus)
-    return invalidArgument("rank %d sent a topology digest with %d rails and %d GPUs (at most %d and %d)", fromRank,
-                           d.nrails, d.ngpus, kMaxRails, kMaxDigestGpus);
+    return invalidArgument(
+        "rank %d sent a topology digest with %d rails and %d GPUs (at most %d and %d)", fromRank,
+        d.nrails, d.ngpus, kMaxRails, kMaxDigestGpus);
   LocalTopology t;
   t.known = (d.flags & 1) != 0;
   *hostId = d.hostId;
@@ -135,12 +154,17 @@ Result<LocalTopology> fromDigest(const RankDigest& d, int fromRank, uint64_t* ho
     t.netdevs.push_back("");
     t.leaves.push_back(getString(d.leaf[r]));
     t.leafRail.push_back(d.leafRail[r] >= -1 && d.leafRail[r] < 1024 ? d.leafRail[r] : -1);
+    t.nicNuma.push_back(d.nicNuma[r] >= -1 ? d.nicNuma[r] : -1);
   }
-  for (int g = 0; g < d.ngpus; ++g) t.gpuRail.push_back(d.gpuRail[g] >= 0 && d.gpuRail[g] < d.nrails ? d.gpuRail[g] : -1);
+  for (int g = 0; g < d.ngpus; ++g) {
+    t.gpuRail.push_back(d.gpuRail[g] >= 0 && d.gpuRail[g] < d.nrails ? d.gpuRail[g] : -1);
+    t.gpuNuma.push_back(d.gpuNuma[g] >= -1 ? d.gpuNuma[g] : -1);
+  }
   return t;
 }
 
-std::vector<int> assignRails(int localRank, int localSize, int nrails, const std::vector<int>& gpuRail) {
+std::vector<int> assignRails(int localRank, int localSize, int nrails,
+                             const std::vector<int>& gpuRail) {
   std::vector<int> out;
   if (nrails <= 0 || localSize <= 0 || localRank < 0) return out;
   if (localSize < nrails) {
@@ -156,7 +180,8 @@ std::vector<int> assignRails(int localRank, int localSize, int nrails, const std
   return out;
 }
 
-ClusterView ClusterView::build(const std::vector<uint64_t>& hostIds, const std::vector<LocalTopology>& locals) {
+ClusterView ClusterView::build(const std::vector<uint64_t>& hostIds,
+                               const std::vector<LocalTopology>& locals) {
   ClusterView v;
   const int n = static_cast<int>(hostIds.size());
   v.ranks.resize(n);
@@ -183,6 +208,11 @@ ClusterView ClusterView::build(const std::vector<uint64_t>& hostIds, const std::
       p.rail = p.rails.front();
       p.nic = t.nics[p.rail];
       if (static_cast<size_t>(p.rail) < t.leaves.size()) p.leaf = t.leaves[p.rail];
+      if (static_cast<size_t>(p.rail) < t.nicNuma.size()) p.numa = t.nicNuma[p.rail];
+    }
+    if (!t.gpuRail.empty()) {
+      p.gpu = p.localRank % static_cast<int>(t.gpuRail.size());
+      if (static_cast<size_t>(p.gpu) < t.gpuNuma.size() && t.gpuNuma[p.gpu] >= 0) p.numa = t.gpuNuma[p.gpu];
     }
   }
   // Rail consistency across nodes, against what most nodes have.
@@ -197,7 +227,8 @@ ClusterView ClusterView::build(const std::vector<uint64_t>& hostIds, const std::
   if (known > 0 && known < v.nnodes())
     for (int i = 0; i < v.nnodes(); ++i)
       if (!v.nodes[i].topo.known)
-        w.push_back(nodeLabel(v.nodes[i], i) + ": topology unknown (detection failed or disabled) while " +
+        w.push_back(nodeLabel(v.nodes[i], i) +
+                    ": topology unknown (detection failed or disabled) while " +
                     std::to_string(known) + " other node(s) know theirs; its ranks have no rail");
   size_t commonRails = 0;
   int best = 0;
@@ -207,9 +238,9 @@ ClusterView ClusterView::build(const std::vector<uint64_t>& hostIds, const std::
     const ClusterNode& node = v.nodes[i];
     if (!node.topo.known) continue;
     if (node.topo.nics.size() != commonRails)
-      w.push_back(nodeLabel(node, i) + " has " + std::to_string(node.topo.nics.size()) + " rail NIC(s) [" +
-                  joined(node.topo.nics) + "] but " + std::to_string(best) + " of " + std::to_string(known) +
-                  " nodes have " + std::to_string(commonRails));
+      w.push_back(nodeLabel(node, i) + " has " + std::to_string(node.topo.nics.size()) +
+                  " rail NIC(s) [" + joined(node.topo.nics) + "] but " + std::to_string(best) +
+                  " of " + std::to_string(known) + " nodes have " + std::to_string(commonRails));
   }
   for (size_t r = 0; r < commonRails; ++r) {
     std::map<std::string, int> names;
@@ -222,8 +253,9 @@ ClusterView ClusterView::build(const std::vector<uint64_t>& hostIds, const std::
     for (int i = 0; i < v.nnodes(); ++i) {
       const ClusterNode& node = v.nodes[i];
       if (node.topo.known && r < node.topo.nics.size() && node.topo.nics[r] != common)
-        w.push_back(nodeLabel(node, i) + ": NIC " + std::to_string(r) + " is '" + node.topo.nics[r] + "' but " +
-                    std::to_string(most) + " node(s) have '" + common + "' on rail " + std::to_string(r));
+        w.push_back(nodeLabel(node, i) + ": NIC " + std::to_string(r) + " is '" +
+                    node.topo.nics[r] + "' but " + std::to_string(most) + " node(s) have '" +
+                    common + "' on rail " + std::to_string(r));
     }
   }
   for (int i = 0; i < v.nnodes(); ++i) {
@@ -287,7 +319,8 @@ bool ClusterView::railsKnown() const {
 std::vector<int> ClusterView::slots(int node) const {
   std::vector<int> s = nodes[node].ranks;
   std::stable_sort(s.begin(), s.end(), [&](int a, int b) {
-    int ra = ranks[a].rail < 0 ? INT_MAX : ranks[a].rail, rb = ranks[b].rail < 0 ? INT_MAX : ranks[b].rail;
+    int ra = ranks[a].rail < 0 ? INT_MAX : ranks[a].rail,
+        rb = ranks[b].rail < 0 ? INT_MAX : ranks[b].rail;
     return ra < rb;
   });
   return s;
@@ -316,19 +349,52 @@ std::vector<int> ClusterView::ringOrder() const {
 }
 
 std::string ClusterView::describe() const {
-  std::string out = std::to_string(nranks()) + " ranks on " + std::to_string(nnodes()) + " node(s)\n";
+  std::string out =
+      std::to_string(nranks()) + " ranks on " + std::to_string(nnodes()) + " node(s)\n";
   out += "rank node host local rails nic leaf\n";
   for (int r = 0; r < nranks(); ++r) {
     const RankPlace& p = ranks[r];
     std::string rails;
     for (int x : p.rails) rails += (rails.empty() ? "" : ",") + std::to_string(x);
     out += std::to_string(r) + " " + std::to_string(p.node) + " " +
-           (nodes[p.node].topo.host.empty() ? "?" : nodes[p.node].topo.host) + " " + std::to_string(p.localRank) +
-           " " + (rails.empty() ? "-" : rails) + " " + (p.nic.empty() ? "-" : p.nic) + " " +
-           (p.leaf.empty() ? "-" : p.leaf) + "\n";
+           (nodes[p.node].topo.host.empty() ? "?" : nodes[p.node].topo.host) + " " +
+           std::to_string(p.localRank) + " " + (rails.empty() ? "-" : rails) + " " +
+           (p.nic.empty() ? "-" : p.nic) + " " + (p.leaf.empty() ? "-" : p.leaf) + "\n";
   }
   for (const auto& w : warnings) out += "warning: " + w + "\n";
   return out;
+}
+
+std::string ClusterView::toJson() const {
+  using nlohmann::json;
+  json rs = json::array();
+  for (int r = 0; r < nranks(); ++r) {
+    const RankPlace& p = ranks[r];
+    rs.push_back({{"rank", r},
+                  {"node", p.node},
+                  {"local_rank", p.localRank},
+                  {"rail", p.rail},
+                  {"rails", p.rails},
+                  {"nic", p.nic},
+                  {"leaf", p.leaf},
+                  {"gpu", p.gpu},
+                  {"numa", p.numa}});
+  }
+  json ns = json::array();
+  for (const ClusterNode& n : nodes)
+    ns.push_back({{"host", n.topo.host},
+                  {"ranks", n.ranks},
+                  {"topology_known", n.topo.known},
+                  {"nics", n.topo.nics},
+                  {"leaves", n.topo.leaves},
+                  {"leaf_group", n.topo.leafGroup},
+                  {"spine_group", n.topo.spineGroup}});
+  json j = {{"format", "trellis-cluster-view"},
+            {"version", 1},
+            {"ranks", rs},
+            {"nodes", ns},
+            {"warnings", warnings}};
+  return j.dump(1);
 }
 
 }  // namespace trellis::topo

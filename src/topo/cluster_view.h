@@ -37,24 +37,27 @@ constexpr int kMaxDigestGpus = 32;
 
 /// One node as one of its ranks sees it.
 struct LocalTopology {
-  bool known = false;                ///< a topology was detected or loaded for this node
-  std::string host;                  ///< host name (the topology's, else gethostname)
-  std::vector<std::string> nics;     ///< rail r's NIC name (first port's name: "mlx5_0", "eth1")
-  std::vector<std::string> netdevs;  ///< rail r's kernel interface ("" when it has none); local only
-  std::vector<int> gpuRail;          ///< rail of GPU i (topology order), -1 when it has no NIC
-  std::vector<std::string> leaves;   ///< leaf switch rail r's NIC is cabled to ("" unknown)
-  std::vector<int> leafRail;         ///< rail that leaf serves in the fabric (-1 unknown)
-  std::string leafGroup;             ///< scalable unit of the host in the fabric ("" unknown)
-  std::string spineGroup;            ///< spine group above it ("" unknown)
-  std::vector<std::string> notes;    ///< what was dropped or could not be matched (for warnings)
+  bool known = false;             ///< a topology was detected or loaded for this node
+  std::string host;               ///< host name (the topology's, else gethostname)
+  std::vector<std::string> nics;  ///< rail r's NIC name (first port's name: "mlx5_0", "eth1")
+  std::vector<std::string>
+      netdevs;                      ///< rail r's kernel interface ("" when it has none); local only
+  std::vector<int> gpuRail;         ///< rail of GPU i (topology order), -1 when it has no NIC
+  std::vector<int> gpuNuma;         ///< NUMA node of GPU i (-1 unknown)
+  std::vector<int> nicNuma;         ///< NUMA node of rail r's NIC (-1 unknown)
+  std::vector<std::string> leaves;  ///< leaf switch rail r's NIC is cabled to ("" unknown)
+  std::vector<int> leafRail;        ///< rail that leaf serves in the fabric (-1 unknown)
+  std::string leafGroup;            ///< scalable unit of the host in the fabric ("" unknown)
+  std::string spineGroup;           ///< spine group above it ("" unknown)
+  std::vector<std::string> notes;   ///< what was dropped or could not be matched (for warnings)
 };
 
 /// Rails and GPU pairing of `s` (topo::computeRails); `host` defaults to s.hostname.
 LocalTopology summarize(const System& s);
-/// This node as detected: `file` when given, else TRELLIS_TOPO_FILE, else detection of this machine;
-/// plus leaf switches when TRELLIS_FABRIC_FILE names the fabric (ibnetdiscover output or a cluster
-/// file) and lists this host. A topology or fabric file that cannot be read is an error; failed
-/// detection gives an unknown topology with a note saying why.
+/// This node as detected: `file` when given, else TRELLIS_TOPO_FILE, else detection of this
+/// machine; plus leaf switches when TRELLIS_FABRIC_FILE names the fabric (ibnetdiscover output or a
+/// cluster file) and lists this host. A topology or fabric file that cannot be read is an error;
+/// failed detection gives an unknown topology with a note saying why.
 Result<LocalTopology> detectLocalTopology(const std::string& file = "");
 /// Adds leaf switches from a fabric placement of this host: NIC r is matched by HCA name, else by
 /// HCA index == r.
@@ -63,7 +66,7 @@ void addPlacement(LocalTopology* t, const fabric::HostPlacement& p);
 /// The fixed-size record all-gathered at communicator creation (names truncated to their field).
 struct RankDigest {
   static constexpr uint32_t kMagic = 0x54474944;  // "DIGT"
-  static constexpr uint16_t kVersion = 1;
+  static constexpr uint16_t kVersion = 2;
   uint32_t magic;
   uint16_t version;
   uint16_t flags;  // bit 0: topology known
@@ -72,6 +75,8 @@ struct RankDigest {
   int16_t ngpus;
   int16_t leafRail[kMaxRails];
   int16_t gpuRail[kMaxDigestGpus];
+  int16_t gpuNuma[kMaxDigestGpus];
+  int16_t nicNuma[kMaxRails];
   char host[64];
   char leafGroup[48];
   char spineGroup[48];
@@ -85,7 +90,8 @@ Result<LocalTopology> fromDigest(const RankDigest& d, int fromRank, uint64_t* ho
 
 /// Rails used by local rank `localRank` of `localSize` on a node with `nrails` rail NICs (see the
 /// file comment). Empty when the node has no rail NIC.
-std::vector<int> assignRails(int localRank, int localSize, int nrails, const std::vector<int>& gpuRail);
+std::vector<int> assignRails(int localRank, int localSize, int nrails,
+                             const std::vector<int>& gpuRail);
 
 /// Where one rank is.
 struct RankPlace {
@@ -94,6 +100,8 @@ struct RankPlace {
   int rail = -1;           ///< its first rail (-1 unknown)
   std::vector<int> rails;  ///< every rail it uses (several: striped)
   std::string nic;         ///< NIC name of `rail` ("" unknown)
+  int gpu = -1;            ///< its GPU (local rank mod the node's GPUs), -1 when the node has none
+  int numa = -1;           ///< NUMA node of its GPU, else of its NIC (-1 unknown)
   std::string leaf;        ///< leaf switch of that NIC ("" unknown)
 };
 
@@ -110,7 +118,8 @@ struct ClusterView {
 
   /// Groups ranks by host id, assigns rails, places leaves and checks rail consistency.
   /// hostIds.size() == locals.size() == number of ranks.
-  static ClusterView build(const std::vector<uint64_t>& hostIds, const std::vector<LocalTopology>& locals);
+  static ClusterView build(const std::vector<uint64_t>& hostIds,
+                           const std::vector<LocalTopology>& locals);
   /// A described cluster without detection (tests, `trellis-topo tune`): node n has
   /// ranksPerNode[n] ranks (ranks numbered node by node) and `rails` rail NICs named "nic<r>".
   static ClusterView synthetic(const std::vector<int>& ranksPerNode, int rails);
@@ -134,6 +143,9 @@ struct ClusterView {
   std::vector<int> ringOrder() const;
   /// A multi-line table (rank, node, host, local rank, rails, NIC, leaf) and the warnings.
   std::string describe() const;
+  /// {"format": "trellis-cluster-view", "version": 1, "ranks": [...], "nodes": [...], "warnings":
+  /// [...]}.
+  std::string toJson() const;
 };
 
 }  // namespace trellis::topo

@@ -11,9 +11,10 @@
 
 namespace trellis::topo {
 
-static Param<std::string> kFabricFile("TRELLIS_FABRIC_FILE", "",
-                                      "fabric description (ibnetdiscover output or a Trellis cluster file) that "
-                                      "places this host's NICs on leaf switches for the cluster view");
+static Param<std::string> kFabricFile(
+    "TRELLIS_FABRIC_FILE", "",
+    "fabric description (ibnetdiscover output or a Trellis cluster file) that "
+    "places this host's NICs on leaf switches for the cluster view");
 
 namespace {
 Result<fabric::Fabric> loadFabric(const std::string& path) {
@@ -35,7 +36,8 @@ Result<LocalTopology> detectLocalTopology(const std::string& fileIn) {
   Result<System> sys = file.empty() ? detectLocalSystem() : loadTopologyFile(file);
   LocalTopology t;
   if (!sys) {
-    if (!file.empty()) return sys.status().withContext("reading the topology file (TRELLIS_TOPO_FILE)");
+    if (!file.empty())
+      return sys.status().withContext("reading the topology file (TRELLIS_TOPO_FILE)");
     t.notes.push_back("topology detection failed: " + sys.status().message());
   } else {
     t = summarize(sys.value());
@@ -49,8 +51,10 @@ Result<LocalTopology> detectLocalTopology(const std::string& fileIn) {
   if (!fabricFile.empty() && t.known) {
     TRELLIS_ASSIGN_OR_RETURN(fabric::Fabric f, loadFabric(fabricFile));
     Result<fabric::HostPlacement> p = fabric::placeHost(f, t.host);
-    if (p) addPlacement(&t, p.value());
-    else t.notes.push_back("not placed on leaf switches: " + p.status().message());
+    if (p)
+      addPlacement(&t, p.value());
+    else
+      t.notes.push_back("not placed on leaf switches: " + p.status().message());
   }
   return t;
 }

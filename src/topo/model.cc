@@ -249,7 +249,7 @@ std::string toJson(const System& s) {
     edges.push_back(o);
   }
   j["links"] = edges;
-  return j.dump(1);
+  return j.dump(1, ' ', false, nlohmann::json::error_handler_t::replace);  // names may be invalid UTF-8
 }
 
 static Source sourceFromName(const std::string& s) {

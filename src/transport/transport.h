@@ -49,6 +49,16 @@ class Transport {
   virtual void cancelAll() = 0;
   /// "tcp 10.0.0.5:41234 (2 sockets)" for messages.
   virtual std::string describePeer(int peer) const = 0;
+  /// The communicator call whose buffers were posted has returned: the caller may free or remap
+  /// them from now on. A transport that caches facts about caller memory (RDMA registrations)
+  /// forgets them here.
+  virtual void releaseCallerMemory() {}
+  /// [addr, addr+bytes) was unmapped (the communicator's own scratch memory when it grows): a
+  /// transport must not use what it cached about that range.
+  virtual void memoryFreed(const void* addr, size_t bytes) {
+    (void)addr;
+    (void)bytes;
+  }
 };
 
 }  // namespace trellis::transport

@@ -1,6 +1,7 @@
 #include "tuner/select.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "core/log.h"
 #include "core/params.h"
@@ -10,15 +11,43 @@ namespace trellis::tuner {
 static Param<std::string> kAlgo("TRELLIS_ALGO", "",
                                 "force algorithms: <collective>:<algo>,... e.g. allreduce:ring,broadcast:binomial "
                                 "(trellis-info algos lists them)");
-static Param<int64_t> kRdMax("TRELLIS_ALLREDUCE_RD_MAX_BYTES", 16 * 1024,
-                             "largest AllReduce that uses recursive doubling");
-static Param<int64_t> kRabMax("TRELLIS_ALLREDUCE_RABENSEIFNER_MAX_BYTES", 1 << 20,
-                              "largest AllReduce that uses Rabenseifner (above: ring)");
-static Param<int64_t> kDirectMin("TRELLIS_DIRECT_MIN_BYTES", 64 * 1024,
-                                  "on one host with single copy, collectives from this size read peers' buffers "
-                                  "directly (the \"direct\" algorithms)");
-static Param<int64_t> kBcastTreeMax("TRELLIS_BROADCAST_TREE_MAX_BYTES", 512 * 1024,
-                                    "largest Broadcast that uses the binomial tree on more than 3 ranks");
+static Param<std::string> kTune("TRELLIS_TUNE", "",
+                                "adjust the tuner per collective, size range and team size, UCC style: "
+                                "allreduce:0-64k:@rd#allreduce:64k-inf:@ring (grammar in docs/TUNER.md)");
+
+namespace {
+
+constexpr double kChunkTieMargin = 0.03;  // keep the default chunk unless another is 3% faster
+constexpr double kAwareMargin = 0.03;     // see decideAt
+
+std::string humanSize(double b) {
+  const char* unit[] = {"B", "KiB", "MiB", "GiB"};
+  int u = 0;
+  while (b >= 1024 && u < 3) {
+    b /= 1024;
+    ++u;
+  }
+  return formatString(b == std::floor(b) ? "%.0f %s" : "%.1f %s", b, unit[u]);
+}
+
+std::string usText(double s) { return s < 0 ? std::string("-") : formatString("%.1f us", s * 1e6); }
+
+// Quarter-octave bucket of a size, and the size the model is evaluated at for it (the bucket's
+// geometric middle, so all sizes of a bucket are within 9% of it).
+uint64_t bucketOf(uint64_t bytes, double* modelBytes) {
+  if (bytes == 0) {
+    *modelBytes = 0;
+    return 0;
+  }
+  int lz = 63 - __builtin_clzll(bytes);
+  uint64_t frac = lz >= 2 ? (bytes >> (lz - 2)) & 3 : 0;
+  const double lo = lz >= 2 ? std::ldexp(static_cast<double>(4 + frac), lz - 2) : static_cast<double>(bytes);
+  const double hi = lz >= 2 ? std::ldexp(static_cast<double>(5 + frac), lz - 2) : lo;
+  *modelBytes = lz >= 2 ? std::sqrt(lo * hi) : lo;
+  return 1 + static_cast<uint64_t>(lz) * 4 + frac;
+}
+
+}  // namespace
 
 Result<AlgoOverrides> parseAlgoOverrides(const std::string& spec) {
   AlgoOverrides out{};
@@ -37,7 +66,7 @@ Result<AlgoOverrides> parseAlgoOverrides(const std::string& spec) {
     if (!algos::parseColl(cname, &coll))
       return invalidArgument("TRELLIS_ALGO token '%s': unknown collective '%s' (allreduce, broadcast, reduce, "
                              "allgather, reducescatter, alltoall, alltoallv)", tok.c_str(), cname.c_str());
-    const algos::Algorithm* a = algos::findAlgorithm(coll, aname);
+    const algos::Algorithm* a = findAlgorithmOrAlias(coll, aname);
     if (a == nullptr) {
       std::string valid;
       for (const auto& x : algos::allAlgorithms())
@@ -50,62 +79,231 @@ Result<AlgoOverrides> parseAlgoOverrides(const std::string& spec) {
   return out;
 }
 
-Tuner::Tuner(AlgoOverrides overrides)
-    : overrides_(overrides),
-      rdMax_(static_cast<size_t>(std::max<int64_t>(kRdMax.get(), 0))),
-      rabMax_(static_cast<size_t>(std::max<int64_t>(kRabMax.get(), 0))),
-      bcastTreeMax_(static_cast<size_t>(std::max<int64_t>(kBcastTreeMax.get(), 0))),
-      directMin_(static_cast<size_t>(std::max<int64_t>(kDirectMin.get(), 0))) {}
-
-Result<Tuner> Tuner::fromParams() {
-  TRELLIS_ASSIGN_OR_RETURN(AlgoOverrides o, parseAlgoOverrides(kAlgo.get()));
-  return Tuner(o);
+const std::vector<size_t>& chunkCandidates() {
+  static const std::vector<size_t> k = {64 << 10, 128 << 10, 256 << 10, 512 << 10, 1 << 20, 2 << 20, 4 << 20};
+  return k;
 }
 
-const algos::Algorithm* Tuner::select(const algos::CollArgs& args, int nranks, bool direct,
-                                      const topo::ClusterView* cluster) const {
-  using algos::Coll;
-  if (const algos::Algorithm* forced = overrides_[static_cast<size_t>(args.coll)]) {
-    if (!forced->needsDirect || direct) return forced;
+uint64_t ncclTestsSize(const algos::CollArgs& args, int nranks) {
+  const uint64_t b = args.bytes();
+  switch (args.coll) {
+    case algos::Coll::kAllGather:
+    case algos::Coll::kReduceScatter:
+    case algos::Coll::kAlltoAll: return b * static_cast<uint64_t>(nranks);
+    default: return b;
+  }
+}
+
+Result<Tuner> Tuner::fromParams(Shape shape, size_t defaultChunk, bool chunkFixed, bool topologyAware) {
+  TunerOptions o;
+  o.flatOnly = !topologyAware;
+  TRELLIS_ASSIGN_OR_RETURN(o.overrides, parseAlgoOverrides(kAlgo.get()));
+  TRELLIS_ASSIGN_OR_RETURN(o.tune, parseTuneString(kTune.get()));
+  if (o.tune.size() > 64) return invalidArgument("TRELLIS_TUNE has %zu entries; at most 64 are supported", o.tune.size());
+  o.defaultChunk = defaultChunk;
+  o.chunkFixed = chunkFixed;
+  std::string bad = shape.validate();
+  if (!bad.empty()) return invalidArgument("tuner shape: %s", bad.c_str());
+  return Tuner(std::move(shape), std::move(o));
+}
+
+Tuner::Tuner(Shape shape, TunerOptions options)
+    : model_(std::make_unique<CostModel>(std::move(shape))), opts_(std::move(options)) {}
+Tuner::Tuner(Tuner&& o) noexcept : model_(std::move(o.model_)), opts_(std::move(o.opts_)), cache_(std::move(o.cache_)) {}
+Tuner::~Tuner() = default;
+
+bool Tuner::feasible(const algos::Algorithm* a) const { return a != nullptr && (!a->needsDirect || shape().direct); }
+
+std::vector<const algos::Algorithm*> Tuner::algorithmsFor(algos::Coll coll) const {
+  std::vector<const algos::Algorithm*> out;
+  auto consider = [&](const algos::Algorithm& a) {
+    if (a.coll != coll) return;
+    if (opts_.flatOnly && algoTraits(a.coll, a.name).topologyAware) return;
+    out.push_back(&a);
+  };
+  for (const algos::Algorithm& a : algos::allAlgorithms()) consider(a);
+  if (opts_.includePlanned)
+    for (const algos::Algorithm& a : plannedAlgorithms()) consider(a);
+  return out;
+}
+
+Tuner::Candidate Tuner::best(const algos::Algorithm* a, double bytes, bool inPlace, size_t chunkSet,
+                             int channelsSet) const {
+  const AlgoTraits tr = algoTraits(a->coll, a->name);
+  Knobs k;
+  k.inPlace = inPlace;
+  k.chunkBytes = chunkSet ? chunkSet : opts_.defaultChunk;
+  k.channels = channelsSet ? std::min(channelsSet, tr.maxChannels) : 1;
+  Candidate c{a, tr.usesChunk ? k.chunkBytes : 0, k.channels, model_->predict(a->coll, a->name, bytes, k)};
+  if (!c.prediction.supported) return c;
+  std::vector<int> channelOptions = {k.channels};
+  if (!channelsSet)
+    for (int ch = 2; ch <= tr.maxChannels; ch *= 2) channelOptions.push_back(ch);
+  std::vector<size_t> chunkOptions = {k.chunkBytes};
+  if (tr.usesChunk && !chunkSet && !opts_.chunkFixed)
+    for (size_t ch : chunkCandidates())
+      if (ch != k.chunkBytes && (ch <= bytes || ch == chunkCandidates().front())) chunkOptions.push_back(ch);
+  for (int ch : channelOptions)
+    for (size_t chunk : chunkOptions) {
+      if (ch == k.channels && chunk == k.chunkBytes) continue;
+      Knobs t = k;
+      t.channels = ch;
+      t.chunkBytes = chunk;
+      Prediction p = model_->predict(a->coll, a->name, bytes, t);
+      if (p.supported && p.seconds < c.prediction.seconds * (1 - kChunkTieMargin)) {
+        c.prediction = p;
+        c.chunkBytes = tr.usesChunk ? chunk : 0;
+        c.channels = ch;
+      }
+    }
+  return c;
+}
+
+std::vector<Tuner::Candidate> Tuner::candidates(algos::Coll coll, uint64_t bytes, bool inPlace) const {
+  std::lock_guard<std::mutex> l(mu_);
+  std::vector<Candidate> out;
+  for (const algos::Algorithm* a : algorithmsFor(coll)) {
+    if (!feasible(a)) {
+      Candidate c{a, 0, 1, {}};
+      c.prediction.why = "needs ranks that read each other's memory (one host, single copy)";
+      out.push_back(c);
+      continue;
+    }
+    out.push_back(best(a, static_cast<double>(bytes), inPlace, 0, 0));
+  }
+  return out;
+}
+
+Decision Tuner::decideAt(algos::Coll coll, double modelBytes, bool inPlace, uint64_t mask) const {
+  Decision d;
+  // Knobs and exclusions from TRELLIS_TUNE (later entries win).
+  const algos::Algorithm* tuneForce = nullptr;
+  size_t chunkSet = 0;
+  int channelsSet = 0;
+  std::vector<const algos::Algorithm*> excluded;
+  for (size_t i = 0; i < opts_.tune.size(); ++i) {
+    if (!(mask >> i & 1)) continue;
+    const TuneEntry& e = opts_.tune[i];
+    if (e.force) tuneForce = e.force->coll == coll ? e.force : tuneForce;
+    for (const algos::Algorithm* a : e.exclude)
+      if (a->coll == coll) excluded.push_back(a);
+    if (e.chunkBytes) chunkSet = e.chunkBytes;
+    if (e.channels) channelsSet = e.channels;
+  }
+  const algos::Algorithm* forced = opts_.overrides[static_cast<size_t>(coll)];
+  const char* how = "TRELLIS_ALGO";
+  if (forced != nullptr && !feasible(forced)) {
     TRELLIS_DEBUG(kTuner, "TRELLIS_ALGO %s:%s needs ranks that read each other's memory; choosing automatically",
-                  algos::collName(args.coll), forced->name);
+                  algos::collName(coll), forced->name);
+    forced = nullptr;
   }
-  const size_t bytes = args.bytes();
-  const char* name = nullptr;
-  const bool useDirect = direct && nranks > 1 && bytes >= directMin_;
-  if (useDirect && args.coll != Coll::kAlltoAllv) name = "direct";
-  // Several nodes, some with several ranks: the topology-aware algorithms (simple rules; the cost
-  // model replaces them).
-  const bool multiNode = cluster != nullptr && cluster->nnodes() > 1 && cluster->maxLocal() > 1;
-  if (name == nullptr && multiNode) switch (args.coll) {
-    case Coll::kAllReduce:
-    case Coll::kReduceScatter:
-    case Coll::kAllGather:
-    case Coll::kBroadcast:
-    case Coll::kReduce: name = "hier"; break;
-    case Coll::kAlltoAll: name = "rail"; break;
-    default: break;
+  if (forced == nullptr && tuneForce != nullptr) {
+    if (feasible(tuneForce)) {
+      forced = tuneForce;
+      how = "TRELLIS_TUNE";
+    } else {
+      TRELLIS_DEBUG(kTuner, "TRELLIS_TUNE @%s for %s needs ranks that read each other's memory; choosing automatically",
+                    tuneForce->name, algos::collName(coll));
+    }
   }
-  if (name == nullptr) switch (args.coll) {
-    case Coll::kAllReduce:
-      if (bytes <= rdMax_) name = "rd";
-      else if (bytes <= rabMax_ && nranks > 2) name = "rabenseifner";
-      else name = "ring";
-      break;
-    case Coll::kBroadcast:
-      name = (nranks <= 3 || bytes <= bcastTreeMax_) ? "binomial" : "scatter_allgather";
-      break;
-    case Coll::kReduce: name = "binomial"; break;
-    case Coll::kAllGather: name = "ring"; break;
-    case Coll::kReduceScatter: name = "ring"; break;
-    case Coll::kAlltoAll:
-    case Coll::kAlltoAllv: name = "pairwise"; break;
-    case Coll::kCount: break;
+  if (forced != nullptr) {
+    Candidate c = best(forced, modelBytes, inPlace, chunkSet, channelsSet);
+    d.algo = forced;
+    d.chunkBytes = c.chunkBytes;
+    d.channels = c.channels;
+    d.predictedS = c.prediction.supported ? c.prediction.seconds : -1;
+    d.how = how;
+    return d;
   }
-  const algos::Algorithm* a = algos::findAlgorithm(args.coll, name ? name : "");
-  TRELLIS_DEBUG(kTuner, "%s %zu bytes on %d ranks -> %s", algos::collName(args.coll), bytes, nranks,
-                a ? a->name : "(none)");
-  return a;
+  // The model: every feasible, modelled, not excluded algorithm with its best knobs.
+  const Candidate* first = nullptr;
+  std::vector<Candidate> cands;
+  for (const algos::Algorithm* a : algorithmsFor(coll)) {
+    if (!feasible(a)) continue;
+    if (std::find(excluded.begin(), excluded.end(), a) != excluded.end()) continue;
+    cands.push_back(best(a, modelBytes, inPlace, chunkSet, channelsSet));
+  }
+  // A topology-aware algorithm has to beat the best flat one by kAwareMargin: its per-call set-up
+  // (the hierarchy, sub-group executors) is not in the model, and on one node it degenerates to
+  // the flat rings it would tie with.
+  auto effective = [](const Candidate& c) {
+    return c.prediction.seconds * (algoTraits(c.algo->coll, c.algo->name).topologyAware ? 1 + kAwareMargin : 1);
+  };
+  const Candidate* win = nullptr;
+  const Candidate* second = nullptr;
+  for (const Candidate& c : cands) {
+    if (first == nullptr) first = &c;
+    if (!c.prediction.supported) continue;
+    if (win == nullptr || effective(c) < effective(*win)) {
+      second = win;
+      win = &c;
+    } else if (second == nullptr || effective(c) < effective(*second)) {
+      second = &c;
+    }
+  }
+  if (win == nullptr) {  // nothing modelled: the first registered algorithm that can run
+    if (first != nullptr) {
+      d.algo = first->algo;
+      d.chunkBytes = chunkSet;
+      d.how = "fallback";
+    }
+    return d;
+  }
+  d.algo = win->algo;
+  d.chunkBytes = win->chunkBytes;
+  d.channels = win->channels;
+  d.predictedS = win->prediction.seconds;
+  if (second != nullptr) {
+    d.runnerUp = second->algo;
+    d.runnerUpChunk = second->chunkBytes;
+    d.runnerUpS = second->prediction.seconds;
+  }
+  return d;
+}
+
+Decision Tuner::decide(algos::Coll coll, uint64_t bytes, bool inPlace) const {
+  std::lock_guard<std::mutex> l(mu_);
+  uint64_t mask = 0;
+  for (size_t i = 0; i < opts_.tune.size(); ++i)
+    if (opts_.tune[i].matches(coll, bytes, shape().nranks())) mask |= uint64_t{1} << i;
+  return decideAt(coll, static_cast<double>(bytes), inPlace, mask);
+}
+
+Decision Tuner::select(const algos::CollArgs& args) {
+  const int n = shape().nranks();
+  const uint64_t bytes = ncclTestsSize(args, n);
+  const bool inPlace = args.send == args.recv && args.send != nullptr;
+  uint64_t mask = 0;
+  for (size_t i = 0; i < opts_.tune.size(); ++i)
+    if (opts_.tune[i].matches(args.coll, bytes, n)) mask |= uint64_t{1} << i;
+  double modelBytes = 0;
+  const uint64_t bucket = bucketOf(bytes, &modelBytes);
+  const std::pair<uint64_t, uint64_t> key{static_cast<uint64_t>(args.coll) | uint64_t{inPlace} << 4 | bucket << 5, mask};
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = cache_.find(key);
+  const bool fresh = it == cache_.end();
+  if (fresh) {
+    Decision d = decideAt(args.coll, modelBytes, inPlace, mask);
+    it = cache_.emplace(key, d).first;
+    if (logEnabled(LogLevel::kInfo, Subsys::kTuner)) {
+      const Decision& x = it->second;
+      TRELLIS_INFO(kTuner, "%s %s%s on %d ranks (bucket ~%s): %s%s%s (%s, predicted %s)%s%s%s", algos::collName(args.coll),
+                   humanSize(static_cast<double>(bytes)).c_str(), inPlace ? " in place" : "", n,
+                   humanSize(modelBytes).c_str(), x.algo ? x.algo->name : "(none)",
+                   x.chunkBytes ? (" chunk " + humanSize(static_cast<double>(x.chunkBytes))).c_str() : "",
+                   x.channels > 1 ? formatString(" x%d channels", x.channels).c_str() : "", x.how,
+                   usText(x.predictedS).c_str(), x.runnerUp ? "; runner-up " : "",
+                   x.runnerUp ? x.runnerUp->name : "",
+                   x.runnerUp ? ((x.runnerUpChunk ? " chunk " + humanSize(static_cast<double>(x.runnerUpChunk)) : "") +
+                                 " " + usText(x.runnerUpS)).c_str()
+                              : "");
+    }
+  } else if (logEnabled(LogLevel::kDebug, Subsys::kTuner)) {
+    const Decision& x = it->second;
+    TRELLIS_DEBUG(kTuner, "%s %llu B on %d ranks: %s (%s, cached)", algos::collName(args.coll),
+                  static_cast<unsigned long long>(bytes), n, x.algo ? x.algo->name : "(none)", x.how);
+  }
+  return it->second;
 }
 
 }  // namespace trellis::tuner

@@ -92,7 +92,7 @@ INSTANTIATE_TEST_SUITE_P(
                                 layouts(Wire::kMixed, RankMode::kThreads, {4}),
                                 layouts(Wire::kMixed, RankMode::kProcesses, {5}),
                                 layouts(Wire::kUcxTcp, RankMode::kProcesses, {2}),
-                                layouts(Wire::kUcxSm, RankMode::kProcesses, {3})})),
+                                layouts(Wire::kUcxSm, RankMode::kProcesses, {2})})),
     layoutName);
 
 // Every algorithm forced through TRELLIS_ALGO, on the sizes where each would not be chosen.

@@ -16,4 +16,11 @@ LD_LIBRARY_PATH="$tmp/prefix/lib:$tmp/prefix/lib/x86_64-linux-gnu" "$tmp/cm/cmak
 for tool in trellis-info trellis-run trellis-bench trellis-topo; do
   test -x "$tmp/prefix/bin/$tool" || { echo "missing installed tool $tool"; exit 1; }
 done
+# The NCCL plugin: the library, the libnccl-net.so link NCCL loads by default, the NCCL symbols.
+libdir=$(dirname "$(find "$tmp/prefix" -name libnccl-net-trellis.so | head -1)")
+test -f "$libdir/libnccl-net-trellis.so" || { echo "missing installed libnccl-net-trellis.so"; exit 1; }
+test "$(readlink "$libdir/libnccl-net.so")" = libnccl-net-trellis.so || { echo "libnccl-net.so does not link to libnccl-net-trellis.so"; exit 1; }
+for sym in ncclNetPlugin_v6 ncclNetPlugin_v11 ncclTunerPlugin_v5; do
+  nm -D --defined-only "$libdir/libnccl-net-trellis.so" | grep -qw "$sym" || { echo "installed plugin lacks $sym"; exit 1; }
+done
 echo "install OK"

@@ -7,8 +7,9 @@
 # Usage: tests/rdma/qemu_guest.sh [--out DIR] [--timeout S] [--smp N] SCRIPT [ARGS...]
 #   SCRIPT runs in the guest as `chroot /host /bin/bash SCRIPT ARGS...`: the host's / is exported
 #   read-only over virtio-9p, so host-built binaries run unchanged; DIR (default: a fresh folder
-#   under the cache; not under /tmp) is exported writable at the same path, with /tmp and /dev/shm as tmpfs. The
-#   guest script sees RDMA_OUT=DIR. The exit status is the script's (124 if it or qemu timed out).
+#   under the cache) is exported writable at the same path. The
+#   guest script sees RDMA_OUT=DIR. Everything else of the host is read-only there; /dev/shm is a
+#   tmpfs (TMPDIR and HOME point to it). The exit status is the script's (124 if it or qemu timed out).
 #   Exit 77 (skipped) with a message on stderr where the guest cannot run: no qemu, no static
 #   busybox, no kernel package (not cached and apt-get download fails).
 #
@@ -30,7 +31,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 [ $# -ge 1 ] || { echo "usage: qemu_guest.sh [--out DIR] [--timeout S] [--smp N] SCRIPT [ARGS...]" >&2; exit 2; }
-script=$(realpath "$1"); shift
+script=$1; shift
 
 skip() { echo "SKIPPED (rdma guest): $*" >&2; exit 77; }
 command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 not installed (Debian qemu-system-x86; scripts/deps.sh installs it)"
@@ -38,6 +39,7 @@ busybox=/bin/busybox
 { [ -x "$busybox" ] && ! ldd "$busybox" >/dev/null 2>&1; } || skip "no static /bin/busybox (Debian busybox-static)"
 command -v depmod >/dev/null || [ -x /sbin/depmod ] || skip "depmod not installed (Debian kmod)"
 command -v cpio >/dev/null || skip "cpio not installed"
+script=$(realpath "$script")
 
 cache=${TRELLIS_RDMA_CACHE:-}
 if [ -z "$cache" ]; then
@@ -113,14 +115,14 @@ ip link set dummy0 mtu 9000; ip addr add 10.77.1.1/24 dev dummy0 && ip link set 
 ip link set dummy1 mtu 9000; ip addr add 10.77.2.1/24 dev dummy1 && ip link set dummy1 up
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,cache=loose,ro hostfs /host || echo "guest: 9p mount failed"
 mount -t proc proc /host/proc; mount -t sysfs sys /host/sys; mount -t devtmpfs dev /host/dev
-mount -t tmpfs tmp /host/tmp; mkdir -p /host/dev/shm; mount -t tmpfs shm /host/dev/shm
+mkdir -p /host/dev/shm; mount -t tmpfs shm /host/dev/shm
 out=$(arg out)
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 outfs "/host$out" || echo "guest: out mount failed"
 T=/host/usr/bin/timeout
 chroot /host timeout 20 rdma link add rxe0 type rxe netdev dummy0 || echo "guest: rdma link add rxe0 failed"
 chroot /host timeout 20 rdma link add rxe1 type rxe netdev dummy1 || echo "guest: rdma link add rxe1 failed"
 cd /host
-chroot /host /usr/bin/env -i PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin HOME=/tmp RDMA_OUT="$out" \
+chroot /host /usr/bin/env -i PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin HOME=/dev/shm TMPDIR=/dev/shm RDMA_OUT="$out" \
   timeout "$(arg budget)" /bin/bash "$(arg script)" $(arg args | tr ',' ' ')
 echo $? >"/host$out/guest.rc"
 sync
@@ -135,10 +137,11 @@ exec 9>&-
 
 if [ -z "$out" ]; then mkdir -p "$cache/runs" && out=$(mktemp -d "$cache/runs/run.XXXXXX"); fi
 mkdir -p "$out"; out=$(realpath "$out")
-case "$out" in /tmp/*|/dev/*|/proc/*|/sys/*) echo "qemu_guest.sh: --out $out is hidden in the guest (tmpfs/proc there)" >&2; exit 2 ;; esac
-case "$script" in /tmp/*) echo "qemu_guest.sh: $script is under /tmp, which is a tmpfs in the guest" >&2; exit 2 ;; esac
+case "$out" in /dev/*|/proc/*|/sys/*) echo "qemu_guest.sh: --out $out is hidden in the guest (devtmpfs/proc/sysfs there)" >&2; exit 2 ;; esac
 rm -f "$out/guest.rc"
-case "$out$script$*" in *[\ ,]*) echo "qemu_guest.sh: paths and arguments must not contain spaces or commas" >&2; exit 2 ;; esac
+for a in "$out" "$script" "$@"; do
+  case "$a" in *[[:space:],]*) echo "qemu_guest.sh: '$a': paths and arguments must not contain blanks or commas" >&2; exit 2 ;; esac
+done
 args=$(IFS=,; echo "$*")
 budget=$((timeout_s - 30))
 [ "$budget" -gt 10 ] || budget=10

@@ -20,10 +20,12 @@ const char* modeName(RankMode m) { return m == RankMode::kThreads ? "threads" : 
 namespace {
 Wire gWire = Wire::kShm;  // set by runRanksOver for the duration of one run
 std::function<void(int)> gBeforeInit;
+std::function<std::string(int)> gAfterDestroy;
 std::vector<int> gHostOf;             // set by runRanksOnHosts
 std::vector<std::string> gTopoFileOf;
 }  // namespace
 
+void setAfterDestroyHook(std::function<std::string(int rank)> hook) { gAfterDestroy = std::move(hook); }
 void setBeforeInitHook(std::function<void(int rank)> hook) { gBeforeInit = std::move(hook); }
 
 const char* wireName(Wire w) {
@@ -33,6 +35,7 @@ const char* wireName(Wire w) {
     case Wire::kMixed: return "mixed";
     case Wire::kUcxTcp: return "ucx_tcp";
     case Wire::kUcxSm: return "ucx_sm";
+    case Wire::kVerbs: return "verbs";
   }
   return "?";
 }
@@ -50,6 +53,7 @@ static std::string runOne(trellisUniqueId id, int nranks, int rank, const RankBo
            trellisGetLastError(nullptr);
   std::string err = body(comm, rank, nranks);
   trellisCommDestroy(comm);
+  if (gAfterDestroy) err += gAfterDestroy(rank);
   return err;
 }
 
@@ -161,7 +165,10 @@ std::string runRanks(int nranks, RankMode mode, const RankBody& body, double tim
 std::string runRanksOver(Wire wire, int nranks, RankMode mode, const RankBody& body, double timeoutS) {
   gWire = wire;
   const bool ucx = wire == Wire::kUcxTcp || wire == Wire::kUcxSm;
-  Status s = findParam("TRELLIS_TRANSPORT")->setOverride(wire == Wire::kTcp ? "tcp" : ucx ? "ucx" : "auto");
+  Status s = findParam("TRELLIS_TRANSPORT")->setOverride(wire == Wire::kTcp     ? "tcp"
+                                                        : wire == Wire::kVerbs ? "verbs"
+                                                        : ucx                  ? "ucx"
+                                                                               : "auto");
   if (s.isOk() && ucx) s = findParam("TRELLIS_UCX_TLS")->setOverride(wire == Wire::kUcxTcp ? "tcp" : "sm");
   if (!s.isOk()) return s.message();
   std::string r = runRanks(nranks, mode, body, timeoutS);

@@ -23,11 +23,15 @@ std::string runRanks(int nranks, RankMode mode, const RankBody& body, double tim
 /// Called in each rank (its thread, or its forked process) just before trellisCommInitRank, for the
 /// runs that follow until reset with nullptr (tests that give ranks different settings).
 void setBeforeInitHook(std::function<void(int rank)> hook);
+/// Called in each rank right after trellisCommDestroy; what it returns is added to that rank's
+/// failure text (leak checks).
+void setAfterDestroyHook(std::function<std::string(int rank)> hook);
 
 /// How ranks reach each other: shared memory on one host, TCP only, or two emulated hosts (the
 /// first half of the ranks on one, the rest on the other: shm inside each, TCP across); or every
-/// pair over the UCX transport restricted to UCX's tcp, or to its shared-memory transports.
-enum class Wire { kShm, kTcp, kMixed, kUcxTcp, kUcxSm };
+/// pair over the UCX transport restricted to UCX's tcp, or to its shared-memory transports; or RDMA
+/// verbs between every pair (TRELLIS_TRANSPORT=verbs: needs an RDMA device, see tests/rdma).
+enum class Wire { kShm, kTcp, kMixed, kUcxTcp, kUcxSm, kVerbs };
 const char* wireName(Wire w);
 /// As runRanks, with the transports forced as `wire` says.
 std::string runRanksOver(Wire wire, int nranks, RankMode mode, const RankBody& body, double timeoutS = 300);

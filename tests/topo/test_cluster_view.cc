@@ -12,7 +12,8 @@ namespace trellis::topo {
 namespace {
 
 std::string fixture(const std::string& name) {
-  for (const char* base : {"/work/shared/fixtures/nccl-topo/", TRELLIS_SOURCE_DIR "/../shared/fixtures/nccl-topo/"}) {
+  for (const char* base :
+       {"/work/shared/fixtures/nccl-topo/", TRELLIS_SOURCE_DIR "/../shared/fixtures/nccl-topo/"}) {
     std::string p = std::string(base) + name;
     if (FILE* f = std::fopen(p.c_str(), "r")) {
       std::fclose(f);
@@ -22,7 +23,8 @@ std::string fixture(const std::string& name) {
   return std::string(TRELLIS_SOURCE_DIR) + "/../shared/fixtures/nccl-topo/" + name;
 }
 
-LocalTopology twoRails(const std::string& host, const std::string& nic0 = "mlx5_0", const std::string& nic1 = "mlx5_1") {
+LocalTopology twoRails(const std::string& host, const std::string& nic0 = "mlx5_0",
+                       const std::string& nic1 = "mlx5_1") {
   LocalTopology t;
   t.known = true;
   t.host = host;
@@ -83,7 +85,8 @@ TEST(ClusterView, UnevenNodesAndStriping) {
 TEST(ClusterView, AssignRailsFollowsGpus) {
   EXPECT_EQ(assignRails(0, 2, 2, {1, 0}), (std::vector<int>{1}));
   EXPECT_EQ(assignRails(1, 2, 2, {1, 0}), (std::vector<int>{0}));
-  EXPECT_EQ(assignRails(5, 8, 4, {0, 0, 1, 1, 2, 2, 3, 3}), (std::vector<int>{2}));  // p4d: 2 GPUs per NIC
+  EXPECT_EQ(assignRails(5, 8, 4, {0, 0, 1, 1, 2, 2, 3, 3}),
+            (std::vector<int>{2}));  // p4d: 2 GPUs per NIC
   EXPECT_EQ(assignRails(1, 3, 8, {}), (std::vector<int>{1, 4, 7}));
   EXPECT_TRUE(assignRails(0, 4, 0, {}).empty());
   EXPECT_EQ(assignRails(3, 4, 2, {-1, -1, -1, -1}), (std::vector<int>{1}));
@@ -125,8 +128,8 @@ TEST(ClusterView, DigestRoundTripAndValidation) {
 
 TEST(ClusterView, RailConsistencyWarningsNameTheNode) {
   std::vector<uint64_t> hosts = {1, 2, 3, 4};
-  std::vector<LocalTopology> locals = {twoRails("n1"), twoRails("n2"), twoRails("n3", "mlx5_0", "mlx5_7"),
-                                       twoRails("n4")};
+  std::vector<LocalTopology> locals = {twoRails("n1"), twoRails("n2"),
+                                       twoRails("n3", "mlx5_0", "mlx5_7"), twoRails("n4")};
   locals[3].nics.pop_back();
   locals[3].netdevs.pop_back();
   locals[3].leaves.pop_back();
@@ -137,22 +140,30 @@ TEST(ClusterView, RailConsistencyWarningsNameTheNode) {
   std::string all;
   for (const auto& w : v.warnings) all += w + "\n";
   EXPECT_EQ(v.warnings.size(), 3u) << all;
-  EXPECT_NE(all.find("node 3 (n4, rank 3) has 1 rail NIC(s) [mlx5_0] but 3 of 4 nodes have 2"), std::string::npos)
-      << all;
-  EXPECT_NE(all.find("node 2 (n3, rank 2): NIC 1 is 'mlx5_7' but 2 node(s) have 'mlx5_1' on rail 1"),
+  EXPECT_NE(all.find("node 3 (n4, rank 3) has 1 rail NIC(s) [mlx5_0] but 3 of 4 nodes have 2"),
             std::string::npos)
       << all;
-  EXPECT_NE(all.find("node 1 (n2, rank 1): NIC 0 (mlx5_0) is cabled to leaf leafA, which serves rail 1, not rail 0"),
+  EXPECT_NE(
+      all.find("node 2 (n3, rank 2): NIC 1 is 'mlx5_7' but 2 node(s) have 'mlx5_1' on rail 1"),
+      std::string::npos)
+      << all;
+  EXPECT_NE(all.find("node 1 (n2, rank 1): NIC 0 (mlx5_0) is cabled to leaf leafA, which serves "
+                     "rail 1, not rail 0"),
             std::string::npos)
       << all;
   EXPECT_NE(v.describe().find("warning: "), std::string::npos);
+  std::string j = v.toJson();
+  EXPECT_NE(j.find("\"format\": \"trellis-cluster-view\""), std::string::npos) << j;
+  EXPECT_NE(j.find("\"mlx5_7\""), std::string::npos) << j;
+  EXPECT_NE(j.find("is cabled to leaf leafA"), std::string::npos) << j;
 }
 
 TEST(ClusterView, UnknownTopologyOnSomeNodes) {
   LocalTopology unknown;
   ClusterView v = ClusterView::build({1, 2}, {twoRails("a"), unknown});
   ASSERT_EQ(v.warnings.size(), 1u);
-  EXPECT_NE(v.warnings[0].find("node 1 (?, rank 1): topology unknown"), std::string::npos) << v.warnings[0];
+  EXPECT_NE(v.warnings[0].find("node 1 (?, rank 1): topology unknown"), std::string::npos)
+      << v.warnings[0];
   EXPECT_EQ(v.railOf(1), -1);
   EXPECT_TRUE(v.railsKnown());
   ClusterView none = ClusterView::build({1, 2}, {unknown, unknown});
@@ -171,7 +182,11 @@ TEST(ClusterView, SummarizeRealMachine) {
   // Eight ranks per node: rank i on rail i; one rank per node: every rail.
   std::vector<uint64_t> hosts(8, 1);
   ClusterView v = ClusterView::build(hosts, std::vector<LocalTopology>(8, t));
-  for (int r = 0; r < 8; ++r) EXPECT_EQ(v.railOf(r), r);
+  for (int r = 0; r < 8; ++r) {
+    EXPECT_EQ(v.railOf(r), r);
+    EXPECT_EQ(v.ranks[r].gpu, r);
+    EXPECT_EQ(v.ranks[r].numa, r < 4 ? 0 : 1) << r;  // ND H100 v5: GPUs 0-3 on NUMA 0, 4-7 on 1
+  }
   ClusterView one = ClusterView::build({1, 2}, {t, t});
   EXPECT_EQ(one.ranks[0].rails.size(), 8u);
   // p4d: 8 GPUs share 4 EFA NICs, two GPUs per NIC.
@@ -219,10 +234,13 @@ TEST(ClusterView, LeavesFromAClusterFile) {
   EXPECT_EQ(order[0], v.nodes[0].topo.leafGroup < v.nodes[1].topo.leafGroup ? 0 : 1);
   std::string all;
   for (const auto& w : v.warnings) all += w + "\n";
-  EXPECT_NE(all.find("node 1 (a4, rank 1): NIC 0 (mlx5_0) is cabled to leaf suA-r1, which serves rail 1, not rail 0"),
+  EXPECT_NE(all.find("node 1 (a4, rank 1): NIC 0 (mlx5_0) is cabled to leaf suA-r1, which serves "
+                     "rail 1, not rail 0"),
             std::string::npos)
       << all;
-  EXPECT_NE(all.find("node 1 (a4, rank 1): NIC 1 (mlx5_1) is cabled to leaf suA-r0"), std::string::npos) << all;
+  EXPECT_NE(all.find("node 1 (a4, rank 1): NIC 1 (mlx5_1) is cabled to leaf suA-r0"),
+            std::string::npos)
+      << all;
   // A host the fabric does not know about is not placed (the communicator warns).
   EXPECT_FALSE(fabric::placeHost(*f, a, "zz9").isOk());
 }

@@ -82,6 +82,7 @@ TEST(FabricCluster, ErrorsNameFileAndPath) {
       {"{\n  \"format\": \"trellis-cluster\",\n  oops\n}", "c.json:3: not valid JSON"},
       {"[]", "c.json: the document is not a JSON object"},
       {R"({"format": "x"})", "c.json: format: expected \"trellis-cluster\""},
+      {R"({"format": ["trellis-cluster"]})", "c.json: format: expected \"trellis-cluster\""},  // found by fuzzing
       {R"({"format": "trellis-cluster", "version": 2})", "c.json: version: only version 1"},
       {R"({"format": "trellis-cluster", "version": 1, "leaves": ["l"]})",
        "c.json: nodes: expected a non-empty array"},

@@ -387,6 +387,62 @@ TEST_P(UcxTransportTest, ProgressHonoursItsTimeoutAndWakesOnArrival) {
   });
 }
 
+// cancelAll() detaches everything from UCX: afterwards the caller's Requests and buffers may be
+// reused at once. Rank 1 has a receive waiting for an eager message, one for a rendezvous message
+// and a rendezvous send its peer never takes; it cancels, overwrites the Requests and buffers,
+// then rank 0 sends the two messages those receives would have matched, and rank 1 destroys its
+// transport (which progresses UCX one last time). Nothing may have written to the Requests or
+// buffers, and every call after cancelAll returns the error.
+TEST_P(UcxTransportTest, CancelAllDetachesRequestsAndBuffers) {
+  runPair(GetParam(), [](Bootstrap& bs, std::unique_ptr<UcxTransport>& t) -> std::string {
+    const size_t small = 100, big = 1 << 20;
+    uint8_t ping = 1, pong = 0;  // connect first (UCX wires up on first use)
+    Request pr[2];
+    if (Status s = t->postRecv(1 - bs.rank(), &pong, 1, &pr[0]); !s.isOk()) return s.message();
+    if (Status s = t->postSend(1 - bs.rank(), &ping, 1, &pr[1]); !s.isOk()) return s.message();
+    if (std::string e = waitAll(*t, {&pr[0], &pr[1]}); !e.empty()) return e;
+    if (Status s = bs.barrier(); !s.isOk()) return s.message();
+    std::vector<uint8_t> a(small, 1), b(big, 2), c(big, 3);
+    if (bs.rank() == 1) {
+      Request req[3];
+      if (Status s = t->postRecv(0, a.data(), small, &req[0]); !s.isOk()) return s.message();
+      if (Status s = t->postRecv(0, b.data(), big, &req[1]); !s.isOk()) return s.message();
+      if (Status s = t->postSend(0, c.data(), big, &req[2]); !s.isOk()) return s.message();
+      for (int i = 0; i < 10; ++i) {  // the send's rendezvous request reaches rank 0
+        bool did = false;
+        if (Status s = t->progress(1, &did); !s.isOk()) return "before cancelAll: " + s.message();
+      }
+      t->cancelAll();
+      std::memset(static_cast<void*>(req), 0x5a, sizeof req);
+      std::fill(a.begin(), a.end(), 0x5a);
+      std::fill(b.begin(), b.end(), 0x5a);
+      std::fill(c.begin(), c.end(), 0x5a);
+      if (Status s = bs.barrier(); !s.isOk()) return s.message();  // rank 0 sends now
+      if (Status s = bs.barrier(); !s.isOk()) return s.message();
+      bool did = false;
+      Request later;
+      if (t->progress(10, &did).isOk() || t->postRecv(0, a.data(), small, &later).isOk())
+        return "calls after cancelAll succeeded";
+      t.reset();
+      const uint8_t* r = reinterpret_cast<const uint8_t*>(req);
+      for (size_t i = 0; i < sizeof req; ++i)
+        if (r[i] != 0x5a) return "a cancelled Request was written after cancelAll";
+      for (const auto* v : {&a, &b, &c})
+        for (uint8_t x : *v)
+          if (x != 0x5a) return "a buffer was written after cancelAll";
+      return "";
+    }
+    if (Status s = bs.barrier(); !s.isOk()) return s.message();
+    Request req[2];
+    // Rank 1 closed its endpoints: these may fail or go nowhere; only rank 1's side is checked.
+    if (t->postSend(1, a.data(), small, &req[0]).isOk() &&
+        t->postSend(1, b.data(), big, &req[1]).isOk())
+      (void)waitAll(*t, {&req[0], &req[1]}, 0.3);
+    t->cancelAll();
+    return bs.barrier().message();
+  });
+}
+
 // Teardown neither loses what was sent nor waits for the peer: once connected, rank 0 sends 16
 // messages, waits for them to complete (locally) and destroys its transport while rank 1 does not
 // progress at all; only then does rank 1 post its receives, and every message must arrive intact,

@@ -45,7 +45,7 @@ std::string placementText(const fabric::HostPlacement& p, const std::string& for
     for (const auto& h : p.hcas)
       j["hcas"].push_back({{"name", h.hcaName}, {"index", h.hcaIndex}, {"leaf", h.leafSwitch},
                            {"leafPort", h.leafPort}, {"rail", h.rail}, {"onRail", h.onRail}});
-    return j.dump(2) + "\n";
+    return j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
   }
   std::string out = "host " + p.host + ": leaf group " + (p.leafGroup.empty() ? "-" : p.leafGroup) +
                     ", spine group " + (p.spineGroup.empty() ? "-" : p.spineGroup) + "\n";

@@ -8,6 +8,8 @@
 //                        Slurm topology.conf (tree/block), Kueue Topology, Volcano HyperNodes, labels;
 //                        `slurm --topology tree|block` and `k8s --kind kueue|volcano|labels` with
 //                        --ibnetdiscover/--cluster-file are the same outputs under the scheduler's name
+//   tune                 the tuner's choices per collective and size on a described cluster (a
+//                        simulation by the cost model; see docs/TUNER.md)
 // Every subcommand takes --input FILE (Trellis JSON, NCCL XML, hwloc XML or nvidia-smi topo -m text,
 // detected from the content) or --sysfs-root DIR (replay a saved sysfs tree); without either it
 // detects this machine. Exit codes: 0 success, 1 differences (diff), 2 errors.
@@ -18,6 +20,7 @@
 
 #include "cluster.h"
 #include "show.h"
+#include "tune.h"
 #include "topo/diff.h"
 #include "topo/emit.h"
 #include "topo/nccl_xml.h"
@@ -70,6 +73,8 @@ int main(int argc, char** argv) {
   diffCmd->add_option("A", diffA, "first topology file")->required();
   diffCmd->add_option("B", diffB, "second topology file (or --input)");
   diffCmd->add_option("--input", input, "the second topology, when B is not given");
+  trellis::tools::TuneArgs tuneArgs;
+  CLI::App* tuneCmd = trellis::tools::addTuneCommand(app, &tuneArgs);
   CLI11_PARSE(app, argc, argv);
 
   if (clusterCmd->parsed()) return trellis::tools::runCluster(fab);
@@ -81,6 +86,8 @@ int main(int argc, char** argv) {
     fab.format = k8sKind == "labels" ? "k8s-labels" : k8sKind;
     return trellis::tools::runCluster(fab);
   }
+  if (tuneCmd->parsed()) return trellis::tools::runTune(tuneArgs);
+
   if (diffCmd->parsed()) {
     if (diffB.empty()) diffB = input;
     auto a = loadTopologyFile(diffA);

@@ -119,5 +119,8 @@ class Backend {
 
 /// Creates the TCP backend over the interfaces of this host; fails naming why no interface fits.
 Result<std::unique_ptr<Backend>> createTcpBackend();
+/// Creates the UCX backend (libucp.so.0 loaded at run time) over this host's RDMA ports, or its
+/// interfaces when it has none; fails naming why UCX cannot start.
+Result<std::unique_ptr<Backend>> createUcxBackend();
 
 }  // namespace trellis::ncclnet

@@ -87,7 +87,7 @@ struct Global {
   std::vector<std::vector<int>> vdevs;     // members of device nPhys + i
   std::deque<DeviceStrings> strings;       // stable char* handed out by getProperties
   std::vector<DeviceStrings*> devStrings;  // per device index
-  bool legacyInit = false;
+  uint64_t legacyInits = 0;                // v6..v10 inits: one shared initialisation, counted
   Context legacy;
   MrCache mr;
   std::mutex pendingMu;
@@ -146,27 +146,42 @@ Choice chooseBackend() {
   Choice c;
   std::string want = kTransport.get();
   for (char& ch : want) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-  if (want == "verbs" || want == "ucx") {
+  if (want == "verbs") {
     c.why = invalidUsage(
-        "TRELLIS_NCCL_NET_TRANSPORT=%s: this build of the plugin has no %s backend (the Trellis %s "
-        "transport is not part of it yet); use tcp, or leave the variable unset",
-        want.c_str(), want.c_str(), want.c_str());
+        "TRELLIS_NCCL_NET_TRANSPORT=verbs: this build of the plugin has no verbs backend (the "
+        "Trellis verbs "
+        "transport is not part of it yet); use ucx or tcp, or leave the variable unset");
     return c;
   }
-  if (want != "auto" && want != "tcp") {
+  if (want != "auto" && want != "tcp" && want != "ucx") {
     c.why = invalidArgument("TRELLIS_NCCL_NET_TRANSPORT='%s' is not one of auto, tcp, ucx, verbs",
                             want.c_str());
+    return c;
+  }
+  if (want == "ucx") {
+    Res<std::unique_ptr<Backend>> ucx = createUcxBackend();
+    if (!ucx)
+      c.why = ucx.status().withContext("ucx backend");
+    else
+      c.backend = std::move(ucx.value());
     return c;
   }
   if (want == "auto") {
     std::vector<std::string> rdma = TopoView::get().rdmaPorts();
     if (!rdma.empty()) {
+      // RDMA hardware: UCX drives it; without a usable UCX, NCCL's own IB net is the better choice.
+      Res<std::unique_ptr<Backend>> ucx = createUcxBackend();
+      if (ucx) {
+        c.backend = std::move(ucx.value());
+        return c;
+      }
       std::string list;
       for (const std::string& r : rdma) list += (list.empty() ? "" : ", ") + r;
       c.why = invalidUsage(
-          "this host has RDMA ports (%s) but the plugin has no RDMA backend built in; declining so "
-          "that NCCL uses its own IB net (TRELLIS_NCCL_NET_TRANSPORT=tcp forces TCP)",
-          list.c_str());
+          "this host has RDMA ports (%s) but the UCX backend cannot start (%s) and no verbs "
+          "backend is built in; "
+          "declining so that NCCL uses its own IB net (TRELLIS_NCCL_NET_TRANSPORT=tcp forces TCP)",
+          list.c_str(), ucx.status().message().c_str());
       c.quiet = true;
       return c;
     }
@@ -265,7 +280,9 @@ Result init(void** ctx, uint64_t commId, const NetCommConfig* config, Logger log
     Status s = ensureBackend(abi);
     if (!s) return toResult(s.code());  // already logged, once per attempt
     if (ctx == nullptr) {
-      if (!G.legacyInit) G.legacyInit = true;
+      // Before v11 NCCL initialised a net once per process; every further init (another NCCL
+      // version's adapter, a second library in the process) shares the first.
+      ++G.legacyInits;
       return kSuccess;
     }
   }
@@ -680,6 +697,7 @@ extern "C" __attribute__((visibility("default"))) int trellisNcclNetGetStats(
   {
     std::lock_guard<std::mutex> lock(G.mu);
     out->virtualDevices = G.vdevs.size();
+    out->legacyInits = G.legacyInits;
   }
   out->contexts = G.contexts.load();
   out->backendInits = G.backendInits.load();

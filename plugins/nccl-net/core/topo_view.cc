@@ -114,7 +114,8 @@ std::optional<NicFacts> TopoView::forNetdev(const std::string& ifname) const {
     for (const topo::NetPort& p : sys_.nodes[nic].ports)
       if (p.netdev == ifname) {
         NicFacts f = factsOf(nic, p);
-        // A RoCE netdev: take the speed and guid of the RDMA port on the same interface when known.
+        // A netdev whose speed the kernel does not report (IPoIB, some RoCE drivers) takes the
+        // rate of the RDMA port with the same port number on the same NIC.
         for (const topo::NetPort& q : sys_.nodes[nic].ports)
           if (q.netdev.empty() && !q.guid.empty() && q.port == p.port) {
             if (f.speedMbps == 0) f.speedMbps = q.speedMbps;

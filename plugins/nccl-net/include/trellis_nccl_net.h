@@ -21,6 +21,7 @@ typedef struct {
   uint64_t accepts;            ///< receive comms completed
   uint64_t virtualDevices;     ///< devices made by makeVDevice
   uint64_t contexts;           ///< v11 contexts alive now
+  uint64_t legacyInits;        ///< successful init calls of v6..v10 (all share one initialisation)
   uint64_t
       backendInits;  ///< times a transport backend was created (1 per load when init succeeded)
 } trellisNcclNetStats_t;

@@ -15,6 +15,7 @@
 
 #include "abi/nccl_abi.h"
 #include "core/backend.h"
+#include "core/devices.h"
 #include "core/params.h"
 #include "core/plugin_log.h"
 #include "core/topo_view.h"
@@ -30,42 +31,14 @@ static Param<int64_t> kChunkBytes(
     "TRELLIS_NCCL_NET_CHUNK_BYTES", 512 * 1024,
     "bytes per chunk when the TCP backend stripes a message over its streams "
     "(4K..64M)");
-static Param<int64_t> kMaxRecvs(
-    "TRELLIS_NCCL_NET_MAX_RECVS", 8,
-    "buffers one NCCL receive may group (maxRecvs, 1..8; both peers must agree)");
-static Param<double> kConnectTimeout("TRELLIS_NCCL_NET_CONNECT_TIMEOUT_S", 60.0,
-                                     "seconds a TCP connect keeps retrying before it fails");
-static Param<int64_t> kDefaultSpeed(
-    "TRELLIS_NCCL_NET_DEFAULT_SPEED_MBPS", 10000,
-    "speed reported for an interface whose speed is unknown (virtio, veth)");
-
 namespace {
 
 using Clock = std::chrono::steady_clock;
 using tcpwire::CompactAddr;
+using tcpwire::fromCompact;
 using tcpwire::Handle;
 using tcpwire::Hello;
-
-CompactAddr toCompact(const net::SockAddr& a) {
-  net::WireAddr w = net::toWire(a);
-  CompactAddr c{};
-  c.family = a.family() == AF_INET ? 4 : 6;
-  c.portBe = w.portBe;
-  c.scopeId = w.scopeId;
-  std::memcpy(c.addr, w.addr, sizeof c.addr);
-  return c;
-}
-
-Result<net::SockAddr> fromCompact(const CompactAddr& c) {
-  if (c.family != 4 && c.family != 6)
-    return invalidArgument("handle address family %u is neither 4 nor 6", c.family);
-  net::WireAddr w{};
-  w.family = static_cast<uint16_t>(c.family == 4 ? AF_INET : AF_INET6);
-  w.portBe = c.portBe;
-  w.scopeId = c.scopeId;
-  std::memcpy(w.addr, c.addr, sizeof w.addr);
-  return net::fromWire(w);
-}
+using tcpwire::toCompact;
 
 double secondsSince(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
@@ -447,9 +420,10 @@ Result<std::unique_ptr<Backend>> createTcpBackend() {
       static_cast<int>(std::clamp<int64_t>(kSockets.get(), 1, tcpwire::kMaxDataSockets));
   cfg.chunkBytes =
       static_cast<size_t>(std::clamp<int64_t>(kChunkBytes.get(), 4096, int64_t{64} << 20));
-  cfg.maxRecvs = static_cast<int>(std::clamp<int64_t>(kMaxRecvs.get(), 1, tcpwire::kMaxRecvs));
-  cfg.connectTimeoutS = std::max(1.0, kConnectTimeout.get());
-  TRELLIS_ASSIGN_OR_RETURN(std::vector<net::Interface> ifs, net::findInterfaces());
+  CommonParams common = commonParams();
+  cfg.maxRecvs = common.maxRecvs;
+  cfg.connectTimeoutS = common.connectTimeoutS;
+  TRELLIS_ASSIGN_OR_RETURN(std::vector<NetdevDevice> netdevs, netdevDevices());
   rlimit nofile{};
   getrlimit(RLIMIT_NOFILE, &nofile);
   // A send comm and a receive comm each hold 1 + K descriptors.
@@ -459,34 +433,10 @@ Result<std::unique_ptr<Backend>> createTcpBackend() {
   int maxComms = static_cast<int>(std::clamp<int64_t>(byFds, 1, 65536));
   std::vector<PhysDevice> devs;
   std::vector<net::SockAddr> addrs;
-  const TopoView& topo = TopoView::get();
-  for (const net::Interface& i : ifs) {
-    bool seen = false;
-    for (const PhysDevice& d : devs) seen = seen || d.name == i.name;
-    if (seen) continue;  // an interface with IPv4 and IPv6 addresses: the first (IPv4) wins
-    PhysDevice d;
-    d.name = i.name;
-    d.maxComms = maxComms;
-    std::optional<NicFacts> f = topo.forNetdev(i.name);
-    if (f) {
-      d.pciPath = f->pciPath;
-      d.guid = f->guid;
-      d.port = f->port;
-      d.railGroup = f->railGroup;
-      d.speedKnown = f->speedMbps > 0;
-      d.speedMbps =
-          d.speedKnown ? static_cast<int>(f->speedMbps) : static_cast<int>(kDefaultSpeed.get());
-    } else {
-      d.guid = fnv1a64("netdev:" + i.name);
-      d.speedMbps = static_cast<int>(kDefaultSpeed.get());
-    }
-    std::string ip = i.addr.toString();
-    ip = ip.substr(0, ip.rfind(':'));  // the interface address has no port yet
-    d.describe = formatString("%s (%s, %s, %d Mbps%s)", i.name.c_str(), ip.c_str(),
-                              f && !f->busId.empty() ? f->busId.c_str() : "virtual", d.speedMbps,
-                              d.speedKnown ? "" : " assumed: speed unknown");
-    devs.push_back(d);
-    addrs.push_back(i.addr);
+  for (NetdevDevice& n : netdevs) {
+    n.dev.maxComms = maxComms;
+    devs.push_back(n.dev);
+    addrs.push_back(n.addr);
   }
   return std::unique_ptr<Backend>(new TcpBackend(std::move(devs), std::move(addrs), cfg));
 }

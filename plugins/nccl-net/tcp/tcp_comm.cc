@@ -176,7 +176,17 @@ Status TcpSendComm::isend(const void* data, size_t size, int tag, Request** out)
   int idx = -1;
   for (int i = 0; i < c.n && idx < 0; ++i)
     if (!c.used[i] && c.tags[i] == tag) idx = i;
-  if (idx < 0) return Status::ok();  // the oldest receive has no free buffer with this tag yet
+  if (idx < 0) {
+    bool hasTag = false;
+    for (int i = 0; i < c.n; ++i) hasTag = hasTag || c.tags[i] == tag;
+    // Its buffer in the oldest receive is taken: the send belongs to a later receive (retry).
+    if (hasTag) return Status::ok();
+    std::string tags;
+    for (int i = 0; i < c.n; ++i) tags += (i ? "," : "") + std::to_string(c.tags[i]);
+    return setError(
+        invalidUsage("send of %zu bytes with tag %d matches no buffer of receive #%llu (tags %s)",
+                     size, tag, static_cast<unsigned long long>(c.seq), tags.c_str()));
+  }
   if (size > c.sizes[idx])
     return setError(invalidUsage(
         "send of %zu bytes (tag %d) is larger than the %zu-byte buffer %d of receive #%llu "

@@ -13,8 +13,13 @@
 //             of one message may arrive on any stream in any order. A 0-byte message is one header.
 #pragma once
 
+#include <netinet/in.h>
+
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
+
+#include "core/socket.h"
 
 namespace trellis::ncclnet::tcpwire {
 
@@ -24,6 +29,7 @@ constexpr uint32_t kCtsMagic = 0x54524e43u;     // "TRNC"
 constexpr uint32_t kChunkMagic = 0x54524e44u;   // "TRND"
 constexpr uint8_t kVersion = 1;
 constexpr uint8_t kBackendTcp = 1;
+constexpr uint8_t kBackendUcx = 2;
 constexpr int kMaxAddrs = 4;
 constexpr int kMaxDataSockets = 16;
 constexpr int kMaxRecvs = 8;
@@ -37,6 +43,27 @@ struct CompactAddr {
   uint8_t addr[16];
 };
 static_assert(sizeof(CompactAddr) == 24);
+
+inline CompactAddr toCompact(const net::SockAddr& a) {
+  net::WireAddr w = net::toWire(a);
+  CompactAddr c{};
+  c.family = a.family() == AF_INET ? 4 : 6;
+  c.portBe = w.portBe;
+  c.scopeId = w.scopeId;
+  std::memcpy(c.addr, w.addr, sizeof c.addr);
+  return c;
+}
+
+inline Result<net::SockAddr> fromCompact(const CompactAddr& c) {
+  if (c.family != 4 && c.family != 6)
+    return invalidArgument("handle address family %u is neither 4 nor 6", c.family);
+  net::WireAddr w{};
+  w.family = static_cast<uint16_t>(c.family == 4 ? AF_INET : AF_INET6);
+  w.portBe = c.portBe;
+  w.scopeId = c.scopeId;
+  std::memcpy(w.addr, c.addr, sizeof w.addr);
+  return net::fromWire(w);
+}
 
 /// The backend part of the NCCL listen handle (the core keeps the last 16 of the 128 bytes).
 struct Handle {

@@ -5,6 +5,7 @@
 // leaves NCCL's table untouched.
 #include <algorithm>
 #include <cstdio>
+#include <memory>
 
 #include "abi/nccl_abi.h"
 #include "core/params.h"
@@ -28,7 +29,7 @@ struct TunerCtx {
   uint32_t magic = kCtxMagic;
   bool enabled = true;
   int nRanks = 1, nNodes = 1;
-  NodeFacts node;
+  std::unique_ptr<CommModel> model;
 };
 
 Result makeCtx(void** ctx, uint64_t commId, size_t nRanks, size_t nNodes, Logger log,
@@ -51,18 +52,19 @@ Result makeCtx(void** ctx, uint64_t commId, size_t nRanks, size_t nNodes, Logger
   // Nodes of one multi-node NVLink domain reach each other over NVLink, not the network.
   if (nvl != nullptr && nvl->nNvlDomains > 0 && nvl->nNvlDomains < c->nNodes)
     c->nNodes = nvl->nNvlDomains;
-  if (c->enabled) c->node = nodeFactsFrom(TopoView::get().system());
+  if (c->enabled)
+    c->model = std::make_unique<CommModel>(TopoView::get().system(), c->nRanks, c->nNodes);
   *ctx = c;
   if (!c->enabled)
     NCCLNET_INFO(kFlagInit | kFlagTuning,
                  "tuner (v%d) off for communicator 0x%llx: TRELLIS_NCCL_TUNER=0", version,
                  static_cast<unsigned long long>(commId));
   else
-    NCCLNET_INFO(kFlagInit | kFlagTuning,
-                 "tuner (v%d) for communicator 0x%llx: %zu ranks, %zu nodes (%d network "
-                 "domains); node: %s",
-                 version, static_cast<unsigned long long>(commId), nRanks, nNodes, c->nNodes,
-                 c->node.describe.c_str());
+    NCCLNET_INFO(
+        kFlagInit | kFlagTuning,
+        "tuner (v%d) for communicator 0x%llx: %zu ranks, %zu nodes (%d network domains): %s",
+        version, static_cast<unsigned long long>(commId), nRanks, nNodes, c->nNodes,
+        c->model->describe().c_str());
   return kSuccess;
 }
 
@@ -90,8 +92,7 @@ Result getCollInfo(void* context, Func coll, size_t nBytes, int numPipeOps, floa
     for (int p = 0; p < std::min(numProto, static_cast<int>(kNumProtocols)); ++p) {
       float& cell = table[a * numProto + p];
       if (cell < 0) continue;  // NCCL disabled it (NCCL_ALGO_PROTO_IGNORE)
-      double us = predictUs(c->node, c->nRanks, c->nNodes, coll, nBytes, static_cast<Algo>(a),
-                            static_cast<Proto>(p));
+      double us = c->model->predictUs(coll, nBytes, static_cast<Algo>(a), static_cast<Proto>(p));
       if (us >= 0) cell = static_cast<float>(us);
       if (best < 0 || cell < bestUs) {
         best = a * numProto + p;

@@ -5,9 +5,10 @@
 // Bytes per rank on the network: (N-1) * S out and as much in, S the block size (a flat ring moves
 // (n-1) * S through every rank, n = N*L); intra-node (L-1)/L * n * S over shared memory. Wins when
 // nodes hold several ranks; any layout works (every rank has a proxy on every node).
+#include "algos/hier.h"
+
 #include "algos/algorithms.h"
 #include "algos/common.h"
-#include "algos/hier.h"
 #include "algos/kernels/reduce.h"
 
 namespace trellis::algos {

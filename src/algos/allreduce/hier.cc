@@ -11,16 +11,29 @@
 // is the bottleneck; with one rank per node it is the inter-node algorithm alone.
 // Uneven nodes: K = the largest node's rank count; a slot of a smaller node owns several slices
 // and takes part in each of their groups, in slice order on every rank (no cycle, no deadlock).
+#include "algos/hier.h"
+
 #include "algos/algorithms.h"
 #include "algos/common.h"
-#include "algos/hier.h"
 #include "algos/kernels/reduce.h"
 
 namespace trellis::algos {
 
 namespace {
 constexpr size_t kInnerRdMaxBytes = 64 * 1024;
+constexpr size_t kInnerRdFewNodesMaxBytes = 256 * 1024;
+constexpr int kFewNodes = 8;
+constexpr size_t kInnerRabenseifnerMaxBytes = 1 << 20;
+
+Status innerAllreduce(Exec& sub, const CollArgs& args) {
+  const size_t bytes = args.count * dtypeSize(args.dtype);
+  if (bytes <= kInnerRdMaxBytes || (bytes <= kInnerRdFewNodesMaxBytes && sub.nranks() <= kFewNodes))
+    return allreduceRecursiveDoubling(sub, args);
+  if (bytes <= kInnerRabenseifnerMaxBytes && sub.nranks() > 2)
+    return allreduceRabenseifner(sub, args);
+  return allreduceRing(sub, args);
 }
+}  // namespace
 
 Status allreduceHier(Exec& exec, const CollArgs& args) {
   const Hierarchy h = makeHierarchy(exec);
@@ -34,8 +47,8 @@ Status allreduceHier(Exec& exec, const CollArgs& args) {
     size_t b = elem(h.sliceBegin(node, j)), e = elem(h.sliceBegin(node, j + 1));
     sets[j] = {{b, e - b}};
   }
-  TRELLIS_TRY(ringReduceScatterSegs(exec, h.slots[node], h.mySlot(), sets, args.send, recv, nullptr, args.dtype,
-                                    args.op));
+  TRELLIS_TRY(ringReduceScatterSegs(exec, h.slots[node], h.mySlot(), sets, args.send, recv, nullptr,
+                                    args.dtype, args.op));
   // (2) Per run of slices with the same owners on every node, an AllReduce among those owners.
   if (h.nnodes > 1) {
     const int first = h.sliceBegin(node, h.mySlot()), end = h.sliceBegin(node, h.mySlot() + 1);
@@ -51,7 +64,7 @@ Status allreduceHier(Exec& exec, const CollArgs& args) {
       inner.send = recv + b * es;
       inner.recv = recv + b * es;
       inner.count = cnt;
-      TRELLIS_TRY(cnt * es <= kInnerRdMaxBytes ? allreduceRecursiveDoubling(sub, inner) : allreduceRing(sub, inner));
+      TRELLIS_TRY(innerAllreduce(sub, inner));
     }
   }
   // (3) Node-local all-gather.

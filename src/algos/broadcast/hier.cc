@@ -1,15 +1,16 @@
 // Hierarchical Broadcast (topology-aware).
-// Steps: (1) inside the root's node the root scatters the slot ranges (hier.h: K slices, slot j owns
-// a contiguous range) to its node's ranks over shared memory; (2) the ranks that own the same
+// Steps: (1) inside the root's node the root scatters the slot ranges (hier.h: K slices, slot j
+// owns a contiguous range) to its node's ranks over shared memory; (2) the ranks that own the same
 // slices (one per node, the same rail on a rail-optimized cluster) broadcast them from the owner on
 // the root's node: a pipelined binomial tree, or scatter + all-gather above 512 KiB on more than 3
 // nodes; (3) inside every node, a ring all-gather of the slot ranges.
 // Bytes per rank on the network: about S/L per tree edge (binomial) or 2S/(L N) (scatter +
 // all-gather) instead of S per edge of a flat tree: every rail carries 1/L of the message. Wins for
 // medium and large messages when nodes hold several ranks.
+#include "algos/hier.h"
+
 #include "algos/algorithms.h"
 #include "algos/common.h"
-#include "algos/hier.h"
 #include "algos/kernels/reduce.h"
 
 namespace trellis::algos {

@@ -6,9 +6,10 @@
 // root.
 // Bytes per rank on the network: about S/L per tree edge instead of S for a flat tree: every rail
 // carries 1/L of the message. Wins for medium and large messages when nodes hold several ranks.
+#include "algos/hier.h"
+
 #include "algos/algorithms.h"
 #include "algos/common.h"
-#include "algos/hier.h"
 #include "algos/kernels/reduce.h"
 
 namespace trellis::algos {
@@ -22,8 +23,10 @@ Status reduceHier(Exec& exec, const CollArgs& args) {
     return Status::ok();
   }
   // Partial sums build up in the root's output, elsewhere in scratch.
-  char* work = me == args.root ? static_cast<char*>(args.recv)
-                               : static_cast<char*>(exec.scratch(kScratchHier, std::max<size_t>(1, args.count * es)));
+  char* work =
+      me == args.root
+          ? static_cast<char*>(args.recv)
+          : static_cast<char*>(exec.scratch(kScratchHier, std::max<size_t>(1, args.count * es)));
   auto elem = [&](int slice) { return blockOffset(args.count, h.K, slice); };
   auto range = [&](int nd, int j) {
     size_t b = elem(h.sliceBegin(nd, j)), e = elem(h.sliceBegin(nd, j + 1));
@@ -32,8 +35,8 @@ Status reduceHier(Exec& exec, const CollArgs& args) {
   std::vector<Segments> sets(L);
   for (int j = 0; j < L; ++j) sets[j] = {range(node, j)};
   // (1) Node-local reduce-scatter.
-  TRELLIS_TRY(ringReduceScatterSegs(exec, h.slots[node], h.mySlot(), sets, args.send, work, nullptr, args.dtype,
-                                    args.op));
+  TRELLIS_TRY(ringReduceScatterSegs(exec, h.slots[node], h.mySlot(), sets, args.send, work, nullptr,
+                                    args.dtype, args.op));
   // (2) Across nodes, per run of slices with the same owners, to the owner on the root's node.
   if (h.nnodes > 1) {
     int rootPos = 0;

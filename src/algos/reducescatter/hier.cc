@@ -8,9 +8,10 @@
 // a flat ring sends (n-1) * count per rank with n = N*L; intra-node (L-1)/L * n * count over shared
 // memory. Wins when nodes hold several ranks; latency 2 phases plus L-1 intra-node hops.
 // Uneven nodes: proxies exist for every destination on every node, so any layout works.
+#include "algos/hier.h"
+
 #include "algos/algorithms.h"
 #include "algos/common.h"
-#include "algos/hier.h"
 #include "algos/kernels/reduce.h"
 
 namespace trellis::algos {
@@ -27,15 +28,17 @@ Status reducescatterHier(Exec& exec, const CollArgs& args) {
     if (p == me && h.nodeOf[d] != node) remoteDests.push_back(d);
   }
   char* work = static_cast<char*>(exec.scratch(kScratchHier, std::max<size_t>(1, n * cnt * es)));
-  TRELLIS_TRY(ringReduceScatterSegs(exec, h.slots[node], h.mySlot(), sets, args.send, work, nullptr, args.dtype,
-                                    args.op));
+  TRELLIS_TRY(ringReduceScatterSegs(exec, h.slots[node], h.mySlot(), sets, args.send, work, nullptr,
+                                    args.dtype, args.op));
   std::deque<Request> sends;
-  for (int d : remoteDests) TRELLIS_TRY(postChunkedSends(exec, d, work + d * cnt * es, cnt, es, &sends));
+  for (int d : remoteDests)
+    TRELLIS_TRY(postChunkedSends(exec, d, work + d * cnt * es, cnt, es, &sends));
   char* recv = static_cast<char*>(args.recv);
   const char* acc = work + me * cnt * es;
   for (int other : h.nodeOrder) {
     if (other == node) continue;
-    TRELLIS_TRY(sendRecvReduce(exec, -1, nullptr, 0, h.proxy(other, me), recv, acc, cnt, args.dtype, args.op));
+    TRELLIS_TRY(sendRecvReduce(exec, -1, nullptr, 0, h.proxy(other, me), recv, acc, cnt, args.dtype,
+                               args.op));
     acc = recv;
   }
   if (h.nnodes == 1) copyIfDistinct(recv, acc, cnt * es);

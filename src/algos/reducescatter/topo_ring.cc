@@ -1,6 +1,6 @@
 // Topology-ordered ring ReduceScatter: n-1 steps around the cluster view's ring order (each node's
-// ranks consecutive, nodes in leaf-group order, hops between nodes on one rail), adding the input as
-// chunks arrive; the last step lands the rank's own block in the output. (n-1)/n * nS bytes per
+// ranks consecutive, nodes in leaf-group order, hops between nodes on one rail), adding the input
+// as chunks arrive; the last step lands the rank's own block in the output. (n-1)/n * nS bytes per
 // rank as the flat ring, but only N of the n hops cross the network. Partial sums live in a
 // scratch copy of the whole input.
 #include "algos/algorithms.h"
@@ -22,7 +22,8 @@ Status reducescatterTopoRing(Exec& exec, const CollArgs& args) {
     if (order[j] == exec.rank()) pos = static_cast<int>(j);
   }
   void* work = exec.scratch(kScratchHier, std::max<size_t>(1, n * cnt * es));
-  return ringReduceScatterSegs(exec, order, pos, sets, args.send, work, args.recv, args.dtype, args.op);
+  return ringReduceScatterSegs(exec, order, pos, sets, args.send, work, args.recv, args.dtype,
+                               args.op);
 }
 
 }  // namespace trellis::algos

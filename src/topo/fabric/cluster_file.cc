@@ -36,7 +36,7 @@ class ClusterLoader {
 
   Result<Fabric> load(const json& doc) {
     if (!doc.is_object()) return fail("", "the document is not a JSON object");
-    if (doc.value("format", "") != "trellis-cluster")
+    if (!doc.contains("format") || !doc["format"].is_string() || doc["format"] != "trellis-cluster")
       return fail("format", "expected \"trellis-cluster\"");
     if (!doc.contains("version") || !doc["version"].is_number_integer() || doc["version"] != 1)
       return fail("version", "only version 1 is known");
@@ -234,7 +234,13 @@ Result<Fabric> parseClusterFile(std::string_view text, const std::string& source
     for (size_t i = 0; i < e.byte && i < text.size(); ++i) line += text[i] == '\n';
     return invalidArgument("%s:%zu: not valid JSON (%s)", sourceName.c_str(), line, e.what());
   }
-  return ClusterLoader(sourceName).load(doc);
+  // Every field is type-checked before use; this catches what a check missed (nlohmann throws on
+  // a type mismatch) so that a malformed file is an error, never std::terminate.
+  try {
+    return ClusterLoader(sourceName).load(doc);
+  } catch (const json::exception& e) {
+    return invalidArgument("%s: a field has an unexpected JSON type (%s)", sourceName.c_str(), e.what());
+  }
 }
 
 Result<Fabric> loadClusterFile(const std::string& path) {

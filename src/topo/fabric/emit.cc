@@ -21,7 +21,8 @@ Result<std::string> emit(const Fabric& f, const Analysis& a, std::string_view fo
   if (format == "kueue") return detail::emitKueue(f, a, o);
   if (format == "volcano") return detail::emitVolcano(f, a, o);
   if (format == "k8s-labels") return detail::emitK8sLabels(f, a, o);
-  if (format == "json") return toJson(f, a).dump(2) + "\n";
+  // Names come from untrusted files: invalid UTF-8 is replaced (U+FFFD), never thrown.
+  if (format == "json") return toJson(f, a).dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
   if (format == "summary") return summary(f, a);
   std::string known;
   for (const std::string& n : emitFormats()) known += (known.empty() ? "" : ", ") + n;

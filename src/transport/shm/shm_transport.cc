@@ -208,6 +208,13 @@ struct ShmTransport::Impl {
       iovec local{dst + done, bytes - done};
       iovec remote{reinterpret_cast<void*>(addr + done), bytes - done};
       ssize_t n = process_vm_readv(pid, &local, 1, &remote, 1, 0);
+      if (n <= 0 && errno == ESRCH)  // the peer died: its fault, not ours
+        return remoteError("pid %d exited or was killed (process_vm_readv of %zu bytes: %s)", pid, bytes - done,
+                           strerror(errno));
+      if (n <= 0 && errno == EFAULT)  // the peer unmapped the buffer: it left the operation (failed or exiting)
+        return remoteError("pid %d no longer has the %zu bytes at 0x%lx mapped: it left the operation (failed, "
+                           "aborted or exiting) (process_vm_readv: %s)", pid, bytes - done,
+                           static_cast<unsigned long>(addr + done), strerror(errno));
       if (n <= 0) return systemError(errno, "process_vm_readv of %zu bytes from pid %d", bytes - done, pid);
       done += static_cast<size_t>(n);
     }
@@ -239,8 +246,11 @@ struct ShmTransport::Impl {
         r.got = r.total;
         pr.in->cmaDone.fetch_add(1, std::memory_order_release);
       } else {
-        if (h->len > payloadMax() || h->offset + h->len > r.total)
-          return fail(remoteError("rank %d: malformed shm slot from rank %d", rank, p));
+        // offset > total first: offset + len could wrap around.
+        if (h->len > payloadMax() || h->offset > r.total || h->len > r.total - h->offset)
+          return fail(remoteError("rank %d: malformed shm slot from rank %d: %u bytes at offset %lu of a %lu-byte "
+                                  "message", rank, p, h->len, static_cast<unsigned long>(h->offset),
+                                  static_cast<unsigned long>(r.total)));
         if (h->len) std::memcpy(r.buf + h->offset, slot + sizeof(SlotHeader), h->len);
         r.got += h->len;
       }

@@ -135,6 +135,19 @@ struct TcpTransport::Impl {
     return error;
   }
 
+  // Once every socket is in `socks` and listed under its peer.
+  Status startPolling() {
+    epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (epfd < 0) return systemError(errno, "epoll_create1");
+    for (size_t i = 0; i < socks.size(); ++i) {
+      Sock& s = socks[i];
+      s.events = EPOLLIN;
+      epoll_event e{EPOLLIN, {.u32 = static_cast<uint32_t>(i)}};
+      if (epoll_ctl(epfd, EPOLL_CTL_ADD, s.fd, &e) != 0) return systemError(errno, "epoll_ctl");
+    }
+    return Status::ok();
+  }
+
   void setEvents(Sock& s) {
     if (s.eof) return;
     uint32_t ev = (s.paused ? 0u : static_cast<uint32_t>(EPOLLIN)) | (s.sendq.empty() ? 0u : static_cast<uint32_t>(EPOLLOUT));
@@ -472,18 +485,33 @@ Result<std::unique_ptr<TcpTransport>> TcpTransport::create(Bootstrap& bs, const 
     addSock(got->sock.release(), h.from, h.socketIndex);
     --expectAccepts;
   }
-  impl->epfd = epoll_create1(EPOLL_CLOEXEC);
-  if (impl->epfd < 0) return systemError(errno, "epoll_create1");
   for (int p = 0; p < bs.nranks(); ++p)
     for (int i = 0; i < nsock[p]; ++i) impl->peers[p].socks.push_back(slots[p][i]);
-  for (size_t i = 0; i < impl->socks.size(); ++i) {
-    Sock& s = impl->socks[i];
-    s.events = EPOLLIN;
-    epoll_event e{EPOLLIN, {.u32 = static_cast<uint32_t>(i)}};
-    if (epoll_ctl(impl->epfd, EPOLL_CTL_ADD, s.fd, &e) != 0) return systemError(errno, "epoll_ctl");
-  }
+  TRELLIS_TRY(impl->startPolling());
   TRELLIS_INFO(kNet, "rank %d: tcp transport up: %zu peers, chunk %zu bytes, listening on %s%s", bs.rank(),
                peerList.size(), opt.chunkBytes, where.c_str(), bindSource ? ", sockets bound to these NICs" : "");
+  return std::unique_ptr<TcpTransport>(new TcpTransport(std::move(impl)));
+}
+
+Result<std::unique_ptr<TcpTransport>> TcpTransport::fromSockets(int rank, const std::vector<std::vector<int>>& peerSocks,
+                                                                const TcpOptions& opt) {
+  auto impl = std::make_unique<Impl>();
+  impl->rank = rank;
+  impl->nranks = static_cast<int>(peerSocks.size());
+  impl->opt = opt;
+  impl->peers.resize(peerSocks.size());
+  for (size_t p = 0; p < peerSocks.size(); ++p) {
+    impl->peers[p].addr = "test-peer-" + std::to_string(p);
+    for (size_t i = 0; i < peerSocks[p].size(); ++i) {
+      Sock s;
+      s.fd = peerSocks[p][i];
+      s.peer = static_cast<int>(p);
+      s.index = static_cast<int>(i);
+      impl->socks.push_back(std::move(s));
+      impl->peers[p].socks.push_back(static_cast<int>(impl->socks.size() - 1));
+    }
+  }
+  TRELLIS_TRY(impl->startPolling());
   return std::unique_ptr<TcpTransport>(new TcpTransport(std::move(impl)));
 }
 

@@ -50,6 +50,10 @@ class TcpTransport final : public Transport {
   static Result<std::unique_ptr<TcpTransport>> create(Bootstrap& bootstrap, const std::vector<int>& peers,
                                                       const TcpOptions& options,
                                                       const std::atomic<bool>* abort);
+  /// Tests and fuzzers: a transport over sockets that are already connected, without bootstrap or
+  /// hello. peerSocks[p] lists the non-blocking fds to peer p (empty: not reached); they are adopted.
+  static Result<std::unique_ptr<TcpTransport>> fromSockets(int rank, const std::vector<std::vector<int>>& peerSocks,
+                                                           const TcpOptions& options);
   ~TcpTransport() override;
 
   const char* name() const override { return "tcp"; }

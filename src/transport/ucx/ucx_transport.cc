@@ -78,18 +78,23 @@ struct UcxTransport::Impl {
   bool cancelled = false;
   Status error;
 
-  // With requests still pending the transport is being abandoned mid-transfer: receives are
-  // cancelled and nothing is flushed. Either way endpoints close by force, which also completes
-  // (with an error) what UCX still holds on them, so ucp_worker_destroy finds no request attached
-  // to an endpoint.
+  // Teardown. When nothing is pending, the worker is flushed first (UCX may still hold data of
+  // sends that completed locally). Then every request is detached and endpoints close by force, and
+  // the worker is destroyed without being progressed again: progress could write a detached
+  // receive's data into a buffer its caller has freed, or answer a peer that wires up anew after
+  // our endpoints closed, and UCX 1.13 asserts in ucp_worker_destroy when such an answer is still
+  // queued (a check removed in later UCX, openucx/ucx#8175).
   ~Impl() {
     if (worker != nullptr) {
-      const bool abandon = cancelled || !live.empty();
-      if (!live.empty())
-        TRELLIS_INFO(kNet, "rank %d: ucx transport closed with %zu request(s) pending", self,
-                     live.size());
-      cancelReceives();
-      closeEndpoints(!abandon);
+      if (!cancelled) {
+        if (live.empty())
+          flushWorker();
+        else
+          TRELLIS_INFO(kNet, "rank %d: ucx transport closed with %zu request(s) pending", self,
+                       live.size());
+        detachAll();
+        closeEndpoints();
+      }
       u->ucp_worker_destroy(worker);
     }
     if (context != nullptr) u->ucp_cleanup(context);
@@ -152,9 +157,10 @@ struct UcxTransport::Impl {
       } else {
         r->state = ReqState::kError;
         if (status == UCS_ERR_MESSAGE_TRUNCATED)
-          record(invalidUsage("rank %d: rank %d sent a %zu-byte message but the matching receive "
-                              "is %zu bytes (ucx)",
-                              self, op->peer, length, op->bytes));
+          record(
+              invalidUsage("rank %d: rank %d sent a %zu-byte message but the matching receive "
+                           "is %zu bytes (ucx)",
+                           self, op->peer, length, op->bytes));
         else
           record(remoteError("rank %d: ucx %s rank %d failed: %s (%zu bytes)", self,
                              op->isSend ? "send to" : "receive from", op->peer,
@@ -198,14 +204,15 @@ struct UcxTransport::Impl {
     return any;
   }
 
-  void cancelReceives() {
+  // Detaches every op from its caller's Request and cancels the receives UCX has not matched yet
+  // (their callbacks run at once, with UCS_ERR_CANCELED). No progress.
+  void detachAll() {
     std::vector<void*> handles;
     for (Op* op : live) {
       op->req = nullptr;
       if (!op->isSend && op->handle != nullptr) handles.push_back(op->handle);
     }
-    for (void* h : handles) u->ucp_request_cancel(worker, h);  // completes with UCS_ERR_CANCELED
-    drain();
+    for (void* h : handles) u->ucp_request_cancel(worker, h);
   }
 
   // Waits (at most closeTimeoutS) for UCX to have handed every completed send to the wire or to the
@@ -226,13 +233,10 @@ struct UcxTransport::Impl {
     u->ucp_request_free(r);  // an unfinished flush is released when UCX completes it
   }
 
-  // Closes every endpoint by force (UCP_EP_CLOSE_FLAG_FORCE), which completes whatever UCX still
-  // holds on it with an error. A transport that is not abandoned flushes the worker first, so
-  // nothing it sent is lost. (Closing in flush mode would also wait for every peer to progress:
-  // each rank's teardown would then wait for its slowest peer to reach its own.)
-  void closeEndpoints(bool graceful) {
-    if (graceful) flushWorker();
-    std::vector<std::pair<int, void*>> closing;
+  // Closes every endpoint by force (UCP_EP_CLOSE_FLAG_FORCE), which also completes, with an error,
+  // what UCX still holds on it. (Closing in flush mode would wait for every peer to progress: each
+  // rank's teardown would wait for its slowest peer to reach its own.)
+  void closeEndpoints() {
     for (auto& p : peers) {
       if (!p || p->ep == nullptr) continue;
       ucp_request_param_t prm{};
@@ -241,37 +245,10 @@ struct UcxTransport::Impl {
       void* r = u->ucp_ep_close_nbx(p->ep, &prm);
       p->ep = nullptr;
       if (UCS_PTR_IS_PTR(r))
-        closing.emplace_back(p->id, r);
+        u->ucp_request_free(r);  // released when UCX completes it
       else if (UCS_PTR_IS_ERR(r))
         TRELLIS_DEBUG(kNet, "rank %d: closing the ucx endpoint to rank %d: %s", self, p->id,
                       u->ucs_status_string(UCS_PTR_STATUS(r)));
-    }
-    auto deadline = net::deadlineIn(opt.closeTimeoutS);
-    for (;;) {
-      drain();
-      size_t left = 0;
-      for (auto& c : closing) {
-        if (c.second == nullptr) continue;
-        ucs_status_t st = u->ucp_request_check_status(c.second);
-        if (st == UCS_INPROGRESS) {
-          ++left;
-          continue;
-        }
-        if (st != UCS_OK)
-          TRELLIS_DEBUG(kNet, "rank %d: closing the ucx endpoint to rank %d: %s", self, c.first,
-                        u->ucs_status_string(st));
-        u->ucp_request_free(c.second);
-        c.second = nullptr;
-      }
-      if (left == 0) return;
-      if (net::Clock::now() >= deadline) {
-        TRELLIS_WARN(kNet, "rank %d: %zu ucx endpoint(s) still closing after %g s", self, left,
-                     opt.closeTimeoutS);
-        for (auto& c : closing)
-          if (c.second != nullptr) u->ucp_request_free(c.second);  // released when UCX completes it
-        return;
-      }
-      (void)pollWorker(1);
     }
   }
 
@@ -592,9 +569,8 @@ void UcxTransport::cancelAll() {
   Impl& m = *impl_;
   if (m.cancelled) return;
   m.cancelled = true;
-  m.cancelReceives();
-  m.closeEndpoints(false);
-  m.drain();
+  m.detachAll();
+  m.closeEndpoints();
   m.record(remoteError("rank %d: the ucx transport was cancelled after an error", m.self));
 }
 

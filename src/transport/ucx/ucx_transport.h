@@ -48,7 +48,8 @@ class UcxTransport final : public Transport {
   /// that connect to one another, in [0, kMaxPeerId]).
   static Result<std::unique_ptr<UcxTransport>> open(int selfId, const UcxOptions& options);
   /// Flushes the worker (bounded by closeTimeoutS; it does not wait for peers), closes every
-  /// endpoint, then releases UCX. With requests still pending, nothing is flushed.
+  /// endpoint by force, then releases UCX. With requests still pending nothing is flushed: they
+  /// are abandoned as by cancelAll().
   ~UcxTransport() override;
 
   /// This worker's address: opaque bytes a peer passes to connect().
@@ -61,8 +62,9 @@ class UcxTransport final : public Transport {
   Status postSend(int peer, const void* data, size_t bytes, Request* req) override;
   Status postRecv(int peer, void* data, size_t bytes, Request* req) override;
   Status progress(int timeoutMs, bool* didWork) override;
-  /// Cancels every receive and closes every endpoint by force: afterwards UCX holds no reference to
-  /// a caller's Request or buffer, and every later call fails with the first error.
+  /// Detaches every pending request, cancels the receives and closes every endpoint by force,
+  /// without progressing UCX: afterwards UCX never touches a caller's Request or buffer again (the
+  /// worker is not progressed any more), and every later call fails with the first error.
   void cancelAll() override;
   std::string describePeer(int peer) const override;
 

@@ -1,0 +1,135 @@
+#include "transport/verbs/reg_cache.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+
+namespace trellis::transport::verbs {
+
+RegCache::~RegCache() {
+  for (auto& [start, e] : index_) reg_->dereg(e->keys.handle);
+  for (auto& e : retired_) reg_->dereg(e->keys.handle);
+}
+
+void RegCache::retire(std::map<uintptr_t, std::unique_ptr<Entry>>::iterator it) {
+  std::unique_ptr<Entry> e = std::move(it->second);
+  bytes_ -= e->end - e->start;
+  index_.erase(it);
+  if (e->refs == 0) {
+    reg_->dereg(e->keys.handle);
+  } else {
+    e->retired = true;
+    retired_.push_back(std::move(e));
+  }
+}
+
+Result<RegCache::Entry*> RegCache::acquire(const void* addr, size_t len) {
+  const uintptr_t a = reinterpret_cast<uintptr_t>(addr);
+  if (len == 0) len = 1;
+  const uintptr_t b = a + len;
+  auto it = index_.upper_bound(a);
+  if (it != index_.begin()) {
+    auto prev = std::prev(it);
+    if (prev->second->end >= b) {
+      Entry* e = prev->second.get();
+      ++e->refs;
+      e->lastUse = ++clock_;
+      ++stats_.hits;
+      return e;
+    }
+  }
+  ++stats_.misses;
+  static const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const uintptr_t align = std::max<uintptr_t>(opt_.align, page);
+  // Try the rounded region merged with the regions it touches; then the request alone (pages).
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    uintptr_t lo = attempt == 0 ? a & ~(align - 1) : a & ~(page - 1);
+    uintptr_t hi = attempt == 0 ? (b + align - 1) & ~(align - 1) : (b + page - 1) & ~(page - 1);
+    if (attempt == 0) {
+      auto first = index_.upper_bound(lo);
+      if (first != index_.begin() && std::prev(first)->second->end > lo) --first;
+      for (auto m = first; m != index_.end() && m->first < hi; ++m) {
+        lo = std::min(lo, m->second->start);
+        hi = std::max(hi, m->second->end);
+      }
+    }
+    Result<Registrar::Keys> keys = reg_->reg(lo, hi - lo);
+    if (!keys) {
+      if (attempt == 0) {
+        ++stats_.fallbacks;
+        continue;
+      }
+      return keys.status();
+    }
+    ++stats_.registrations;
+    // The new region supersedes every region it overlaps (after a fallback they may extend past it:
+    // they are older than the new one and may describe memory that was unmapped since).
+    auto first = index_.upper_bound(lo);
+    if (first != index_.begin() && std::prev(first)->second->end > lo) --first;
+    while (first != index_.end() && first->first < hi) {
+      auto next = std::next(first);
+      retire(first);
+      first = next;
+    }
+    auto e = std::make_unique<Entry>();
+    e->start = lo;
+    e->end = hi;
+    e->keys = keys.value();
+    e->refs = 1;
+    e->lastUse = ++clock_;
+    Entry* raw = e.get();
+    bytes_ += hi - lo;
+    index_.emplace(lo, std::move(e));
+    evict(raw);
+    return raw;
+  }
+  return internalError("unreachable");
+}
+
+void RegCache::evict(const Entry* keep) {
+  while (index_.size() > opt_.maxEntries || bytes_ > opt_.maxBytes) {
+    auto victim = index_.end();
+    for (auto it = index_.begin(); it != index_.end(); ++it) {
+      const Entry* e = it->second.get();
+      if (e == keep || e->refs > 0) continue;
+      if (victim == index_.end() || e->lastUse < victim->second->lastUse) victim = it;
+    }
+    if (victim == index_.end()) return;  // everything left is in use: over the bound until released
+    ++stats_.evictions;
+    retire(victim);
+  }
+}
+
+void RegCache::release(Entry* e) {
+  if (--e->refs > 0) return;
+  if (!e->retired) {
+    evict(nullptr);
+    return;
+  }
+  auto it = std::find_if(retired_.begin(), retired_.end(), [&](const auto& p) { return p.get() == e; });
+  reg_->dereg(e->keys.handle);
+  retired_.erase(it);
+}
+
+void RegCache::invalidate(const void* addr, size_t len) {
+  const uintptr_t lo = reinterpret_cast<uintptr_t>(addr), hi = lo + std::max<size_t>(len, 1);
+  auto it = index_.upper_bound(lo);
+  if (it != index_.begin() && std::prev(it)->second->end > lo) --it;
+  while (it != index_.end() && it->first < hi) {
+    auto next = std::next(it);
+    retire(it);
+    it = next;
+  }
+}
+
+void RegCache::dropAll() {
+  while (!index_.empty()) retire(index_.begin());
+}
+
+const RegCache::Stats& RegCache::stats() {
+  stats_.entries = index_.size();
+  stats_.bytes = bytes_;
+  return stats_;
+}
+
+}  // namespace trellis::transport::verbs

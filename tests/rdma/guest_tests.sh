@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Runs inside the qemu guest (tests/rdma/qemu_guest.sh), chrooted into the host's / : the verbs
+# transport tests and the collective suite over verbs, on the guest's two Soft-RoCE devices.
+# Usage (guest): guest_tests.sh BUILD_DIR [GTEST_FILTER]
+set -uo pipefail
+build=$1
+filter=${2:-*}
+export TRELLIS_DEBUG=${TRELLIS_DEBUG:-warn}
+rc=0
+step() {  # step NAME TIMEOUT CMD...: runs one step with a timeout, reports its status and time
+  local name=$1 t=$2; shift 2
+  local start=$(date +%s%N)
+  timeout --kill-after=5 "$t" "$@"
+  local r=$?
+  local ms=$((($(date +%s%N) - start) / 1000000))
+  printf 'guest step %-12s status %d, %d.%01d s\n' "$name" "$r" $((ms / 1000)) $((ms % 1000 / 100))
+  [ "$r" -eq 0 ] || rc=1
+}
+step ibv_devinfo 20 ibv_devinfo -l
+step rdma_link 20 rdma link show
+step transport 240 "$build/tests/rdma/test_verbs_transport" --gtest_filter="$filter" --gtest_brief=1
+step collectives 300 "$build/tests/rdma/test_verbs_collectives" --gtest_filter="$filter" --gtest_brief=1
+exit $rc
