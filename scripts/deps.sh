@@ -13,9 +13,9 @@ PKGS=(
   python3-jsonschema                                  # validates trellis-topo JSON against the schema in tests
   qemu-system-x86 busybox-static cpio kmod ibverbs-utils perftest  # tests/rdma: Soft-RoCE in a qemu guest
 )
-# Optional: PyTorch for the torch.distributed backend (python/) and its tests: about 170 packages,
-# ~840 MB installed, 1-2 minutes. A failed install is only a warning (those tests then skip, saying
-# why); TRELLIS_NO_TORCH=1 leaves it out.
+# Optional: PyTorch for the torch.distributed backend (python/) and its tests: 170 packages, ~620 MiB
+# installed, 1.5 minutes (measured). A failed install is only a warning (those tests then skip,
+# saying why); TRELLIS_NO_TORCH=1 leaves it out.
 TORCH_PKGS=(python3-torch libtorch-dev pybind11-dev)
 
 missing_of() {

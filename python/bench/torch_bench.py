@@ -5,9 +5,11 @@ median and min-max over repetitions; a block's time is the slowest rank's:
   * allreduce: dist.all_reduce (float32 SUM, synchronous) at each --sizes; busbw = 2(n-1)/n x bytes / time.
     The result of every block is checked (exact: the inputs are small integers).
   * ddp: DDP training steps (forward, backward with the gradient AllReduce overlapped by DDP, SGD step) of
-    an MLP with --params parameters (default ~6.6M: ~26 MB of float32 gradients, DDP's default 25 MB
-    bucket cap gives 2 buckets) and a BatchNorm layer. The trellis and gloo models start equal and see the
-    same batches; their final parameters are checked to agree within 1e-6 relative.
+    a model with --params parameters (default ~6.6M: ~26 MB of float32 gradients, DDP's default 25 MB
+    bucket cap gives 2 buckets) and a BatchNorm layer: --model mlp (compute grows with the batch) or
+    embedding (an EmbeddingBag with dense gradients: the same bytes to reduce for little compute). The
+    trellis and gloo models start equal and see the same batches; their final parameters are checked to
+    agree within 1e-6 relative.
 
 Usage: PYTHONPATH=build/python /usr/bin/python3 python/bench/torch_bench.py [--ranks 2] [--mode all]
 """
@@ -60,9 +62,13 @@ def bench_allreduce(rank, size, groups, gg, sizes, reps, iters):
     return out
 
 
-def make_model(params, width):
-    """An MLP of about `params` parameters: width -> width hidden layers, BatchNorm after the first."""
+def make_model(kind, params, width):
+    """mlp: an MLP of about `params` parameters (width -> width hidden layers, BatchNorm after the
+    first). embedding: an EmbeddingBag of about `params` parameters (rows of 64, dense gradients),
+    BatchNorm, a linear layer: the same gradient bytes for a small fraction of the compute."""
     torch.manual_seed(0)
+    if kind == "embedding":
+        return EmbeddingModel(params // 64, 64)
     layers = [nn.Linear(256, width), nn.BatchNorm1d(width), nn.ReLU()]
     total = 256 * width + width + 2 * width
     while total + width * width + width + width * 10 + 10 <= params:
@@ -72,8 +78,22 @@ def make_model(params, width):
     return nn.Sequential(*layers)
 
 
-def bench_ddp(rank, size, groups, gg, params, width, batch, reps, steps):
-    models = {name: DDP(make_model(params, width), process_group=group) for name, group in groups.items()}
+class EmbeddingModel(nn.Module):
+    def __init__(self, rows, dim):
+        super().__init__()
+        self.rows = rows
+        self.emb = nn.EmbeddingBag(rows, dim, mode="mean")
+        self.norm = nn.BatchNorm1d(dim)
+        self.out = nn.Linear(dim, 10)
+
+    def forward(self, x):
+        # x: float features as in the MLP; 16 rows per sample picked from them
+        idx = (x[:, :16].abs() * 1e6).long() % self.rows
+        return self.out(F.relu(self.norm(self.emb(idx))))
+
+
+def bench_ddp(rank, size, groups, gg, kind, params, width, batch, reps, steps):
+    models = {name: DDP(make_model(kind, params, width), process_group=group) for name, group in groups.items()}
     opts = {name: torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9) for name, m in models.items()}
     nparams = sum(p.numel() for p in next(iter(models.values())).parameters())
     times = {name: [] for name in groups}
@@ -117,7 +137,8 @@ def rank_main(rank, size, store_path, args):
     if args.mode in ("allreduce", "all"):
         result["allreduce"] = bench_allreduce(rank, size, groups, gg, args.sizes, args.reps, args.iters)
     if args.mode in ("ddp", "all"):
-        result["ddp"] = bench_ddp(rank, size, groups, gg, args.params, args.width, args.batch, args.reps, args.steps)
+        result["ddp"] = bench_ddp(rank, size, groups, gg, args.model, args.params, args.width, args.batch, args.reps,
+                                  args.steps)
     for g in groups.values():
         dist.destroy_process_group(g)
     dist.destroy_process_group()
@@ -141,6 +162,7 @@ def main():
     ap.add_argument("--reps", type=int, default=7, help="recorded repetitions per backend (plus one warm-up)")
     ap.add_argument("--sizes", type=size_arg, default=size_arg("1M,64M"), help="allreduce sizes in bytes (K/M suffix)")
     ap.add_argument("--iters", type=int, default=10, help="allreduce calls per block")
+    ap.add_argument("--model", choices=["mlp", "embedding"], default="mlp", help="DDP model (see make_model)")
     ap.add_argument("--params", type=int, default=6_600_000, help="DDP model size (parameters)")
     ap.add_argument("--width", type=int, default=1024, help="DDP hidden layer width")
     ap.add_argument("--batch", type=int, default=8, help="DDP batch per rank")
@@ -150,6 +172,7 @@ def main():
           f"{os.getloadavg()[0]:.1f}; "
           f"{args.reps} interleaved repetitions per backend; median (min-max); time = slowest rank")
     res = harness.run(rank_main, args.ranks, 1800, args)[0]
+    print(f"# load average at the end {os.getloadavg()[0]:.1f}")
     n = args.ranks
     if "allreduce" in res:
         print("\n| dist.all_reduce float32 | trellis busbw GB/s | gloo busbw GB/s | trellis time | gloo time | "
@@ -165,7 +188,7 @@ def main():
         d = res["ddp"]
         t = d["times"]
         ratio = statistics.median(t["gloo"]) / statistics.median(t["trellis"])
-        print(f"\nDDP: {d['params']} parameters ({d['grad_mb']:.1f} MB of float32 gradients), batch {args.batch} per "
+        print(f"\nDDP, {args.model} model: {d['params']} parameters ({d['grad_mb']:.1f} MB of float32 gradients), batch {args.batch} per "
               f"rank, {args.steps} steps per block; trellis and gloo final parameters agree within "
               f"{d['param_rel_diff']:.3g} relative")
         print("\n| DDP step | trellis ms | gloo ms | gloo / trellis |")

@@ -1,5 +1,7 @@
 #include "engine.h"
 
+#include <pthread.h>
+
 #include <stdexcept>
 #include <utility>
 
@@ -85,6 +87,7 @@ Outcome Engine::outcomeOf(trellisResult_t r, const std::string& what) {
 }
 
 void Engine::loop() {
+  pthread_setname_np(pthread_self(), "trellis-torch");  // as top and gdb show it
   for (;;) {
     std::vector<Op> ops;
     bool grouped = false;

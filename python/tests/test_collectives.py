@@ -402,6 +402,23 @@ def case_async(c, rank, size, tg, gg, store):
         dist.all_reduce(x, group=tg)
 
 
+def case_objects(c, rank, size, tg, gg):
+    """torch's object collectives (pickles in byte tensors, sizes in Long tensors) over both groups."""
+    mine = {"rank": rank, "payload": list(range(rank * 1000))}
+    got, ref = [None] * size, [None] * size
+    dist.all_gather_object(got, mine, group=tg)
+    dist.all_gather_object(ref, mine, group=gg)
+    c.count += 1
+    if got != ref:
+        c.failures.append("all_gather_object differs from gloo's")
+    for root in range(size):
+        got = [f"from {rank}", rank] if rank == root else [None, None]
+        dist.broadcast_object_list(got, src=root, group=tg)
+        c.count += 1
+        if got != [f"from {root}", root]:
+            c.failures.append(f"broadcast_object_list from {root}: got {got}")
+
+
 def case_errors(c, rank, size, tg, gg):
     """Calls Trellis cannot do raise at once, on the caller, naming what is wrong (no communication)."""
     def expect(what, fn, words):
@@ -436,7 +453,7 @@ def case_errors(c, rank, size, tg, gg):
 
 
 CASES = ["allreduce", "broadcast", "reduce", "allgather", "reduce_scatter", "alltoall", "gather_scatter",
-         "send_recv", "barrier", "async", "errors"]
+         "send_recv", "barrier", "async", "objects", "errors"]
 
 
 def rank_main(rank, size, store_path, cases):
