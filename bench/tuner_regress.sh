@@ -59,7 +59,7 @@ for rep in $(seq 1 "$REPS"); do
         wait_quiet
         echo "tuner_regress.sh: rep $rep/$REPS $n ranks $coll $which ($(( $(date +%s) - start )) s, load $(cut -d' ' -f1 /proc/loadavg))" >&2
         # shellcheck disable=SC2086
-        env LD_LIBRARY_PATH="$lib" ${EXTRA_ENV:-} timeout 900 "$run" -n "$n" "$bench" --op-name "$coll" -b 8 \
+        env LD_LIBRARY_PATH="$lib" ${EXTRA_ENV:-} nice -n "${NICE:-0}" timeout 900 "$run" -n "$n" "$bench" --op-name "$coll" -b 8 \
           -e "$MAXB" -f 4 -n "$ITERS" -w "$WARMUP" -c 0 --iter-time "${ITER_TIME:-mean}" -J "$raw/$which.$n.$coll.$rep.json" > /dev/null \
           2> "$raw/$which.$n.$coll.$rep.err" || echo "tuner_regress.sh: $which $n $coll failed" >&2
       done
