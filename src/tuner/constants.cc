@@ -41,6 +41,13 @@ const std::array<ConstantInfo, static_cast<size_t>(K::kCount)> kTable = {{
      "calibration probe on the project machine (median of 7 runs ~12; docs/TUNER.md)"},
     {K::kShmEagerMax, "shm.eager_max_bytes", 64 * kKiB, "B",
      "TRELLIS_SHM_CMA_MIN_BYTES default: smaller messages go through the ring slots (two copies)"},
+    {K::kShmHandshakeS, "shm.handshake_s", 70e-6, "s",
+     "a single-copy message (>= shm.eager_max_bytes) completes when the reader has been scheduled, has "
+     "read it and told the sender: on the shared project VM that is a sleep and a wake, 74-232 us in the "
+     "calibration probe's 2-rank ping-pong, and the measured gap between ring and direct AllReduce at "
+     "2 ranks, 512 KiB (378 vs 234 us, 2 such messages) and ring and direct ReduceScatter at 4 ranks, "
+     "2 MiB (1.16 vs 0.61 ms, 6): 70-90 us each (docs/TUNER.md); an idle host with a core per rank "
+     "spins: ~1 us (TRELLIS_TUNER_CALIBRATE=1 measures it)"},
     {K::kTcpLatencyS, "tcp.latency_s", 12e-6, "s",
      "one small message over loopback TCP, one way: calibration probe, docs/TUNER.md"},
     {K::kTcpMsgCpuS, "tcp.msg_cpu_s", 2e-6, "s", "send()/recv() system calls per message, each side"},

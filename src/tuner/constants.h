@@ -24,6 +24,7 @@ enum class K : int {
   kShmMsgCpuS,      // CPU per message on each side (post, poll, ring slot)
   kShmReadBps,      // single-copy read of a peer's memory (process_vm_readv) by one core
   kShmEagerMax,     // messages below this go through the ring slots: one extra copy by the sender
+  kShmHandshakeS,   // per single-copy message on a step's critical path (reader woken, reads, acks)
   // TCP (loopback on one host, or across hosts).
   kTcpLatencyS,     // one small message, one way, loopback
   kTcpMsgCpuS,      // CPU per message on each side (system calls)

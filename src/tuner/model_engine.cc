@@ -81,6 +81,8 @@ void Engine::flow(int src, int dst, double bytes, double msgs) {
   const PathCost& p = a == b ? s_.intra : s_.net;
   double lat = p.latencyS;
   const double perMsg = msgs > 0 ? bytes / msgs : bytes;
+  // Single-copy messages: chunk after chunk, the reader must run, read and tell the sender.
+  if (p.rendezvousMinBytes > 0 && perMsg >= p.rendezvousMinBytes) lat += msgs * p.handshakeS;
   double sendCpu = bytes * p.sendCpuPerByte + msgs * p.cpuPerMsg;
   double recvCpu = bytes * p.recvCpuPerByte + msgs * p.cpuPerMsg;
   double memA = (p.sendCpuPerByte > 0 ? 2 : 0) * bytes, memB = (p.recvCpuPerByte > 0 ? 2 : 0) * bytes;

@@ -118,6 +118,8 @@ PathCost shmPath(const Constants& c) {
   p.recvCpuPerByte = 1 / c[K::kShmReadBps];  // the receiver pulls large messages in one copy
   p.cpuPerMsg = c[K::kShmMsgCpuS];
   p.eagerMaxBytes = c[K::kShmEagerMax];
+  p.rendezvousMinBytes = c[K::kShmEagerMax];  // single-copy reads: the sender waits for the reader
+  p.handshakeS = c[K::kShmHandshakeS];
   return p;
 }
 

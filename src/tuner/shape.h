@@ -20,6 +20,10 @@ struct PathCost {
   double recvCpuPerByte = 0; ///< receiver CPU seconds per byte
   double cpuPerMsg = 0;      ///< CPU seconds per message on each side
   double eagerMaxBytes = 0;  ///< messages below this cost an extra sender copy (shm ring slots)
+  double rendezvousMinBytes = 0;  ///< messages from this size complete only when the receiver has
+                                  ///< read them (0: never) ...
+  double handshakeS = 0;          ///< ... each such message then costs this on the step's critical
+                                  ///< path (the reader is woken, reads, tells the sender)
   double streamBps = 0;      ///< ceiling of one stream / connection (0: none); channels multiply it
 };
 
