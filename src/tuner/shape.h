@@ -58,6 +58,10 @@ struct Shape {
   double memBps = 0;            ///< memory traffic of one node (0: not limited)
   double wakeS = 0;             ///< per step when a node has more ranks than cores
   double callS = 0;             ///< per call (checks, lookup, launch)
+  double cacheBytes = 0;        ///< a rank's buffers up to this stay cached between calls (0: no cache model)
+  double cacheSpeedup = 1;      ///< CPU byte rates there, over the table's
+  double streamBytes = 0;       ///< beyond this the buffers stream from shared memory (0: never) ...
+  double streamFactor = 1;      ///< ... at this fraction of the table's rates
 
   int nranks() const { return static_cast<int>(nodeOfRank.size()); }
   int nodes() const;
@@ -75,6 +79,10 @@ struct Shape {
 /// numbering, the order topology-aware placement gives); rank k of a node uses rail
 /// k * rails / ranksOnNode.
 void placeNodeMajor(Shape* s, const std::vector<int>& ranksPerNode);
+
+/// Ranks that outnumber their node's cores yield instead of spinning: sets the shared-memory
+/// latency accordingly (shm.yield_latency_s or shm.latency_s). Call after changing the placement.
+void applyWaitPolicy(Shape* s, const Constants& c);
 
 /// Path costs of each kind from the constants.
 PathCost shmPath(const Constants& c);
