@@ -12,6 +12,8 @@
 #        RAW=dir         keep the raw trellis-bench JSON there (default: a temporary directory)
 #        PREDICT_ONLY=1  measure nothing: re-predict and re-tabulate the runs already in RAW
 #        TUNE_ARGS="..." extra trellis-topo tune arguments (e.g. --set shm.read_bps=1e10)
+#        ITER_TIME=mean  trellis-bench --iter-time: mean (nccl-tests) or min (the fastest iteration)
+#        NICE=0          scheduling priority of the measured runs (root may give -20 on a shared machine)
 #        MIN_IDLE=80     before each run wait (up to WAIT_S=1800 s) until this percentage of the CPUs was
 #                        idle for 3 s: the machine is shared, and a loaded machine measures the load
 # The table reports the median 1-minute load average seen at the start of a row's runs.
@@ -75,8 +77,8 @@ for rep in $(seq 1 "$REPS"); do
         for sz in $SIZES; do  # one size per run: each size gets its own warm-up
           wait_quiet
           cut -d' ' -f1 /proc/loadavg > "$f.$sz.load"
-          env "${env[@]}" timeout 600 "$run" -n "$n" "$bench" --op-name "$coll" -b "$sz" -e "$sz" \
-            -n "$ITERS" -w "$WARMUP" -c 0 -J "$f.$sz.json" > /dev/null 2> "$f.$sz.err" &&
+          env "${env[@]}" nice -n "${NICE:-0}" timeout 600 "$run" -n "$n" "$bench" --op-name "$coll" -b "$sz" -e "$sz" \
+            -n "$ITERS" -w "$WARMUP" -c 0 --iter-time "${ITER_TIME:-mean}" -J "$f.$sz.json" > /dev/null 2> "$f.$sz.err" &&
             rm -f "$f.$sz.err" ||
             echo "tuner_accuracy.sh: $wire $n $pair $sz failed: $(tail -2 "$f.$sz.err")" >&2
         done

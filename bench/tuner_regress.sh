@@ -6,7 +6,9 @@
 # slower (a ratio > 1.05).
 #
 # Usage: bench/tuner_regress.sh BASE NEW OUT.md
-#   BASE, NEW: a build directory, or a directory holding trellis-run, trellis-bench and libtrellis.so*
+#   BASE, NEW: a build directory, or a directory holding trellis-run, trellis-bench and libtrellis.so*.
+#   NEW's trellis-run and trellis-bench run both sides, each against its own libtrellis.so (only the
+#   library differs; the C API is the same), so BASE may be an older build whose bench lacks options.
 #   env: RANKS="2 4" COLLS="allreduce broadcast reduce allgather reducescatter alltoall" REPS=5
 #        MAXB=64M ITERS=20 WARMUP=5 MIN_IDLE (wait until this percentage of the CPUs was idle
 #        for 3 s, up to WAIT_S=1800 s per run) EXTRA_ENV="TRELLIS_TRANSPORT=tcp" (applied to both)
@@ -52,12 +54,13 @@ for rep in $(seq 1 "$REPS"); do
       for which in base new; do
         dir=$base
         [ "$which" = new ] && dir=$new
-        read -r run bench lib <<< "$(tools "$dir")"
+        read -r _ _ lib <<< "$(tools "$dir")"
+        read -r run bench _ <<< "$(tools "$new")"
         wait_quiet
         echo "tuner_regress.sh: rep $rep/$REPS $n ranks $coll $which ($(( $(date +%s) - start )) s, load $(cut -d' ' -f1 /proc/loadavg))" >&2
         # shellcheck disable=SC2086
-        env LD_LIBRARY_PATH="$lib" ${EXTRA_ENV:-} timeout 900 "$run" -n "$n" "$bench" --op-name "$coll" -b 8 \
-          -e "$MAXB" -f 4 -n "$ITERS" -w "$WARMUP" -c 0 -J "$raw/$which.$n.$coll.$rep.json" > /dev/null \
+        env LD_LIBRARY_PATH="$lib" ${EXTRA_ENV:-} nice -n "${NICE:-0}" timeout 900 "$run" -n "$n" "$bench" --op-name "$coll" -b 8 \
+          -e "$MAXB" -f 4 -n "$ITERS" -w "$WARMUP" -c 0 --iter-time "${ITER_TIME:-mean}" -J "$raw/$which.$n.$coll.$rep.json" > /dev/null \
           2> "$raw/$which.$n.$coll.$rep.err" || echo "tuner_regress.sh: $which $n $coll failed" >&2
       done
     done

@@ -1,6 +1,10 @@
 // What the tuner costs: a cached decision per call (the communicator's path), and a first decision
-// (every algorithm and chunk predicted) on a one-host shape and on the 128 x 8 x 8 fat tree.
+// (every algorithm and chunk predicted) on a one-host shape and on the 128 x 8 x 8 fat tree; and
+// memcpy by size, the machine fact behind the model's cache constants.
 #include <benchmark/benchmark.h>
+
+#include <cstring>
+#include <vector>
 
 #include "tuner/select.h"
 
@@ -51,6 +55,18 @@ BENCHMARK(BM_FirstDecision)
                     static_cast<int>(Coll::kAllGather)},
                    {0, 1}})
     ->Unit(benchmark::kMillisecond);
+
+// memcpy by buffer size: the cache regimes behind host.cache_speedup and host.stream_factor.
+void BM_MemcpyFootprint(benchmark::State& state) {
+  const size_t n = static_cast<size_t>(state.range(0));
+  std::vector<char> a(n, 1), b(n, 2);
+  for (auto _ : state) {
+    std::memcpy(b.data(), a.data(), n);
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * static_cast<int64_t>(n));
+}
+BENCHMARK(BM_MemcpyFootprint)->RangeMultiplier(4)->Range(128 << 10, 64 << 20);
 
 }  // namespace
 

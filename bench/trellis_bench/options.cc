@@ -146,6 +146,10 @@ int parseArgs(int argc, char** argv, Config* cfg) {
                  "combine times over ranks: 0 rank 0, 1 average, 2 min, 3 max "
                  "(default 1)")
       ->check(CLI::Range(0, 3));
+  app.add_option("--iter-time", cfg->iterTime,
+                 "mean (default, nccl-tests: total / iterations) or min (each iteration timed after a "
+                 "barrier, the fastest kept; for loaded machines)")
+      ->check(CLI::IsMember({"mean", "min"}));
   app.add_option("-J,--output_file", cfg->jsonFile, "write every row as JSON to this file");
   app.add_option("-t,--nthreads", nthreads, "threads per process (only 1)")
       ->check(CLI::Range(1, 1));

@@ -19,6 +19,9 @@ struct Config {
   size_t minBytes = 32 << 20, maxBytes = 32 << 20, stepBytes = 1 << 20;
   double factor = 0;  ///< 0: add stepBytes each step
   int iters = 20, warmup = 1, aggIters = 1, check = 1, average = 1;
+  /// "mean": total time / iterations (nccl-tests); "min": every iteration timed on its own after a
+  /// barrier, the fastest kept (a shared, loaded machine: the iterations nothing preempted).
+  std::string iterTime = "mean";
   int debugCorrupt = 0;  ///< test hook: rank 0 spoils this many output elements before checking
   bool typeColumnFromList = false;  ///< print the type as given (`float`) rather than canonical
   std::string typeArg = "float";

@@ -1,5 +1,6 @@
 #include "runner.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 
@@ -19,13 +20,23 @@ double Runner::timeIt(Coll c, size_t param, trellisDataType_t dt, trellisRedOp_t
   // A failed call ends this rank here (the caller exits and the launcher stops the others);
   // joining the barrier would leave the peers waiting in a collective this rank never posts.
   if (!err->empty()) return 0;
-  impl_.barrier();
-  const auto t0 = std::chrono::steady_clock::now();
-  const int total = cfg_.iters * cfg_.aggIters;
-  for (int i = 0; i < total && err->empty(); ++i) *err = impl_.run(c, in, out, param, dt, op, root);
-  const double us =
-      std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count() /
-      total;
+  double us = 0;
+  if (cfg_.iterTime == "min") {
+    us = 1e300;
+    for (int i = 0; i < cfg_.iters && err->empty(); ++i) {
+      impl_.barrier();
+      const auto t0 = std::chrono::steady_clock::now();
+      for (int j = 0; j < cfg_.aggIters && err->empty(); ++j) *err = impl_.run(c, in, out, param, dt, op, root);
+      us = std::min(us, std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count() /
+                            cfg_.aggIters);
+    }
+  } else {
+    impl_.barrier();
+    const auto t0 = std::chrono::steady_clock::now();
+    const int total = cfg_.iters * cfg_.aggIters;
+    for (int i = 0; i < total && err->empty(); ++i) *err = impl_.run(c, in, out, param, dt, op, root);
+    us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count() / total;
+  }
   if (!err->empty()) return 0;
   switch (cfg_.average) {
     case 0:

@@ -186,8 +186,10 @@ Result<Constants> calibrate(algos::Exec& exec, const Shape& shape, const Constan
   }
   const bool over = shape.oversubscribed();
   if (shape.intraKind == IntraKind::kShm) {
-    put(K::kShmLatencyS, v[kIntraLat], over ? "8 B ping-pong, ranks outnumber cores (includes wake-ups)" : "8 B ping-pong");
+    if (over) put(K::kShmYieldLatencyS, v[kIntraLat], "8 B ping-pong, ranks outnumber cores (includes wake-ups)");
+    else put(K::kShmLatencyS, v[kIntraLat], "8 B ping-pong");
     put(K::kShmReadBps, v[kIntraBw], "4 MiB one way (single-copy read by the receiver)");
+    put(K::kShmHandshakeS, v[kIntraLat], "8 B ping-pong: a single-copy message's handshake costs one such wait");
   } else if (shape.intraKind == IntraKind::kTcp) {
     put(K::kTcpLatencyS, v[kIntraLat], "8 B ping-pong over loopback TCP");
     put(K::kTcpSendBps, v[kIntraBw], "4 MiB one way over loopback TCP");

@@ -31,9 +31,27 @@ const std::array<ConstantInfo, static_cast<size_t>(K::kCount)> kTable = {{
     {K::kCallS, "host.call_s", 0.6e-6, "s",
      "per call: argument checks, the tuner's cached lookup, set-up; 2-rank calls of 32 B take 2.0-2.5 us "
      "(PERFORMANCE.md, 2-rank tables) of which one exchange is ~1.5 us"},
-    {K::kShmLatencyS, "shm.latency_s", 0.9e-6, "s",
-     "2-rank AllReduce 32 B..512 B: 2.1-2.2 us for one exchange + reduce + call overhead "
-     "(docs/PERFORMANCE.md, 2-rank table)"},
+    {K::kCacheBytes, "host.cache_bytes", 2.0 * 1024 * 1024, "B",
+     "L2 per core of the project VM (lscpu: 2 MiB); a rank's send + receive buffers up to this size are "
+     "cache-resident across calls"},
+    {K::kCacheSpeedup, "host.cache_speedup", 3.1, "1",
+     "memcpy on the project VM, trellis-micro-tuner --benchmark_filter=Memcpy (nice -20, median of 3, "
+     "docs/TUNER.md): 40-42 GiB/s for 128-256 KiB against 12.0-12.2 GiB/s for 4-16 MiB, the regime "
+     "the rates above were measured in"},
+    {K::kStreamBytes, "host.stream_bytes", 32.0 * 1024 * 1024, "B",
+     "above this a rank's buffers stream from memory the VM shares with its neighbours"},
+    {K::kStreamFactor, "host.stream_factor", 0.45, "1",
+     "the same memcpy at 64 MiB: 5.5 GiB/s against 12.0 at 16 MiB"},
+    {K::kShmLatencyS, "shm.latency_s", 50e-6, "s",
+     "two ranks with a core each wait by spinning, then sleeping: on the shared project VM the peer is "
+     "rarely running when the spin ends, so a step costs a sleep and a wake: 74-232 us one way in the "
+     "calibration probe's 8 B ping-pong; 50 us per step fits the interleaved A/B of ring (2 steps, "
+     "112 us) and direct (3 steps, 148 us) AllReduce at 2 ranks, 32 KiB (docs/TUNER.md). An idle host "
+     "spins: ~1 us (2-rank AllReduce of 32 B in 2.1 us, PERFORMANCE.md); TRELLIS_TUNER_CALIBRATE=1 "
+     "measures it"},
+    {K::kShmYieldLatencyS, "shm.yield_latency_s", 2.3e-6, "s",
+     "when ranks outnumber cores a waiting rank yields its core to the one it waits for: 2.3 us one "
+     "way in the calibration probe at 4 ranks on 2 cores (the wake-ups are host.wake_s)"},
     {K::kShmMsgCpuS, "shm.msg_cpu_s", 0.3e-6, "s",
      "posting + polling one message, each side: part of the same 2.1 us"},
     {K::kShmReadBps, "shm.read_bps", 12 * kGB, "B/s",
@@ -41,6 +59,13 @@ const std::array<ConstantInfo, static_cast<size_t>(K::kCount)> kTable = {{
      "calibration probe on the project machine (median of 7 runs ~12; docs/TUNER.md)"},
     {K::kShmEagerMax, "shm.eager_max_bytes", 64 * kKiB, "B",
      "TRELLIS_SHM_CMA_MIN_BYTES default: smaller messages go through the ring slots (two copies)"},
+    {K::kShmHandshakeS, "shm.handshake_s", 70e-6, "s",
+     "a single-copy message (>= shm.eager_max_bytes) completes when the reader has been scheduled, has "
+     "read it and told the sender: on the shared project VM that is a sleep and a wake, 74-232 us in the "
+     "calibration probe's 2-rank ping-pong, and the measured gap between ring and direct AllReduce at "
+     "2 ranks, 512 KiB (378 vs 234 us, 2 such messages) and ring and direct ReduceScatter at 4 ranks, "
+     "2 MiB (1.16 vs 0.61 ms, 6): 70-90 us each (docs/TUNER.md); an idle host with a core per rank "
+     "spins: ~1 us (TRELLIS_TUNER_CALIBRATE=1 measures it)"},
     {K::kTcpLatencyS, "tcp.latency_s", 12e-6, "s",
      "one small message over loopback TCP, one way: calibration probe, docs/TUNER.md"},
     {K::kTcpMsgCpuS, "tcp.msg_cpu_s", 2e-6, "s", "send()/recv() system calls per message, each side"},

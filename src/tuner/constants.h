@@ -19,11 +19,17 @@ enum class K : int {
   kMemBps,          // memory traffic of one host, all cores together (bytes read + written)
   kWakeS,           // a waiting rank woken from sleep (ranks outnumber cores): per step
   kCallS,           // per collective call on host buffers (checks, the tuner's lookup, set-up)
+  kCacheBytes,      // a rank's buffers up to this size stay in its core's cache between calls ...
+  kCacheSpeedup,    // ... and its copies / reductions / reads run this much faster there
+  kStreamBytes,     // buffers above this stream from memory shared with the rest of the machine ...
+  kStreamFactor,    // ... at this fraction of the table's rates
   // Shared memory between ranks of one host.
-  kShmLatencyS,     // one small message, one way, ranks spinning on their own cores
+  kShmLatencyS,     // one small message, one way, ranks with a core each (spin, then sleep)
+  kShmYieldLatencyS,// the same when ranks outnumber cores (waiting ranks yield their core)
   kShmMsgCpuS,      // CPU per message on each side (post, poll, ring slot)
   kShmReadBps,      // single-copy read of a peer's memory (process_vm_readv) by one core
   kShmEagerMax,     // messages below this go through the ring slots: one extra copy by the sender
+  kShmHandshakeS,   // per single-copy message on a step's critical path (reader woken, reads, acks)
   // TCP (loopback on one host, or across hosts).
   kTcpLatencyS,     // one small message, one way, loopback
   kTcpMsgCpuS,      // CPU per message on each side (system calls)

@@ -518,6 +518,15 @@ Prediction predict(const Shape& s, Engine& e, const algos::Hierarchy* h, const s
   }
   Ctx c{s, e, std::max(bytes, 0.0), knobs, n, h, topo};
   e.setChannels(knobs.channels);
+  // A rank's buffers (send + receive; the nccl-tests size S is the larger) decide where its bytes
+  // come from: its core's cache (calls repeat on the same buffers), or memory shared with others.
+  double scale = 1;
+  if (s.cpuDriven) {
+    const double footprint = c.S * (knobs.inPlace ? 1 : 2);
+    if (s.cacheBytes > 0 && footprint <= s.cacheBytes) scale = s.cacheSpeedup;
+    else if (s.streamBytes > 0 && footprint > s.streamBytes) scale = s.streamFactor;
+  }
+  e.setRateScale(scale);
   double t = 0;
   if (!m->fn(c, &t, &p.why)) return p;
   p.supported = true;

@@ -81,11 +81,13 @@ void Engine::flow(int src, int dst, double bytes, double msgs) {
   const PathCost& p = a == b ? s_.intra : s_.net;
   double lat = p.latencyS;
   const double perMsg = msgs > 0 ? bytes / msgs : bytes;
-  double sendCpu = bytes * p.sendCpuPerByte + msgs * p.cpuPerMsg;
-  double recvCpu = bytes * p.recvCpuPerByte + msgs * p.cpuPerMsg;
+  // Single-copy messages: chunk after chunk, the reader must run, read and tell the sender.
+  if (p.rendezvousMinBytes > 0 && perMsg >= p.rendezvousMinBytes) lat += msgs * p.handshakeS;
+  double sendCpu = bytes * p.sendCpuPerByte / rate_ + msgs * p.cpuPerMsg;
+  double recvCpu = bytes * p.recvCpuPerByte / rate_ + msgs * p.cpuPerMsg;
   double memA = (p.sendCpuPerByte > 0 ? 2 : 0) * bytes, memB = (p.recvCpuPerByte > 0 ? 2 : 0) * bytes;
   if (perMsg < p.eagerMaxBytes && s_.copyBps > 0) {  // through ring slots: the sender copies too
-    sendCpu += bytes / s_.copyBps;
+    sendCpu += bytes / s_.copyBps / rate_;
     memA += 2 * bytes;
   }
   cpu(src, sendCpu);
@@ -122,20 +124,20 @@ void Engine::flow(int src, int dst, double bytes, double msgs) {
 
 void Engine::reduce(int rank, double bytes) {
   if (bytes <= 0 || s_.reduceBps <= 0) return;
-  cpu(rank, bytes / s_.reduceBps);
+  cpu(rank, bytes / s_.reduceBps / rate_);
   mem(nodeOf(rank), 3 * bytes);
 }
 
 void Engine::copy(int rank, double bytes) {
   if (bytes <= 0 || s_.copyBps <= 0) return;
-  cpu(rank, bytes / s_.copyBps);
+  cpu(rank, bytes / s_.copyBps / rate_);
   mem(nodeOf(rank), 2 * bytes);
 }
 
 void Engine::readPeer(int reader, int owner, double bytes) {
   (void)owner;
   if (bytes <= 0 || s_.directReadBps <= 0) return;
-  cpu(reader, bytes / s_.directReadBps);
+  cpu(reader, bytes / s_.directReadBps / rate_);
   mem(nodeOf(reader), 2 * bytes);
 }
 

@@ -26,6 +26,8 @@ class Engine {
   int nodeOf(int r) const { return s_.nodeOfRank[r]; }
   /// Channels the current step's flows are striped over.
   void setChannels(int c) { channels_ = c < 1 ? 1 : c; }
+  /// CPU byte rates for this prediction relative to the table's (cache-resident or streaming).
+  void setRateScale(double x) { rate_ = x > 0 ? x : 1; }
 
   /// `bytes` from src to dst in `msgs` messages (a zero-byte message still costs its latency and
   /// per-message CPU). src == dst is a local copy.
@@ -54,6 +56,7 @@ class Engine {
   std::vector<int> cores_;    // per node
   std::vector<int> group_;    // leaf group per node
   int channels_ = 1;
+  double rate_ = 1;
   double lat_ = 0, stream_ = 0;
   bool wire_ = false;
   bool wake_ = false;     // some node has more ranks than cores: waits sleep and are woken

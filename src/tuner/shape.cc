@@ -118,6 +118,8 @@ PathCost shmPath(const Constants& c) {
   p.recvCpuPerByte = 1 / c[K::kShmReadBps];  // the receiver pulls large messages in one copy
   p.cpuPerMsg = c[K::kShmMsgCpuS];
   p.eagerMaxBytes = c[K::kShmEagerMax];
+  p.rendezvousMinBytes = c[K::kShmEagerMax];  // single-copy reads: the sender waits for the reader
+  p.handshakeS = c[K::kShmHandshakeS];
   return p;
 }
 
@@ -154,7 +156,13 @@ PathCost nvlinkPath(const Constants& c) {
   return p;
 }
 
+void applyWaitPolicy(Shape* s, const Constants& c) {
+  if (s->intraKind != IntraKind::kShm) return;
+  s->intra.latencyS = s->oversubscribed() ? c[K::kShmYieldLatencyS] : c[K::kShmLatencyS];
+}
+
 namespace {
+
 void hostCompute(Shape* s, const Constants& c) {
   s->cpuDriven = true;
   s->reduceBps = c[K::kReduceBps];
@@ -162,6 +170,10 @@ void hostCompute(Shape* s, const Constants& c) {
   s->memBps = c[K::kMemBps];
   s->wakeS = c[K::kWakeS];
   s->callS = c[K::kCallS];
+  s->cacheBytes = c[K::kCacheBytes];
+  s->cacheSpeedup = c[K::kCacheSpeedup];
+  s->streamBytes = c[K::kStreamBytes];
+  s->streamFactor = c[K::kStreamFactor];
   s->directReadBps = c[K::kShmReadBps];
 }
 }  // namespace
@@ -186,6 +198,7 @@ Shape shapeFromHosts(const std::vector<uint64_t>& hostOfRank, const std::vector<
   s.netKind = NetKind::kTcp;
   s.net = tcpNetPath(c, 0);  // tcp.net_bps: from topology files, calibration or the table
   hostCompute(&s, c);
+  applyWaitPolicy(&s, c);
   return s;
 }
 
@@ -217,6 +230,7 @@ Shape uniformShape(const UniformSpec& u, const Constants& c) {
     s.net = tcpNetPath(c, u.nicBps);
     hostCompute(&s, c);
     s.direct = u.direct && !u.intraTcp && u.nodes <= 1;
+    applyWaitPolicy(&s, c);
   }
   return s;
 }

@@ -20,6 +20,10 @@ struct PathCost {
   double recvCpuPerByte = 0; ///< receiver CPU seconds per byte
   double cpuPerMsg = 0;      ///< CPU seconds per message on each side
   double eagerMaxBytes = 0;  ///< messages below this cost an extra sender copy (shm ring slots)
+  double rendezvousMinBytes = 0;  ///< messages from this size complete only when the receiver has
+                                  ///< read them (0: never) ...
+  double handshakeS = 0;          ///< ... each such message then costs this on the step's critical
+                                  ///< path (the reader is woken, reads, tells the sender)
   double streamBps = 0;      ///< ceiling of one stream / connection (0: none); channels multiply it
 };
 
@@ -54,6 +58,10 @@ struct Shape {
   double memBps = 0;            ///< memory traffic of one node (0: not limited)
   double wakeS = 0;             ///< per step when a node has more ranks than cores
   double callS = 0;             ///< per call (checks, lookup, launch)
+  double cacheBytes = 0;        ///< a rank's buffers up to this stay cached between calls (0: no cache model)
+  double cacheSpeedup = 1;      ///< CPU byte rates there, over the table's
+  double streamBytes = 0;       ///< beyond this the buffers stream from shared memory (0: never) ...
+  double streamFactor = 1;      ///< ... at this fraction of the table's rates
 
   int nranks() const { return static_cast<int>(nodeOfRank.size()); }
   int nodes() const;
@@ -71,6 +79,10 @@ struct Shape {
 /// numbering, the order topology-aware placement gives); rank k of a node uses rail
 /// k * rails / ranksOnNode.
 void placeNodeMajor(Shape* s, const std::vector<int>& ranksPerNode);
+
+/// Ranks that outnumber their node's cores yield instead of spinning: sets the shared-memory
+/// latency accordingly (shm.yield_latency_s or shm.latency_s). Call after changing the placement.
+void applyWaitPolicy(Shape* s, const Constants& c);
 
 /// Path costs of each kind from the constants.
 PathCost shmPath(const Constants& c);

@@ -200,7 +200,10 @@ int runTune(const TuneArgs& a) {
   u.ranksPerNode = perNode.empty() ? defaultRanks : perNode[0];
   if (static_cast<int64_t>(u.nodes) * u.ranksPerNode > (1 << 16)) return fail("more than 65536 ranks");
   tuner::Shape shape = tuner::uniformShape(u, c);
-  if (perNode.size() > 1) tuner::placeNodeMajor(&shape, perNode);
+  if (perNode.size() > 1) {
+    tuner::placeNodeMajor(&shape, perNode);
+    tuner::applyWaitPolicy(&shape, c);
+  }
   if (haveFabric && static_cast<int>(fabric.groupOfNode.size()) == shape.nodes()) shape.groupOfNode = fabric.groupOfNode;
   if (haveNode && u.gpu && node.gpuPathBps > 0 && !node.nvlink) {  // GPUs over PCIe: that path's rate
     shape.intra.bytesPerS = node.gpuPathBps;
