@@ -18,12 +18,13 @@ for path in sorted(glob.glob(os.path.join(out, "r*.*.*.json"))):
     wrong += d["wrong_total"]
     for r in d["rows"]:
         rows.setdefault((coll, config), {}).setdefault(r["size"], []).append(r["outofplace"]["busbw_gbps"])
-choice = {}  # (coll, bytes per rank) -> algorithm, from the aware runs' tuner log
+choice = {}  # (coll, size as trellis-bench prints it) -> algorithm, from the aware runs' tuner log
 for path in glob.glob(os.path.join(out, "r*.*.aware.log")):
     for line in open(path):
-        m = re.search(r"(\w+) (\d+) bytes on \d+ ranks -> (\w+)", line)
+        # "allreduce 1048576 B on 8 ranks: hier (model, cached)" (sizes as nccl-tests count them)
+        m = re.search(r"(\w+) (\d+) B on \d+ ranks: (\w+)", line)
         if m:
-            choice[(m.group(1), int(m.group(2)))] = m.group(3)
+            choice.setdefault((m.group(1), int(m.group(2))), set()).add(m.group(3))
 
 def human(n):
     for unit, f in (("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)):
@@ -51,8 +52,7 @@ for coll in ("allreduce", "alltoall"):
     for size in sizes:
         runs = {c: rows[(coll, c)][size] for c in order if size in rows[(coll, c)]}
         med = {c: statistics.median(v) for c, v in runs.items()}
-        per_rank = size if coll == "allreduce" else size // nranks
-        ch = choice.get((coll, per_rank), "?")
+        ch = "/".join(sorted(choice.get((coll, size), {"?"})))
         blinds = [c for c in ("blind", "blind1") if c in med]
         best = max(blinds, key=lambda c: med[c]) if blinds else None
         ratio = "-"
