@@ -63,4 +63,22 @@ for coll in ("allreduce", "alltoall"):
         cells = " | ".join(f"{med[c]:.3g}" if c in med else "-" for c in order)
         print(f"| {human(size)} | {cells} | {ch} | {ratio} |")
 print()
+print("Median time per call in ms (out of place), sizes >= 1 MiB, for comparing with the cost model:")
+for coll in ("allreduce", "alltoall"):
+    configs = sorted(c for (k, c) in rows if k == coll)
+    if not configs:
+        continue
+    sizes = sorted({s for c in configs for s in rows[(coll, c)] if s >= 1 << 20})
+    times = {}
+    for path in sorted(glob.glob(os.path.join(out, f"r*.{coll}.*.json"))):
+        config = os.path.basename(path)[:-5].split(".", 2)[2]
+        for r in json.load(open(path))["rows"]:
+            times.setdefault((config, r["size"]), []).append(r["outofplace"]["time_us"] / 1000)
+    print()
+    print(f"| {coll} | " + " | ".join(human(s) for s in sizes) + " |")
+    print("|---|" + "---:|" * len(sizes))
+    for c in configs:
+        cells = " | ".join(f"{statistics.median(times[(c, s)]):.1f}" if (c, s) in times else "-" for s in sizes)
+        print(f"| {c} | {cells} |")
+print()
 print(f"wrong values in all rows: {wrong}")
