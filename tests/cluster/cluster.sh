@@ -38,6 +38,16 @@ MAXB=${MAXB:-64M}
 ITERS=${ITERS:-5}
 REPS=${REPS:-3}
 RUN_TIMEOUT=${RUN_TIMEOUT:-900}
+lanes() {  # "400mbit" -> 8 (lanes of 50 Mbit/s)
+  local m=${1%mbit}
+  if ! [[ "$1" =~ ^[0-9]+mbit$ ]] || [ $((m % 50)) -ne 0 ] || [ "$m" -eq 0 ]; then
+    echo "error: rates are multiples of 50mbit (got '$1')" >&2
+    return 1
+  fi
+  echo $((m / 50))
+}
+RAIL_LANES=$(lanes "$RAIL_RATE") || exit 2
+SPINE_LANES=$(lanes "$SPINE_RATE") || exit 2
 BENCH="$BUILD/bench/trellis_bench/trellis-bench"
 NRANKS=$((NODES * RPN))
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -160,10 +170,12 @@ for i in $(seq 0 $((NODES - 1))); do
     echo "]}"
   } > "$WORK/topo.node$i.json"
 done
+# The cluster file gives cable rates as InfiniBand lanes, 1xSDR per 50 Mbit/s, so the ratio of
+# host ports to uplinks (the spine's oversubscription, which the tuner reads) is the emulated one.
 cat > "$WORK/fabric.json" << EOF
-{"format": "trellis-cluster", "version": 1,
+{"format": "trellis-cluster", "version": 1, "link": "${RAIL_LANES}xSDR",
  "spines": [{"name": "spine0"}],
- "leaves": [{"name": "leaf-r[0-$((RAILS - 1))]", "uplinks": ["spine0"]}],
+ "leaves": [{"name": "leaf-r[0-$((RAILS - 1))]", "uplinks": ["spine0"], "uplink_link": "${SPINE_LANES}xSDR"}],
  "nodes": [{"name": "node[0-$((NODES - 1))]", "leaves": ["leaf-r[0-$((RAILS - 1))]"]}]}
 EOF
 

@@ -18,12 +18,13 @@ for path in sorted(glob.glob(os.path.join(out, "r*.*.*.json"))):
     wrong += d["wrong_total"]
     for r in d["rows"]:
         rows.setdefault((coll, config), {}).setdefault(r["size"], []).append(r["outofplace"]["busbw_gbps"])
-choice = {}  # (coll, bytes per rank) -> algorithm, from the aware runs' tuner log
+choice = {}  # (coll, size as trellis-bench prints it) -> algorithm, from the aware runs' tuner log
 for path in glob.glob(os.path.join(out, "r*.*.aware.log")):
     for line in open(path):
-        m = re.search(r"(\w+) (\d+) bytes on \d+ ranks -> (\w+)", line)
+        # "allreduce 1048576 B on 8 ranks: hier (model, cached)" (sizes as nccl-tests count them)
+        m = re.search(r"(\w+) (\d+) B on \d+ ranks: (\w+)", line)
         if m:
-            choice[(m.group(1), int(m.group(2)))] = m.group(3)
+            choice.setdefault((m.group(1), int(m.group(2))), set()).add(m.group(3))
 
 def human(n):
     for unit, f in (("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)):
@@ -51,8 +52,7 @@ for coll in ("allreduce", "alltoall"):
     for size in sizes:
         runs = {c: rows[(coll, c)][size] for c in order if size in rows[(coll, c)]}
         med = {c: statistics.median(v) for c, v in runs.items()}
-        per_rank = size if coll == "allreduce" else size // nranks
-        ch = choice.get((coll, per_rank), "?")
+        ch = "/".join(sorted(choice.get((coll, size), {"?"})))
         blinds = [c for c in ("blind", "blind1") if c in med]
         best = max(blinds, key=lambda c: med[c]) if blinds else None
         ratio = "-"
@@ -62,5 +62,23 @@ for coll in ("allreduce", "alltoall"):
             ratio = f"{med['aware'] / med[best]:.2f}x ({lo:.2f}-{hi:.2f}, vs {best})"
         cells = " | ".join(f"{med[c]:.3g}" if c in med else "-" for c in order)
         print(f"| {human(size)} | {cells} | {ch} | {ratio} |")
+print()
+print("Median time per call in ms (out of place), sizes >= 1 MiB, for comparing with the cost model:")
+for coll in ("allreduce", "alltoall"):
+    configs = sorted(c for (k, c) in rows if k == coll)
+    if not configs:
+        continue
+    sizes = sorted({s for c in configs for s in rows[(coll, c)] if s >= 1 << 20})
+    times = {}
+    for path in sorted(glob.glob(os.path.join(out, f"r*.{coll}.*.json"))):
+        config = os.path.basename(path)[:-5].split(".", 2)[2]
+        for r in json.load(open(path))["rows"]:
+            times.setdefault((config, r["size"]), []).append(r["outofplace"]["time_us"] / 1000)
+    print()
+    print(f"| {coll} | " + " | ".join(human(s) for s in sizes) + " |")
+    print("|---|" + "---:|" * len(sizes))
+    for c in configs:
+        cells = " | ".join(f"{statistics.median(times[(c, s)]):.1f}" if (c, s) in times else "-" for s in sizes)
+        print(f"| {c} | {cells} |")
 print()
 print(f"wrong values in all rows: {wrong}")

@@ -77,6 +77,27 @@ TEST(FabricCluster, SwappedRailsAreReported) {
   EXPECT_EQ(a.railViolations[1].message, "b: NIC 1 (mlx5_1) is cabled to r0 port 4, a leaf of rail 0");
 }
 
+// A leaf whose uplinks run slower than its host ports: 4 hosts at 4xQDR, one uplink at 2xQDR (8:1).
+TEST(FabricCluster, UplinkRateOverridesTheFileRate) {
+  Result<Fabric> r = parseClusterFile(R"({"format": "trellis-cluster", "version": 1, "link": "4xQDR",
+      "spines": ["s"], "leaves": [{"name": "l[0-1]", "uplinks": ["s"], "uplink_link": "2xQDR"}],
+      "nodes": [{"name": "n[1-4]", "leaves": ["l[0-1]"]}]})", "c.json");
+  ASSERT_TRUE(r.isOk()) << r.status().message();
+  const Fabric& f = r.value();
+  int hostCables = 0, uplinks = 0;
+  for (const Link& l : f.links) {
+    if (l.a.isSwitch && l.b.isSwitch) {
+      ++uplinks;
+      EXPECT_EQ(l.gbps(), 20.0);
+    } else {
+      ++hostCables;
+      EXPECT_EQ(l.gbps(), 40.0);
+    }
+  }
+  EXPECT_EQ(hostCables, 8);
+  EXPECT_EQ(uplinks, 2);
+}
+
 TEST(FabricCluster, ErrorsNameFileAndPath) {
   const std::pair<const char*, const char*> cases[] = {
       {"{\n  \"format\": \"trellis-cluster\",\n  oops\n}", "c.json:3: not valid JSON"},
@@ -106,6 +127,9 @@ TEST(FabricCluster, ErrorsNameFileAndPath) {
        "c.json: nodes[0].name: bad range '5-1'"},
       {R"({"format": "trellis-cluster", "version": 1, "link": "4xFAST", "leaves": ["l"]})",
        "c.json: link: '4xFAST' is not"},
+      {R"({"format": "trellis-cluster", "version": 1, "spines": ["s"],
+           "leaves": [{"name": "l", "uplinks": ["s"], "uplink_link": "2x"}]})",
+       "c.json: leaves[0].uplink_link: '2x' is not"},
       {R"({"format": "trellis-cluster", "version": 1, "leaves": ["l"],
            "nodes": [{"name": "n1", "leaves": ["l"], "hcas": []}]})",
        "c.json: nodes[0].hcas: expected one HCA name per leaf"},

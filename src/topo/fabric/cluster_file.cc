@@ -3,7 +3,8 @@
 //   {"format": "trellis-cluster", "version": 1, "link": "4xNDR",
 //    "cores":  ["core01"],
 //    "spines": [{"name": "spine[01-08]", "uplinks": ["core01"]}],    // or plain names
-//    "leaves": [{"name": "su1-r[0-7]", "uplinks": ["spine[01-08]"]}],
+//    "leaves": [{"name": "su1-r[0-7]", "uplinks": ["spine[01-08]"]}],   // "uplink_link": "4xXDR"
+//                                          // sets the rate of an entry's uplinks (default "link")
 //    "nodes":  [{"name": "gpu[001-032]", "leaves": ["su1-r[0-7]"],
 //                "hcas": ["mlx5_0", ...]}]}                          // optional; default mlx5_<k>
 //
@@ -40,15 +41,7 @@ class ClusterLoader {
       return fail("format", "expected \"trellis-cluster\"");
     if (!doc.contains("version") || !doc["version"].is_number_integer() || doc["version"] != 1)
       return fail("version", "only version 1 is known");
-    if (doc.contains("link")) {
-      if (!doc["link"].is_string()) return fail("link", "expected a string such as \"4xNDR\"");
-      std::string rate = doc["link"];
-      size_t x = rate.find('x');
-      if (x == std::string::npos || !parseUint(rate.substr(0, x), &width_) || width_ == 0 ||
-          laneGbps(rate.substr(x + 1)) == 0)
-        return fail("link", "'" + clip(rate) + "' is not <lanes>x<SDR|DDR|QDR|FDR10|FDR|EDR|HDR|NDR|XDR>");
-      speed_ = rate.substr(x + 1);
-    }
+    if (doc.contains("link")) TRELLIS_TRY(rate("link", doc["link"], &width_, &speed_));
     TRELLIS_TRY(switches(doc, "cores"));
     TRELLIS_TRY(switches(doc, "spines"));
     TRELLIS_TRY(switches(doc, "leaves"));
@@ -57,7 +50,7 @@ class ClusterLoader {
     for (const Uplink& u : uplinks_) {
       TRELLIS_TRY(portCheck(u.path, u.from));
       TRELLIS_TRY(portCheck(u.path, u.to));
-      cable({true, u.from, nextPort_[u.from]++}, {true, u.to, nextPort_[u.to]++});
+      cable({true, u.from, nextPort_[u.from]++}, {true, u.to, nextPort_[u.to]++}, u.width, u.speed);
     }
     classifyTiers(f_);
     return std::move(f_);
@@ -82,12 +75,25 @@ class ClusterLoader {
     return index;
   }
 
-  void cable(Endpoint a, Endpoint b) {
+  // "<lanes>x<speed>" ("4xNDR") into width and lane speed.
+  Status rate(const std::string& path, const json& v, uint32_t* width, std::string* speed) {
+    if (!v.is_string()) return fail(path, "expected a string such as \"4xNDR\"");
+    std::string text = v.get<std::string>();
+    size_t x = text.find('x');
+    if (x == std::string::npos || !parseUint(text.substr(0, x), width) || *width == 0 ||
+        laneGbps(text.substr(x + 1)) == 0)
+      return fail(path, "'" + clip(text) + "' is not <lanes>x<SDR|DDR|QDR|FDR10|FDR|EDR|HDR|NDR|XDR>");
+    *speed = text.substr(x + 1);
+    return Status::ok();
+  }
+
+  void cable(Endpoint a, Endpoint b) { cable(a, b, width_, speed_); }
+  void cable(Endpoint a, Endpoint b, uint32_t width, const std::string& speed) {
     Link l;
     l.a = a;
     l.b = b;
-    l.width = width_;
-    l.speed = speed_;
+    l.width = width;
+    l.speed = speed;
     l.origin = {SourceKind::kClusterFile, 0};
     f_.links.push_back(std::move(l));
   }
@@ -103,11 +109,14 @@ class ClusterLoader {
       const json& e = list[i];
       const json* uplinks = nullptr;
       std::string expr;
+      uint32_t upWidth = width_;
+      std::string upSpeed = speed_;
       if (e.is_string()) {
         expr = e.get<std::string>();
       } else if (e.is_object() && e.contains("name") && e["name"].is_string()) {
         expr = e["name"].get<std::string>();
         if (e.contains("uplinks")) uplinks = &e["uplinks"];
+        if (e.contains("uplink_link")) TRELLIS_TRY(rate(path + ".uplink_link", e["uplink_link"], &upWidth, &upSpeed));
       } else {
         return fail(path, "expected a name or an object with \"name\"");
       }
@@ -123,7 +132,7 @@ class ClusterLoader {
       }
       for (const std::string& name : names) {
         TRELLIS_ASSIGN_OR_RETURN(uint32_t index, addSwitch(path, name));
-        for (uint32_t up : ups) uplinks_.push_back({path, index, up});
+        for (uint32_t up : ups) uplinks_.push_back({path, index, up, upWidth, upSpeed});
       }
     }
     return Status::ok();
@@ -219,6 +228,8 @@ class ClusterLoader {
   struct Uplink {
     std::string path;
     uint32_t from, to;
+    uint32_t width;  // the entry's "uplink_link", else the file's "link"
+    std::string speed;
   };
   std::vector<Uplink> uplinks_;
 };
