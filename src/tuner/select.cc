@@ -272,7 +272,11 @@ Decision Tuner::decide(algos::Coll coll, uint64_t bytes, bool inPlace) const {
 Decision Tuner::select(const algos::CollArgs& args) {
   const int n = shape().nranks();
   const uint64_t bytes = ncclTestsSize(args, n);
-  const bool inPlace = args.send == args.recv && args.send != nullptr;
+  // Every rank must reach the same decision from its own arguments. Whether a call is in place is
+  // a rank's own business (NCCL lets ranks mix; for ReduceScatter/AllGather "in place" means an
+  // offset that differs per rank), so it is not an input here: the model prices the out-of-place
+  // form, whose extra local copy is the same for every candidate or nearly so.
+  const bool inPlace = false;
   uint64_t mask = 0;
   for (size_t i = 0; i < opts_.tune.size(); ++i)
     if (opts_.tune[i].matches(args.coll, bytes, n)) mask |= uint64_t{1} << i;
