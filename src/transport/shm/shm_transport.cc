@@ -221,6 +221,28 @@ struct ShmTransport::Impl {
     }
     return Status::ok();
   }
+  static Status writeTo(int pid, uint64_t addr, const char* src, size_t bytes) {
+    if (pid == getpid()) {
+      std::memcpy(reinterpret_cast<void*>(addr), src, bytes);
+      return Status::ok();
+    }
+    size_t done = 0;
+    while (done < bytes) {
+      iovec local{const_cast<char*>(src) + done, bytes - done};
+      iovec remote{reinterpret_cast<void*>(addr + done), bytes - done};
+      ssize_t n = process_vm_writev(pid, &local, 1, &remote, 1, 0);
+      if (n <= 0 && errno == ESRCH)
+        return remoteError("pid %d exited or was killed (process_vm_writev of %zu bytes: %s)", pid, bytes - done,
+                           strerror(errno));
+      if (n <= 0 && errno == EFAULT)
+        return remoteError("pid %d no longer has the %zu bytes at 0x%lx mapped: it left the operation (failed, "
+                           "aborted or exiting) (process_vm_writev: %s)", pid, bytes - done,
+                           static_cast<unsigned long>(addr + done), strerror(errno));
+      if (n <= 0) return systemError(errno, "process_vm_writev of %zu bytes to pid %d", bytes - done, pid);
+      done += static_cast<size_t>(n);
+    }
+    return Status::ok();
+  }
   Status pull(const SlotHeader* h, char* dst) { return readFrom(h->pid, h->addr, dst, h->total); }
 
   // Consumes the peer's ring into posted receives, in order.
@@ -501,6 +523,13 @@ Status ShmTransport::read(int peer, uint64_t remote, void* local, size_t bytes) 
   if (!canRead(peer)) return internalError("rank %d: no single-copy access to rank %d", impl_->rank, peer);
   Status s = Impl::readFrom(impl_->peers[peer].pid, remote, static_cast<char*>(local), bytes);
   if (!s.isOk()) return impl_->fail(s.withContext(formatString("rank %d: direct read from rank %d", impl_->rank, peer)));
+  return s;
+}
+
+Status ShmTransport::write(int peer, uint64_t remote, const void* local, size_t bytes) {
+  if (!canRead(peer)) return internalError("rank %d: no single-copy access to rank %d", impl_->rank, peer);
+  Status s = Impl::writeTo(impl_->peers[peer].pid, remote, static_cast<const char*>(local), bytes);
+  if (!s.isOk()) return impl_->fail(s.withContext(formatString("rank %d: direct write to rank %d", impl_->rank, peer)));
   return s;
 }
 
