@@ -18,7 +18,7 @@ static Param<std::string> kDebugLevel("TRELLIS_DEBUG", "warn",
                                       "log level: none, warn, info, debug, trace");
 static Param<std::string> kDebugSubsys("TRELLIS_DEBUG_SUBSYS", "all",
                                        "comma list of subsystems to log (init,boot,net,shm,coll,"
-                                       "tuner,topo,p2p,all); a leading ^ excludes");
+                                       "tuner,topo,p2p,cuda,all); a leading ^ excludes");
 static Param<std::string> kDebugFile("TRELLIS_DEBUG_FILE", "",
                                      "write log lines to this file instead of stderr (%h host, %p pid)");
 
@@ -42,7 +42,8 @@ uint32_t subsysBit(const std::string& name) {
   static const struct { const char* n; Subsys s; } kNames[] = {
       {"init", Subsys::kInit}, {"boot", Subsys::kBoot},   {"net", Subsys::kNet},
       {"shm", Subsys::kShm},   {"coll", Subsys::kColl},   {"tuner", Subsys::kTuner},
-      {"topo", Subsys::kTopo}, {"p2p", Subsys::kP2p},     {"all", Subsys::kAll}};
+      {"topo", Subsys::kTopo}, {"p2p", Subsys::kP2p},     {"cuda", Subsys::kCuda},
+      {"all", Subsys::kAll}};
   for (auto& e : kNames)
     if (strcasecmp(name.c_str(), e.n) == 0) return static_cast<uint32_t>(e.s);
   return 0;

@@ -1,5 +1,5 @@
 // Leveled, per-subsystem logging. TRELLIS_DEBUG=none|warn|info|debug|trace (default warn: quiet
-// unless something is wrong), TRELLIS_DEBUG_SUBSYS=init,boot,net,shm,coll,tuner,topo,p2p,all (a
+// unless something is wrong), TRELLIS_DEBUG_SUBSYS=init,boot,net,shm,coll,tuner,topo,p2p,cuda,all (a
 // leading ^ excludes), TRELLIS_DEBUG_FILE=path (%h host, %p pid). One line per event, prefixed
 // with host, pid and the rank the calling thread is working for.
 #pragma once
@@ -19,6 +19,7 @@ enum class Subsys : uint32_t {
   kTuner = 1u << 5,
   kTopo = 1u << 6,
   kP2p = 1u << 7,
+  kCuda = 1u << 8,
   kAll = 0xffffffffu,
 };
 

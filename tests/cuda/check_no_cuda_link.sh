@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# libtrellis.so must load where no NVIDIA library exists: it may not need libcuda, libcudart or any
+# other CUDA library (the driver is dlopen'ed at run time). Usage: check_no_cuda_link.sh LIB
+set -euo pipefail
+lib=$1
+needed=$(readelf -d "$lib" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p')
+echo "$lib needs: $(echo $needed)"
+bad=$(echo "$needed" | grep -Ei 'cuda|nvidia|nvrtc|nccl|cublas' || true)
+if [ -n "$bad" ]; then
+  echo "FAIL: $lib has a link-time dependency on: $bad"
+  exit 1
+fi
+# And it loads and resolves every symbol without them (LD_BIND_NOW makes unresolved symbols fatal).
+LD_BIND_NOW=1 python3 -c "import ctypes,sys; l=ctypes.CDLL(sys.argv[1]); v=ctypes.c_int(); assert l.trellisGetVersion(ctypes.byref(v))==0; print('loaded, version', v.value)" "$lib"
