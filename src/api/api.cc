@@ -4,6 +4,7 @@
 
 #include "algos/kernels/reduce.h"
 #include "api/api_internal.h"
+#include "api/device_path.h"
 #include "core/bootstrap_wire.h"
 #include "core/log.h"
 #include "core/params.h"
@@ -35,10 +36,8 @@ Status checkComm(const trellisComm* comm, const char* api) {
   return Status::ok();
 }
 
-static Status checkArgs(trellisComm* comm, const algos::CollArgs& a, const char* api, void* stream) {
+static Status checkArgs(trellisComm* comm, const algos::CollArgs& a, const char* api) {
   TRELLIS_TRY(checkComm(comm, api));
-  if (stream != nullptr)
-    return invalidUsage("%s: stream %p given, but this build handles host buffers only (pass NULL)", api, stream);
   const int dt = rawEnum(a.dtype), op = rawEnum(a.op);
   if (dt < 0 || dt >= trellisNumTypes)
     return invalidArgument("%s: datatype %d is not a trellisDataType_t (0..%d)", api, dt, trellisNumTypes - 1);
@@ -72,17 +71,22 @@ static Status checkArgs(trellisComm* comm, const algos::CollArgs& a, const char*
 }
 
 static trellisResult_t collective(trellisComm* comm, const algos::CollArgs& a, const char* api, void* stream) {
-  Status s = checkArgs(comm, a, api, stream);
+  Status s = checkArgs(comm, a, api);
   if (!s.isOk()) return groupError(report(comm, s));
-  if (groupActive()) return groupEnqueueCollective(comm, a, api);
+  // Device or host buffers: by pointer attributes (api/device_path.h), not by the stream.
+  Result<Placement> where = placeCollective(comm, a, stream, api);
+  if (!where) return groupError(report(comm, where.status()));
+  const bool device = where.value() == Placement::kDevice;
+  if (groupActive()) return groupEnqueueCollective(comm, a, api, device, stream);
+  if (device) return report(comm, enqueueDevice(comm, {deviceCollective(a, comm->nranks(), api)}, stream));
+  s = comm->waitDeviceIdle(api);
+  if (!s.isOk()) return report(comm, s);
   return report(comm, comm->runCollective(a, api));
 }
 
 static trellisResult_t p2p(trellisComm* comm, bool isSend, const void* buf, size_t count, trellisDataType_t dt,
                            int peer, void* stream, const char* api) {
   Status s = checkComm(comm, api);
-  if (s.isOk() && stream != nullptr)
-    s = invalidUsage("%s: stream %p given, but this build handles host buffers only (pass NULL)", api, stream);
   if (s.isOk() && (rawEnum(dt) < 0 || rawEnum(dt) >= trellisNumTypes))
     s = invalidArgument("%s: datatype %d is not a trellisDataType_t", api, rawEnum(dt));
   if (s.isOk() && (peer < 0 || peer >= comm->nranks()))
@@ -93,7 +97,13 @@ static trellisResult_t p2p(trellisComm* comm, bool isSend, const void* buf, size
                      api, peer);
   if (!s.isOk()) return groupError(report(comm, s));
   trellisComm::P2pOp op{isSend, peer, const_cast<void*>(buf), count * algos::dtypeSize(dt)};
-  if (groupActive()) return groupEnqueueP2p(comm, op, api);
+  Result<Placement> where = placeP2p(comm, buf, op.bytes, stream, api);
+  if (!where) return groupError(report(comm, where.status()));
+  const bool device = where.value() == Placement::kDevice;
+  if (groupActive()) return groupEnqueueP2p(comm, op, api, device, stream);
+  if (device) return report(comm, enqueueDevice(comm, {deviceP2p(op, api)}, stream));
+  s = comm->waitDeviceIdle(api);
+  if (!s.isOk()) return report(comm, s);
   return report(comm, comm->runP2p({op}, api));
 }
 

@@ -27,8 +27,11 @@ Status checkComm(const trellisComm* comm, const char* api);
 bool groupActive();
 /// Remembers an error raised inside a group so trellisGroupEnd returns it too; returns `r`.
 trellisResult_t groupError(trellisResult_t r);
-trellisResult_t groupEnqueueCollective(trellisComm* comm, const algos::CollArgs& args, const char* api);
-trellisResult_t groupEnqueueP2p(trellisComm* comm, const trellisComm::P2pOp& op, const char* api);
+/// `device`: the buffers are device memory, to be staged on `stream` (api/device_path.h).
+trellisResult_t groupEnqueueCollective(trellisComm* comm, const algos::CollArgs& args, const char* api,
+                                       bool device = false, void* stream = nullptr);
+trellisResult_t groupEnqueueP2p(trellisComm* comm, const trellisComm::P2pOp& op, const char* api,
+                                bool device = false, void* stream = nullptr);
 
 }  // namespace trellis
 

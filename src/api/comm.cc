@@ -474,6 +474,7 @@ Status trellisComm::makeTuner(const std::vector<uint64_t>& hosts, const std::vec
 }
 
 trellisComm::~trellisComm() {
+  shutdownDevice();
   unregisterComm(this);
   // Wait for an operation still running in another thread (it returns promptly after an abort).
   { std::lock_guard<std::mutex> wait(execMu_); }
@@ -484,6 +485,68 @@ trellisComm::~trellisComm() {
   taskCv_.notify_all();
   if (progress_.joinable()) progress_.join();
   magic_ = 0;
+}
+
+Result<cuda::StreamExecutor*> trellisComm::deviceExecutor() {
+  std::lock_guard<std::mutex> l(devMu_);
+  if (!device_) {
+    cuda::StreamExecutorOptions o;
+    o.name = formatString("rank %d%s%s", rank_, options_.name.empty() ? "" : " of ", options_.name.c_str());
+    o.timeoutS = options_.timeoutS;
+    auto ex = cuda::StreamExecutor::create(o, [this](const Status& s) { failAsync(s); });
+    if (!ex) return ex.status().withContext(formatString("rank %d: device buffers", rank_));
+    device_ = std::move(ex.value());
+  }
+  return device_.get();
+}
+
+Status trellisComm::waitDeviceIdle(const char* api) {
+  cuda::StreamExecutor* ex = nullptr;
+  {
+    std::lock_guard<std::mutex> l(devMu_);
+    ex = device_.get();
+  }
+  if (ex == nullptr) return Status::ok();
+  return ex->drain(options_.timeoutS).withContext(
+      formatString("%s: rank %d: waiting for earlier device-buffer operations", api, rank_));
+}
+
+void trellisComm::failAsync(const Status& s) {
+  int expected = trellisSuccess;
+  asyncError_.compare_exchange_strong(expected, s.isOk() ? trellisInternalError : s.toC());
+  {
+    std::lock_guard<std::mutex> l(errMu_);
+    if (firstError_.empty()) firstError_ = s.message();
+    lastError_ = s.message();
+  }
+  TRELLIS_WARN(kCuda, "rank %d: %s", rank_, s.message().c_str());
+}
+
+Status trellisComm::usable(const char* api) {
+  if (asyncError_.load() == trellisSuccess) return Status::ok();
+  std::lock_guard<std::mutex> l(errMu_);
+  return Status(static_cast<Code>(asyncError_.load()),
+                formatString("%s: rank %d: the communicator failed earlier (%s); destroy or abort it", api, rank_,
+                             firstError_.c_str()));
+}
+
+// Device-buffer operations still queued on streams reference this communicator: wait for them (a
+// failed or aborted communicator runs them quickly), or, past the timeout, abort what is running and
+// leave the executor's thread to release the streams without running their operations.
+void trellisComm::shutdownDevice() {
+  std::unique_ptr<cuda::StreamExecutor> ex;
+  {
+    std::lock_guard<std::mutex> l(devMu_);
+    ex = std::move(device_);
+  }
+  if (!ex) return;
+  const double t = aborted_ ? 2.0 : options_.timeoutS;
+  Status s = ex->drain(t);
+  if (!s.isOk()) aborted_ = true;  // what is running returns within about a second
+  s = ex->shutdown(s.isOk() ? t : 2.0);
+  if (!s.isOk())
+    TRELLIS_WARN(kCuda, "rank %d: destroying the communicator with device-buffer operations in flight: %s", rank_,
+                 s.message().c_str());
 }
 
 void trellisComm::progressLoop() {

@@ -18,6 +18,7 @@
 
 #include "algos/coll.h"
 #include "core/bootstrap.h"
+#include "cuda/stream_exec.h"
 #include "topo/cluster_view.h"
 #include "transport/shm/shm_transport.h"
 #include "transport/transport.h"
@@ -68,6 +69,18 @@ struct trellisComm {
   trellis::Status runP2p(const std::vector<P2pOp>& ops, const char* apiName);
   trellis::Result<trellisComm*> split(int color, int key, const trellis::CommOptions& options);
 
+  /// Device buffers (api/device_path.h): the executor that runs this communicator's device-buffer
+  /// operations in stream order, created on first use; fails when CUDA is not usable here.
+  trellis::Result<trellis::cuda::StreamExecutor*> deviceExecutor();
+  /// Waits until the device-buffer operations issued so far have run, so that a host-buffer call
+  /// does not overtake them (every rank must run a communicator's operations in issue order).
+  trellis::Status waitDeviceIdle(const char* api);
+  /// Records the failure of an operation that ran after its call returned (device buffers): the
+  /// asynchronous error (trellisCommGetAsyncError), the last error, and one warning line.
+  void failAsync(const trellis::Status& s);
+  /// The error any new call gets once the communicator has failed; ok before.
+  trellis::Status usable(const char* api);
+
   /// Hands `task` to the progress thread.
   void post(std::function<void()> task);
   void abort();
@@ -84,6 +97,7 @@ struct trellisComm {
   trellis::Status fail(const trellis::Status& s);
   trellis::Status makeTuner(const std::vector<uint64_t>& hosts, const std::vector<int32_t>& cores, bool intraTcp);
   void progressLoop();
+  void shutdownDevice();
 
   uint64_t magic_ = kMagic;
   int rank_ = -1;
@@ -107,6 +121,9 @@ struct trellisComm {
   std::mutex errMu_;
   std::string lastError_;
   std::string firstError_;
+  // Device-buffer operations (created on the first one).
+  std::mutex devMu_;
+  std::unique_ptr<trellis::cuda::StreamExecutor> device_;
   // Progress thread.
   std::thread progress_;
   std::mutex taskMu_;

@@ -2,12 +2,16 @@
 // trellisGroupEnd each communicator's operations run in issue order, with consecutive sends and
 // receives posted together (so their order inside the group cannot deadlock). When a group spans
 // several communicators (one thread driving several ranks), each communicator's batch runs on its
-// own progress thread, concurrently, and GroupEnd waits for all of them.
+// own progress thread, concurrently, and GroupEnd waits for all of them. A communicator's
+// device-buffer operations (api/device_path.h) become one job queued on their stream at GroupEnd,
+// which does not wait for it (NCCL semantics).
+#include <algorithm>
 #include <future>
 #include <map>
 #include <vector>
 
 #include "api/api_internal.h"
+#include "api/device_path.h"
 #include "core/log.h"
 
 using namespace trellis;  // NOLINT
@@ -21,6 +25,9 @@ struct QueuedOp {
   trellisComm::P2pOp p2p;
   algos::CollArgs coll;
   const char* api;
+  bool device = false;  // device buffers, staged on `stream`
+  void* stream = nullptr;
+  DeviceOp staged;      // device: the operation with its own copy of AlltoAllv's counts
 };
 
 struct GroupState {
@@ -30,7 +37,29 @@ struct GroupState {
 };
 thread_local GroupState tlsGroup;
 
+// A communicator's device-buffer operations of the group: one job on their (common) stream, queued
+// from the calling thread (nothing waits for it).
+Status enqueueDeviceBatch(trellisComm* comm, const std::vector<QueuedOp>& ops) {
+  std::vector<DeviceOp> dev;
+  for (const QueuedOp& op : ops) {
+    const QueuedOp& first = ops.front();
+    if (!op.device || !first.device) {
+      const QueuedOp& d = op.device ? op : first;
+      const QueuedOp& h = op.device ? first : op;
+      return invalidUsage("trellisGroupEnd: rank %d: %s has device buffers but %s has host buffers; a group must "
+                          "give each communicator only one kind", comm->rank(), d.api, h.api);
+    }
+    if (op.stream != first.stream)
+      return invalidUsage("trellisGroupEnd: rank %d: %s is on stream %p but %s is on stream %p; a group's device-buffer "
+                          "operations of one communicator must share a stream", comm->rank(), first.api, first.stream,
+                          op.api, op.stream);
+    dev.push_back(op.staged);
+  }
+  return enqueueDevice(comm, std::move(dev), ops.front().stream);
+}
+
 Status runBatch(trellisComm* comm, const std::vector<QueuedOp>& ops) {
+  TRELLIS_TRY(comm->waitDeviceIdle("trellisGroupEnd"));
   std::vector<trellisComm::P2pOp> pending;
   const char* p2pApi = "trellisGroupEnd";
   auto flush = [&]() -> Status {
@@ -59,13 +88,16 @@ trellisResult_t groupError(trellisResult_t r) {
   return r;
 }
 
-trellisResult_t groupEnqueueCollective(trellisComm* comm, const algos::CollArgs& args, const char* api) {
-  tlsGroup.ops.push_back({comm, false, {}, args, api});
+trellisResult_t groupEnqueueCollective(trellisComm* comm, const algos::CollArgs& args, const char* api, bool device,
+                                       void* stream) {
+  tlsGroup.ops.push_back({comm, false, {}, args, api, device, stream,
+                          device ? deviceCollective(args, comm->nranks(), api) : DeviceOp{}});
   return trellisSuccess;
 }
 
-trellisResult_t groupEnqueueP2p(trellisComm* comm, const trellisComm::P2pOp& op, const char* api) {
-  tlsGroup.ops.push_back({comm, true, op, {}, api});
+trellisResult_t groupEnqueueP2p(trellisComm* comm, const trellisComm::P2pOp& op, const char* api, bool device,
+                                void* stream) {
+  tlsGroup.ops.push_back({comm, true, op, {}, api, device, stream, device ? deviceP2p(op, api) : DeviceOp{}});
   return trellisSuccess;
 }
 
@@ -94,14 +126,31 @@ TRELLIS_EXPORT trellisResult_t trellisGroupEnd(void) {
     if (!batches.count(op.comm)) order.push_back(op.comm);
     batches[op.comm].push_back(op);
   }
-  if (order.size() == 1) return report(order[0], runBatch(order[0], batches[order[0]]));
+  // Device-buffer batches are queued on their streams from this thread; the host ones run below.
+  trellisResult_t deviceResult = trellisSuccess;
+  std::vector<trellisComm*> hostOrder;
+  for (trellisComm* c : order) {
+    const auto& b = batches[c];
+    if (std::none_of(b.begin(), b.end(), [](const QueuedOp& op) { return op.device; })) {
+      hostOrder.push_back(c);
+      continue;
+    }
+    trellisResult_t r = report(c, enqueueDeviceBatch(c, b));
+    if (deviceResult == trellisSuccess) deviceResult = r;
+  }
+  order.swap(hostOrder);
+  if (order.empty()) return deviceResult;
+  if (order.size() == 1) {
+    trellisResult_t r = report(order[0], runBatch(order[0], batches[order[0]]));
+    return deviceResult != trellisSuccess ? deviceResult : r;
+  }
   std::vector<std::future<Status>> results;
   for (trellisComm* c : order) {
     auto task = std::make_shared<std::packaged_task<Status()>>([c, &batches] { return runBatch(c, batches[c]); });
     results.push_back(task->get_future());
     c->post([task] { (*task)(); });
   }
-  trellisResult_t first = trellisSuccess;
+  trellisResult_t first = deviceResult;
   for (size_t i = 0; i < results.size(); ++i) {
     trellisResult_t r = report(order[i], results[i].get());
     if (first == trellisSuccess) first = r;

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "../support/harness.h"
 #include "cuda/device.h"
 #include "cuda/reduce_launch.h"
 #include "trellis/trellis.h"
@@ -205,6 +206,32 @@ TEST(CudaKernels, LauncherRejectsBadArguments) {
     EXPECT_FALSE(l.isOk());
     EXPECT_TRUE(contains(l.message(), driverStatus().message())) << l.message();
   }
+}
+
+// The C API: a stream with host buffers needs a usable CUDA (it waits for the stream first); without
+// one the call fails naming the stream and the reason, and the communicator stays usable.
+TEST(CudaApi, StreamWithHostBuffersWithoutCuda) {
+  if (driverStatus().isOk()) GTEST_SKIP() << "a CUDA driver is loadable here: covered by the GPU tests";
+  std::string err = test::runRanks(2, test::RankMode::kThreads, [](trellisComm_t comm, int rank, int) -> std::string {
+    void* bogusStream = reinterpret_cast<void*>(0x1);
+    float x = static_cast<float>(rank + 1), y = 0;
+    trellisResult_t r = trellisAllReduce(&x, &y, 1, trellisFloat32, trellisSum, comm, bogusStream);
+    std::string msg = trellisGetLastError(comm);
+    if (r != trellisInvalidUsage) return "allreduce with a stream: got " + std::string(trellisGetErrorString(r));
+    if (!contains(msg, "trellisAllReduce: stream 0x1 given with host buffers, but:")) return "message: " + msg;
+    if (!contains(msg, driverStatus().message())) return "message lacks the driver status: " + msg;
+    r = trellisSend(&x, 1, trellisFloat32, 1 - rank, comm, bogusStream);
+    msg = trellisGetLastError(comm);
+    if (r != trellisInvalidUsage || !contains(msg, "trellisSend: stream 0x1 given with host buffers"))
+      return "send with a stream: " + msg;
+    // Nothing was sent: the communicator still works on host buffers.
+    if (trellisAllReduce(&x, &y, 1, trellisFloat32, trellisSum, comm, nullptr) != trellisSuccess || y != 3.0f)
+      return std::string("allreduce after the rejected calls: ") + trellisGetLastError(comm);
+    trellisResult_t async = trellisInternalError;
+    if (trellisCommGetAsyncError(comm, &async) != trellisSuccess || async != trellisSuccess) return "async error set";
+    return "";
+  });
+  EXPECT_EQ(err, "");
 }
 
 }  // namespace
