@@ -153,8 +153,8 @@ void runStaged(trellisComm* comm, std::vector<StagedOp>& ops, char* staging, voi
   for (StagedOp& so : ops) {
     if (so.op.isP2p) {
       trellisComm::P2pOp p = so.op.p2p;
-      p.buf = so.sendOff != kNone ? staging + so.sendOff : staging + so.recvOff;
-      if (p.bytes == 0) p.buf = nullptr;
+      const size_t off = so.sendOff != kNone ? so.sendOff : so.recvOff;
+      p.buf = off != kNone ? staging + off : nullptr;  // kNone: zero bytes
       pending.push_back(p);
       continue;
     }

@@ -1,6 +1,7 @@
 // cuda/device.h over the dlopen'ed driver (builds with TRELLIS_WITH_CUDA).
 #include "cuda/device.h"
 
+#include "core/log.h"
 #include "cuda/driver.h"
 
 namespace trellis::cuda {
@@ -25,6 +26,11 @@ Result<PointerInfo> pointerInfo(const void* p) {
   void* data[] = {&memType, &managed, &ordinal, &start, &size};
   // Unlike cuPointerGetAttribute, this succeeds for memory CUDA does not know (attributes zeroed).
   CUresult r = d.cuPointerGetAttributes(5, attrs, data, reinterpret_cast<CUdeviceptr>(p));
+  // The documentation allows these two for memory no CUDA context knows: host memory.
+  if (r == CUDA_ERROR_INVALID_VALUE || r == CUDA_ERROR_INVALID_CONTEXT) {
+    TRELLIS_TRACE(kCuda, "cuPointerGetAttributes(%p): %s: host memory", p, errorText(d, r).c_str());
+    return info;
+  }
   if (r != CUDA_SUCCESS) return cuError(d, r, formatString("cuPointerGetAttributes(%p)", p));
   if (managed != 0 || memType == CU_MEMORYTYPE_DEVICE || memType == CU_MEMORYTYPE_ARRAY ||
       memType == CU_MEMORYTYPE_UNIFIED)
