@@ -319,12 +319,17 @@ Status Executor::enqueue(StreamJob job, void* stream) {
   // From here the job will run on this rank: a failure leaves the stream's results undefined and
   // the communicator unusable, which the error (and onError) say.
   auto broken = [&](const Status& why) -> Status {
+    // While capturing, nothing has run: the capture fails, the communicator is fine (the record stays
+    // with the executor's captured ones until shutdown).
+    if (captured)
+      return why.withContext("while capturing a CUDA graph (TRELLIS_CUDA_WAIT=hostfn avoids stream memory "
+                             "operations, for drivers that cannot capture them)");
     Status st2 = why.withContext("enqueued only in part; the communicator is unusable");
     {
       // No "end" will run: the worker retires the job (or we do, if it already ran); the buffer
       // stays busy, since the stream may still use it.
       std::lock_guard<std::mutex> l(s.mu);
-      if (rec->done && !captured) --s.inflight;
+      if (rec->done) --s.inflight;
       else rec->hasEnd = false;
     }
     s.cv.notify_all();
