@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <fstream>
@@ -394,6 +395,78 @@ TEST_F(Verbs, RegistrationCacheReusesAndForgets) {
     if (st.entries == 0) return "nothing cached";
     t.releaseCallerMemory();
     if (t.cacheStats().entries != 0) return "registrations survived releaseCallerMemory";
+    return "";
+  });
+  EXPECT_EQ(err, "");
+}
+
+// Buffers registered with registerMemory (trellisCommRegister) keep their registrations across
+// calls: every transfer inside them is a hit on the pinned region, no registration is made after
+// the first, and deregisterMemory releases them (the next call registers per call again).
+TEST_F(Verbs, RegisteredBuffersHitTheCacheAcrossCalls) {
+  std::string err = runPair([](VerbsTransport& t, int rank, Bootstrap&) -> std::string {
+    const int peer = 1 - rank;
+    const size_t bytes = 3 << 20;
+    std::vector<uint8_t> out(bytes + 64), in(bytes + 64);
+    auto regOut = t.registerMemory(out.data(), out.size());
+    auto regIn = t.registerMemory(in.data(), in.size());
+    if (!regOut || !regIn) return regOut.status().message() + regIn.status().message();
+    if (regOut.value() == 0 || regIn.value() == 0) return "registerMemory kept nothing";
+    const std::string devs = t.devices();
+    const size_t nics = static_cast<size_t>(std::count(devs.begin(), devs.end(), ',')) + 1;
+    const auto st0 = t.cacheStats();
+    if (st0.pinned != 2 * nics)
+      return "pinned " + std::to_string(st0.pinned) + " != 2 x " + std::to_string(nics) + " NICs";
+    // Send and receive one message inside the buffers at `off`, checked byte for byte.
+    auto exchange = [&](size_t off, size_t size, int salt) -> std::string {
+      for (size_t i = 0; i < size; ++i) out[off + i] = pattern(i, size + salt, rank);
+      std::fill(in.begin(), in.end(), 0x5a);
+      std::vector<Request> reqs(2);
+      Status r = t.postRecv(peer, in.data() + off, size, &reqs[0]);
+      if (!r.isOk()) return r.message();
+      Status s = t.postSend(peer, out.data() + off, size, &reqs[1]);
+      if (!s.isOk()) return s.message();
+      std::string w = waitAll(t, reqs);
+      if (!w.empty()) return w;
+      if (reqs[0].received != size) return "received " + std::to_string(reqs[0].received);
+      for (size_t i = 0; i < size; ++i)
+        if (in[off + i] != pattern(i, size + salt, peer))
+          return "byte " + std::to_string(i) + " of a " + std::to_string(size) + "-byte message differs";
+      if (in[off + size] != 0x5a || (off > 0 && in[off - 1] != 0x5a)) return "wrote outside the message";
+      return "";
+    };
+    // Five "calls" (releaseCallerMemory between them), messages above the eager limit (RDMA-written
+    // into the registered receive buffer) at several offsets: all pinned hits, no registration.
+    const std::vector<size_t> sizes = {65537, 1 << 20, bytes};
+    for (int call = 0; call < 5; ++call) {
+      for (size_t size : sizes) {
+        std::string e = exchange(static_cast<size_t>(call) * 7, size, call);
+        if (!e.empty()) return "call " + std::to_string(call) + ": " + e;
+      }
+      t.releaseCallerMemory();
+    }
+    const auto st1 = t.cacheStats();
+    if (st1.registrations != st0.registrations)
+      return "registrations " + std::to_string(st0.registrations) + " -> " + std::to_string(st1.registrations) +
+             " on registered buffers";
+    // Each message acquires a region per NIC for its send buffer and one for its receive buffer.
+    if (st1.pinnedHits - st0.pinnedHits != 2 * 5 * sizes.size() * nics)
+      return "pinned hits " + std::to_string(st1.pinnedHits - st0.pinnedHits) + ", expected " +
+             std::to_string(2 * 5 * sizes.size() * nics);
+    if (st1.misses != st0.misses) return "misses on registered buffers";
+    if (st1.entries != 0) return "unpinned regions cached";
+    // Deregistered: released at once; the next message registers per call again.
+    t.deregisterMemory(regOut.value());
+    t.deregisterMemory(regIn.value());
+    if (t.cacheStats().pinned != 0) return "pins survived deregisterMemory";
+    std::string e = exchange(0, bytes, 9);
+    if (!e.empty()) return "after deregistering: " + e;
+    const auto st2 = t.cacheStats();
+    if (st2.misses == st1.misses || st2.registrations == st1.registrations) return "no per-call registration after deregistering";
+    if (st2.pinnedHits != st1.pinnedHits) return "pinned hit after deregistering";
+    t.releaseCallerMemory();
+    if (t.cacheStats().entries != 0) return "per-call registrations survived the call";
+    t.deregisterMemory(regIn.value());  // unknown token: ignored
     return "";
   });
   EXPECT_EQ(err, "");
