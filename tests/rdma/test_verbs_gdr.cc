@@ -105,19 +105,23 @@ TEST(GdrDriver, AbsentOrUnusableDriverIsReportedClearly) {
   std::string why;
   if (dlopen("libcuda.so.1", RTLD_NOW | RTLD_NOLOAD) == nullptr) {
     EXPECT_EQ(CudaDriver::open("", &why), nullptr);
-    EXPECT_NE(why.find(gdrCompiled() ? "has not loaded the CUDA driver (libcuda.so.1)" : "without CUDA headers"),
+    EXPECT_NE(why.find(gdrCompiled() ? "has not loaded the CUDA driver (libcuda.so.1)"
+                                     : "without CUDA headers"),
               std::string::npos)
         << why;
   }
   EXPECT_EQ(CudaDriver::open("/nonexistent/libcuda.so.1", &why), nullptr);
   if (gdrCompiled()) {
-    EXPECT_NE(why.find("cannot load the CUDA driver /nonexistent/libcuda.so.1: "), std::string::npos) << why;
+    EXPECT_NE(why.find("cannot load the CUDA driver /nonexistent/libcuda.so.1: "),
+              std::string::npos)
+        << why;
     EXPECT_NE(why.find("No such file"), std::string::npos) << why;
     EXPECT_EQ(CudaDriver::open("libc.so.6", &why), nullptr);
     EXPECT_NE(why.find("lacks cuPointerGetAttribute"), std::string::npos) << why;
   }
   // The transport's context: host memory, and a choice that says why there is no direct path.
-  GdrContext ctx(GdrContext::Mode::kAuto, std::make_unique<topo::System>(fixture("azure-ndv5-h100.xml")),
+  GdrContext ctx(GdrContext::Mode::kAuto,
+                 std::make_unique<topo::System>(fixture("azure-ndv5-h100.xml")),
                  "/nonexistent/libcuda.so.1");
   std::vector<char> host(4096);
   CudaPointer p = ctx.classify(host.data());
@@ -125,7 +129,8 @@ TEST(GdrDriver, AbsentOrUnusableDriverIsReportedClearly) {
   EXPECT_FALSE(p.managed);
   GdrChoice c = ctx.choose(0, nicAt("0101:00:00.0"));
   EXPECT_FALSE(c.direct);
-  EXPECT_NE(c.why.find(gdrCompiled() ? "cannot load the CUDA driver" : "without CUDA headers"), std::string::npos)
+  EXPECT_NE(c.why.find(gdrCompiled() ? "cannot load the CUDA driver" : "without CUDA headers"),
+            std::string::npos)
       << c.why;
 }
 
@@ -135,7 +140,8 @@ TEST(GdrDriver, ModeParameter) {
   ASSERT_TRUE(p->setOverride("sometimes").isOk());
   auto bad = gdrModeFromParams();
   ASSERT_FALSE(bad.isOk());
-  EXPECT_NE(bad.status().message().find("TRELLIS_IB_GDR='sometimes' is not auto or off"), std::string::npos);
+  EXPECT_NE(bad.status().message().find("TRELLIS_IB_GDR='sometimes' is not auto or off"),
+            std::string::npos);
   auto opts = verbsOptionsFromParams();
   EXPECT_FALSE(opts.isOk());
   ASSERT_TRUE(p->setOverride("off").isOk());
@@ -149,14 +155,17 @@ TEST(GdrDriver, ModeParameter) {
 class FakeCuda : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!gdrCompiled()) GTEST_SKIP() << "built without CUDA headers: the device path is not compiled";
+    if (!gdrCompiled())
+      GTEST_SKIP() << "built without CUDA headers: the device path is not compiled";
     lib_ = dlopen(TRELLIS_FAKE_CUDA, RTLD_NOW | RTLD_LOCAL);
     ASSERT_NE(lib_, nullptr) << dlerror();
-    setAlloc_ = reinterpret_cast<void (*)(uintptr_t, size_t, int, int)>(dlsym(lib_, "fakeCudaSetAllocation"));
+    setAlloc_ = reinterpret_cast<void (*)(uintptr_t, size_t, int, int)>(
+        dlsym(lib_, "fakeCudaSetAllocation"));
     setBus_ = reinterpret_cast<void (*)(const char*)>(dlsym(lib_, "fakeCudaSetBusId"));
     failDmabuf_ = reinterpret_cast<void (*)(int)>(dlsym(lib_, "fakeCudaFailDmabuf"));
     setInit_ = reinterpret_cast<void (*)(int)>(dlsym(lib_, "fakeCudaSetInitialized"));
-    lastExport_ = reinterpret_cast<void (*)(uintptr_t*, size_t*)>(dlsym(lib_, "fakeCudaLastExport"));
+    lastExport_ =
+        reinterpret_cast<void (*)(uintptr_t*, size_t*)>(dlsym(lib_, "fakeCudaLastExport"));
     ASSERT_TRUE(setAlloc_ && setBus_ && failDmabuf_ && setInit_ && lastExport_);
     // A device allocation that does not start on a page (small cuMemAllocs share pages).
     setAlloc_(kBase, kSize, 1, 0);
@@ -244,7 +253,8 @@ TEST_F(FakeCuda, PointerAttributes) {
   EXPECT_EQ(bus.value(), "00000000:01:00.0");
   auto noDev = d->busId(3);
   ASSERT_FALSE(noDev.isOk());
-  EXPECT_NE(noDev.status().message().find("CUDA device 3: invalid argument (CUresult 1)"), std::string::npos)
+  EXPECT_NE(noDev.status().message().find("CUDA device 3: invalid argument (CUresult 1)"),
+            std::string::npos)
       << noDev.status().message();
 }
 
@@ -293,12 +303,16 @@ TEST_F(FakeCuda, DmabufFirstThenPeerMemoryThenAClearError) {
   EXPECT_NE(m.find("on mlx5_0"), std::string::npos) << m;
   EXPECT_NE(m.find("cuMemGetHandleForAddressRange(DMA_BUF_FD)"), std::string::npos) << m;
   EXPECT_NE(m.find("operation not supported (CUresult 801)"), std::string::npos) << m;
-  EXPECT_NE(m.find("ibv_reg_mr: Bad address (is the nvidia-peermem module loaded?)"), std::string::npos) << m;
+  EXPECT_NE(m.find("ibv_reg_mr: Bad address (is the nvidia-peermem module loaded?)"),
+            std::string::npos)
+      << m;
   // 4. A range reaching outside the allocation's pages (a 1 MiB-rounded cache miss): refused, so
   //    the cache falls back to the request's own pages.
-  auto outside = regDeviceMemory(nullptr, "mlx5_0", *d, p, eb - (1 << 20), 2 << 20, 7, fakeVerbs(&c3));
+  auto outside =
+      regDeviceMemory(nullptr, "mlx5_0", *d, p, eb - (1 << 20), 2 << 20, 7, fakeVerbs(&c3));
   ASSERT_FALSE(outside.isOk());
-  EXPECT_NE(outside.status().message().find("outside the pages of its CUDA allocation"), std::string::npos);
+  EXPECT_NE(outside.status().message().find("outside the pages of its CUDA allocation"),
+            std::string::npos);
 }
 
 // The transport's registrar with the selection rule: direct on the NIC under the GPU's switch,
@@ -324,7 +338,8 @@ TEST_F(FakeCuda, RegistrarFollowsTheTopology) {
   auto f = far.reg(addr, page);
   ASSERT_FALSE(f.isOk());
   EXPECT_EQ(f.status().code(), Code::kInvalidUsage);
-  EXPECT_NE(f.status().message().find("is not registered on mlx5_ib4 for GPUDirect RDMA"), std::string::npos)
+  EXPECT_NE(f.status().message().find("is not registered on mlx5_ib4 for GPUDirect RDMA"),
+            std::string::npos)
       << f.status().message();
   EXPECT_NE(f.status().message().find("do not share a PCIe switch (path SYS)"), std::string::npos)
       << f.status().message();
@@ -334,16 +349,19 @@ TEST_F(FakeCuda, RegistrarFollowsTheTopology) {
   setAlloc_(kBase, kSize, 1, 1);  // managed memory: never registered directly
   auto m = near.reg(addr, page);
   ASSERT_FALSE(m.isOk());
-  EXPECT_NE(m.status().message().find("CUDA managed memory"), std::string::npos) << m.status().message();
+  EXPECT_NE(m.status().message().find("CUDA managed memory"), std::string::npos)
+      << m.status().message();
   setAlloc_(kBase, kSize, 1, 0);
 
-  GdrContext off(GdrContext::Mode::kOff, std::make_unique<topo::System>(fixture("azure-ndv5-h100.xml")),
-                 TRELLIS_FAKE_CUDA, fakeVerbs(&c));
+  GdrContext off(GdrContext::Mode::kOff,
+                 std::make_unique<topo::System>(fixture("azure-ndv5-h100.xml")), TRELLIS_FAKE_CUDA,
+                 fakeVerbs(&c));
   PdRegistrar nearOff(nullptr, "mlx5_ib0");
   nearOff.enableGpuDirect(&off, nicAt("0101:00:00.0", "mlx5_ib0"));
   auto o = nearOff.reg(addr, page);
   ASSERT_FALSE(o.isOk());
-  EXPECT_NE(o.status().message().find("TRELLIS_IB_GDR=off"), std::string::npos) << o.status().message();
+  EXPECT_NE(o.status().message().find("TRELLIS_IB_GDR=off"), std::string::npos)
+      << o.status().message();
   EXPECT_EQ(c.dmabuf, 1);
 }
 

@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <type_traits>
 
 #include "core/log.h"
 #include "core/params.h"
@@ -45,7 +46,8 @@ GdrChoice chooseGdr(const topo::System& sys, int gpu, int nic) {
   const int n = static_cast<int>(sys.nodes.size());
   if (gpu < 0 || gpu >= n || nic < 0 || nic >= n) {
     c.path = topo::PathKind::kNet;
-    c.why = gpu < 0 || gpu >= n ? "the GPU is not in the topology" : "the NIC is not in the topology";
+    c.why =
+        gpu < 0 || gpu >= n ? "the GPU is not in the topology" : "the NIC is not in the topology";
     return c;
   }
   c.path = topo::pathBetween(sys, gpu, nic).kind;
@@ -178,9 +180,10 @@ Result<int> CudaDriver::dmabufFd(uintptr_t base, size_t size) const {
   CUresult r = api_->memGetHandleForAddressRange(&fd, static_cast<CUdeviceptr>(base), size,
                                                  CU_MEM_RANGE_HANDLE_TYPE_DMA_BUF_FD, 0);
   if (r != CUDA_SUCCESS || fd < 0)
-    return Status(Code::kCudaError,
-                  formatString("cuMemGetHandleForAddressRange(DMA_BUF_FD) of %zu bytes at 0x%lx: %s",
-                               size, static_cast<unsigned long>(base), api_->error(r).c_str()));
+    return Status(
+        Code::kCudaError,
+        formatString("cuMemGetHandleForAddressRange(DMA_BUF_FD) of %zu bytes at 0x%lx: %s", size,
+                     static_cast<unsigned long>(base), api_->error(r).c_str()));
   return fd;
 #else
   (void)base;
@@ -248,17 +251,20 @@ Result<ibv_mr*> regDeviceMemory(ibv_pd* pd, const std::string& dev, const CudaDr
   errno = 0;
   ibv_mr* mr = verbs.regMr(pd, reinterpret_cast<void*>(addr), len, access);
   if (mr != nullptr) {
-    TRELLIS_DEBUG(kNet, "GPUDirect: %zu bytes at 0x%lx on %s registered through peer memory (dmabuf "
-                  "failed: %s)", len, static_cast<unsigned long>(addr), dev.c_str(), dmabufWhy.c_str());
+    TRELLIS_DEBUG(kNet,
+                  "GPUDirect: %zu bytes at 0x%lx on %s registered through peer memory (dmabuf "
+                  "failed: %s)",
+                  len, static_cast<unsigned long>(addr), dev.c_str(), dmabufWhy.c_str());
     return mr;
   }
   const int err = errno != 0 ? errno : EINVAL;
-  return Status(Code::kSystemError,
-                formatString("cannot register %zu bytes of CUDA device %d memory at 0x%lx on %s for "
-                             "GPUDirect RDMA: dmabuf: %s; peer memory: ibv_reg_mr: %s (is the "
-                             "nvidia-peermem module loaded?)",
-                             len, ptr.ordinal, static_cast<unsigned long>(addr), dev.c_str(),
-                             dmabufWhy.c_str(), std::strerror(err)));
+  return Status(
+      Code::kSystemError,
+      formatString("cannot register %zu bytes of CUDA device %d memory at 0x%lx on %s for "
+                   "GPUDirect RDMA: dmabuf: %s; peer memory: ibv_reg_mr: %s (is the "
+                   "nvidia-peermem module loaded?)",
+                   len, ptr.ordinal, static_cast<unsigned long>(addr), dev.c_str(),
+                   dmabufWhy.c_str(), std::strerror(err)));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -266,8 +272,11 @@ Result<ibv_mr*> regDeviceMemory(ibv_pd* pd, const std::string& dev, const CudaDr
 
 GdrContext::GdrContext(Mode mode, std::unique_ptr<topo::System> sys, std::string driverLibrary,
                        GdrVerbs verbs)
-    : mode_(mode), sys_(std::move(sys)), sysTried_(sys_ != nullptr),
-      library_(std::move(driverLibrary)), verbs_(std::move(verbs)) {}
+    : mode_(mode),
+      sys_(std::move(sys)),
+      sysTried_(sys_ != nullptr),
+      library_(std::move(driverLibrary)),
+      verbs_(std::move(verbs)) {}
 
 CudaPointer GdrContext::classify(const void* addr) {
   std::lock_guard<std::mutex> l(mu_);
@@ -307,8 +316,8 @@ GdrChoice GdrContext::choose(int ordinal, const PortInfo& nic) {
     else
       c = chooseGdr(*sys_, bus.value(), nic);
   }
-  TRELLIS_INFO(kNet, "GPUDirect RDMA for CUDA device %d on %s: %s (%s)", ordinal,
-               nic.dev.c_str(), c.direct ? "direct" : "host staging", c.why.c_str());
+  TRELLIS_INFO(kNet, "GPUDirect RDMA for CUDA device %d on %s: %s (%s)", ordinal, nic.dev.c_str(),
+               c.direct ? "direct" : "host staging", c.why.c_str());
   choices_.emplace(key, c);
   return c;
 }

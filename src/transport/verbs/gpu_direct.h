@@ -42,7 +42,7 @@ bool gdrCompiled();
 struct GdrChoice {
   bool direct = false;
   topo::PathKind path = topo::PathKind::kSys;  // GPU <-> NIC in the topology (kNet: unknown)
-  std::string why;                             // "GPU 0000:1b:00.0 and NIC mlx5_0 share a PCIe switch (PIX)"
+  std::string why;  // "GPU 0000:1b:00.0 and NIC mlx5_0 share a PCIe switch (PIX)"
 };
 
 /// The rule: direct exactly when GPU node `gpu` and NIC node `nic` of `sys` have a PCIe switch as
@@ -112,8 +112,8 @@ class GdrContext {
  public:
   enum class Mode { kAuto, kOff };
   /// `sys` null: detect the local topology when first needed. `driverLibrary` as CudaDriver::open.
-  GdrContext(Mode mode, std::unique_ptr<topo::System> sys = nullptr,
-             std::string driverLibrary = "", GdrVerbs verbs = GdrVerbs::real());
+  GdrContext(Mode mode, std::unique_ptr<topo::System> sys = nullptr, std::string driverLibrary = "",
+             GdrVerbs verbs = GdrVerbs::real());
 
   /// The CUDA view of `addr` (host memory when CUDA is not in this process).
   CudaPointer classify(const void* addr);

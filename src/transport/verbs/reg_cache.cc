@@ -158,7 +158,8 @@ RegCache::Entry* RegCache::findPinned(uintptr_t a, uintptr_t b) {
 Result<uint64_t> RegCache::pin(const void* addr, size_t len) {
   static const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
   const uintptr_t a = reinterpret_cast<uintptr_t>(addr);
-  const uintptr_t lo = a & ~(page - 1), hi = (a + std::max<size_t>(len, 1) + page - 1) & ~(page - 1);
+  const uintptr_t lo = a & ~(page - 1),
+                  hi = (a + std::max<size_t>(len, 1) + page - 1) & ~(page - 1);
   Result<Registrar::Keys> keys = reg_->reg(lo, hi - lo);
   if (!keys) return keys.status();
   ++stats_.registrations;
@@ -183,7 +184,8 @@ bool RegCache::unpin(uint64_t id) {
   pinned_.erase(it);
   pinnedBytes_ -= e->end - e->start;
   pinnedMaxLen_ = 0;
-  for (const auto& [start, p] : pinned_) pinnedMaxLen_ = std::max<size_t>(pinnedMaxLen_, p->end - start);
+  for (const auto& [start, p] : pinned_)
+    pinnedMaxLen_ = std::max<size_t>(pinnedMaxLen_, p->end - start);
   if (e->refs == 0) {
     reg_->dereg(e->keys.handle);
   } else {

@@ -761,18 +761,19 @@ Result<uint64_t> VerbsTransport::registerMemory(const void* addr, size_t bytes) 
   const CudaPointer cp = m.gdr ? m.gdr->classify(addr) : CudaPointer{};
   for (Nic& n : m.nics) {
     if (cp.managed || (cp.device && !m.gdr->choose(cp.ordinal, n.info).direct)) {
-      TRELLIS_DEBUG(kNet, "rank %d: verbs: %zu bytes of CUDA %s memory at %p not registered on %s "
-                    "(host staging)", m.rank, bytes, cp.managed ? "managed" : "device", addr,
-                    n.info.dev.c_str());
+      TRELLIS_DEBUG(kNet,
+                    "rank %d: verbs: %zu bytes of CUDA %s memory at %p not registered on %s "
+                    "(host staging)",
+                    m.rank, bytes, cp.managed ? "managed" : "device", addr, n.info.dev.c_str());
       pins.push_back(0);
       continue;
     }
     Result<uint64_t> id = n.cache->pin(addr, bytes);
     if (!id) {
       for (size_t i = 0; i < pins.size(); ++i) m.nics[i].cache->unpin(pins[i]);  // 0: no-op
-      return id.status().withContext(formatString(
-          "rank %d: verbs: registering %zu bytes at %p on %s", m.rank, bytes, addr,
-          n.info.dev.c_str()));
+      return id.status().withContext(
+          formatString("rank %d: verbs: registering %zu bytes at %p on %s", m.rank, bytes, addr,
+                       n.info.dev.c_str()));
     }
     pins.push_back(id.value());
   }
