@@ -38,6 +38,8 @@ PortInfo nicAt(const std::string& bus, const std::string& dev = "mlx5_x") {
 // Azure ND H100 v5: one GPU and one NDR NIC under each of eight PCIe switches, four per socket.
 TEST(GdrRule, AzureNdv5OneNicPerGpuSwitch) {
   topo::System s = fixture("azure-ndv5-h100.xml");
+  ASSERT_EQ(s.ofKind(topo::NodeKind::kGpu).size(), 8u);
+  ASSERT_EQ(s.ofKind(topo::NodeKind::kNic).size(), 8u);
   GdrChoice same = chooseGdr(s, "0001:00:00.0", nicAt("0101:00:00.0"));
   EXPECT_TRUE(same.direct) << same.why;
   EXPECT_EQ(same.path, topo::PathKind::kPix);
@@ -331,6 +333,13 @@ TEST_F(FakeCuda, RegistrarFollowsTheTopology) {
   auto k = near.reg(addr, page);
   ASSERT_TRUE(k.isOk()) << k.status().message();
   EXPECT_EQ(k.value().rkey, 42u);
+  EXPECT_EQ(c.dmabuf, 1);
+
+  // A region reaching from host memory into the allocation (a 1 MiB-rounded cache miss): refused.
+  auto span = near.reg(addr - 4 * page, 8 * page);
+  ASSERT_FALSE(span.isOk());
+  EXPECT_NE(span.status().message().find("span host and CUDA device memory"), std::string::npos)
+      << span.status().message();
   EXPECT_EQ(c.dmabuf, 1);
 
   PdRegistrar far(nullptr, "mlx5_ib4");

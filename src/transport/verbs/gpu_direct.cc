@@ -224,7 +224,7 @@ GdrVerbs GdrVerbs::real() {
 
 Result<ibv_mr*> regDeviceMemory(ibv_pd* pd, const std::string& dev, const CudaDriver& cuda,
                                 const CudaPointer& ptr, uintptr_t addr, size_t len, int access,
-                                const GdrVerbs& verbs) {
+                                const GdrVerbs& verbs, bool* viaDmabuf) {
   // cuMemGetHandleForAddressRange wants host-page alignment: export the allocation's pages and
   // register our range at its offset in them (the cache asks for whole pages).
   static const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
@@ -243,7 +243,10 @@ Result<ibv_mr*> regDeviceMemory(ibv_pd* pd, const std::string& dev, const CudaDr
     ibv_mr* mr = verbs.regDmabuf(pd, addr - lo, len, addr, fd.value(), access);
     const int err = errno;
     ::close(fd.value());  // the registration holds its own reference to the dmabuf
-    if (mr != nullptr) return mr;
+    if (mr != nullptr) {
+      if (viaDmabuf) *viaDmabuf = true;
+      return mr;
+    }
     dmabufWhy = formatString("ibv_reg_dmabuf_mr: %s", std::strerror(err != 0 ? err : EINVAL));
   } else {
     dmabufWhy = fd.status().message();
@@ -251,6 +254,7 @@ Result<ibv_mr*> regDeviceMemory(ibv_pd* pd, const std::string& dev, const CudaDr
   errno = 0;
   ibv_mr* mr = verbs.regMr(pd, reinterpret_cast<void*>(addr), len, access);
   if (mr != nullptr) {
+    if (viaDmabuf) *viaDmabuf = false;
     TRELLIS_DEBUG(kNet,
                   "GPUDirect: %zu bytes at 0x%lx on %s registered through peer memory (dmabuf "
                   "failed: %s)",
@@ -325,17 +329,29 @@ GdrChoice GdrContext::choose(int ordinal, const PortInfo& nic) {
 Result<ibv_mr*> GdrContext::registerDevice(ibv_pd* pd, const PortInfo& nic, const CudaPointer& ptr,
                                            uintptr_t addr, size_t len, int access) {
   GdrChoice c = choose(ptr.ordinal, nic);
+  std::shared_ptr<CudaDriver> d;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (!c.direct) ++stats_.refused;
+    d = driver_;
+  }
   if (!c.direct)
     return invalidUsage(
         "CUDA device %d memory at 0x%lx (%zu bytes) is not registered on %s for GPUDirect RDMA: "
         "%s; stage it through host memory",
         ptr.ordinal, static_cast<unsigned long>(addr), len, nic.dev.c_str(), c.why.c_str());
-  std::shared_ptr<CudaDriver> d;
-  {
+  bool viaDmabuf = false;
+  Result<ibv_mr*> mr = regDeviceMemory(pd, nic.dev, *d, ptr, addr, len, access, verbs_, &viaDmabuf);
+  if (mr) {
     std::lock_guard<std::mutex> l(mu_);
-    d = driver_;
+    ++(viaDmabuf ? stats_.dmabuf : stats_.peerMemory);
   }
-  return regDeviceMemory(pd, nic.dev, *d, ptr, addr, len, access, verbs_);
+  return mr;
+}
+
+GdrContext::Stats GdrContext::stats() {
+  std::lock_guard<std::mutex> l(mu_);
+  return stats_;
 }
 
 }  // namespace trellis::transport::verbs

@@ -102,9 +102,10 @@ struct GdrVerbs {
 /// device `dev` with `access`: a dmabuf of the allocation's pages registered with
 /// ibv_reg_dmabuf_mr (iova = addr), else ibv_reg_mr of the device address (nvidia-peermem). The
 /// error names what each attempt said.
+/// `*viaDmabuf` (optional) tells which way succeeded.
 Result<ibv_mr*> regDeviceMemory(ibv_pd* pd, const std::string& dev, const CudaDriver& cuda,
                                 const CudaPointer& ptr, uintptr_t addr, size_t len, int access,
-                                const GdrVerbs& verbs);
+                                const GdrVerbs& verbs, bool* viaDmabuf = nullptr);
 
 /// Per-transport GPUDirect state: the CUDA driver (looked up on first need), the topology (detected
 /// once, on first device pointer) and the choice for each (GPU, NIC) pair, cached.
@@ -124,6 +125,11 @@ class GdrContext {
   Result<ibv_mr*> registerDevice(ibv_pd* pd, const PortInfo& nic, const CudaPointer& ptr,
                                  uintptr_t addr, size_t len, int access);
   Mode mode() const { return mode_; }
+  /// Device registrations made through a dmabuf, through peer memory, and refused (staging).
+  struct Stats {
+    uint64_t dmabuf = 0, peerMemory = 0, refused = 0;
+  };
+  Stats stats();
 
  private:
   std::mutex mu_;
@@ -136,6 +142,7 @@ class GdrContext {
   std::string driverWhy_;
   GdrVerbs verbs_;
   std::map<std::pair<int, std::string>, GdrChoice> choices_;  // (ordinal, NIC dev:port)
+  Stats stats_;
 };
 
 /// Reads TRELLIS_IB_GDR (auto | off).

@@ -89,7 +89,18 @@ namespace verbs {
 Result<Registrar::Keys> PdRegistrar::reg(uintptr_t addr, size_t len) {
   const int access = IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ;
   if (gdr_ != nullptr) {
+    // Both ends: a cache miss is rounded out to 1 MiB, which may reach from host memory into a
+    // device allocation (or between allocations). Such a region is refused, and the cache falls
+    // back to the pages of the request alone.
     const CudaPointer p = gdr_->classify(reinterpret_cast<const void*>(addr));
+    const CudaPointer q =
+        len > 1 ? gdr_->classify(reinterpret_cast<const void*>(addr + len - 1)) : p;
+    if (p.device != q.device || p.managed != q.managed || p.base != q.base)
+      return invalidArgument("%zu bytes at %p on %s span %s: not registered as one region", len,
+                             reinterpret_cast<void*>(addr), dev_.c_str(),
+                             p.device || q.device
+                                 ? "host and CUDA device memory, or two CUDA allocations"
+                                 : "host and CUDA managed memory");
     if (p.managed)
       return invalidUsage(
           "CUDA managed memory at %p (%zu bytes) is not registered on %s for GPUDirect RDMA: stage "
@@ -621,6 +632,12 @@ VerbsTransport::CacheStats VerbsTransport::cacheStats() const {
     s.registrations += c.registrations;
     s.pinnedHits += c.pinnedHits;
     s.pinned += c.pinned;
+  }
+  if (impl_->gdr) {
+    const GdrContext::Stats g = impl_->gdr->stats();
+    s.gdrDmabuf = g.dmabuf;
+    s.gdrPeerMemory = g.peerMemory;
+    s.gdrRefused = g.refused;
   }
   return s;
 }

@@ -102,6 +102,8 @@ class VerbsTransport final : public Transport {
     uint64_t registrations = 0;  // memory registrations made (cache misses and pins)
     uint64_t pinnedHits = 0;     // hits served by a pinned (user-registered) region
     size_t pinned = 0;           // pinned regions (one per NIC per registerMemory)
+    // GPUDirect RDMA: device memory registered through a dmabuf, through peer memory, refused.
+    uint64_t gdrDmabuf = 0, gdrPeerMemory = 0, gdrRefused = 0;
   };
   CacheStats cacheStats() const;
 
