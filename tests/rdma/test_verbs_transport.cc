@@ -576,6 +576,7 @@ TEST_F(Verbs, GpuDirectPlumbingWithAFakeCudaDriver) {
   const std::string staged = run("rxe1", false);
   (void)findParam("TRELLIS_TOPO_FILE")->setOverride("");
   setAlloc(0, 0, 0, 0);
+  dlclose(lib);  // later tests must not see a "CUDA driver" in this process
   unlink(topoFile.c_str());
   EXPECT_EQ(direct, "");
   EXPECT_EQ(staged, "");
