@@ -130,12 +130,16 @@ TEST_P(NetTest, InitFailsClearlyWhenNothingIsUsable) {
   });
 }
 
-// A backend this build does not have (verbs, UCX: not merged yet) is refused by name.
+// TRELLIS_NCCL_NET_TRANSPORT=verbs where no RDMA port is usable fails init with one clear line
+// (NCCL then uses its own nets). On a machine with RDMA devices (the qemu guest), a TRELLIS_IB_HCA
+// that matches none of them stands in for "no device".
 class VersionTest : public ::testing::TestWithParam<int> {};
-TEST_P(VersionTest, InitFailsClearlyForABackendNotBuilt) {
+TEST_P(VersionTest, VerbsWithoutAnRdmaDeviceFailsClearly) {
   const int v = GetParam();
   runOne([v] {
     setenv("TRELLIS_NCCL_NET_TRANSPORT", "verbs", 1);
+    const bool rdma = haveRdmaDevice();
+    if (rdma) setenv("TRELLIS_IB_HCA", "=no_such_hca0", 1);
     void* lib = openPlugin();
     ASSERT_NE(lib, nullptr);
     std::string why;
@@ -143,14 +147,65 @@ TEST_P(VersionTest, InitFailsClearlyForABackendNotBuilt) {
     ASSERT_TRUE(net) << why;
     void* ctx = nullptr;
     EXPECT_EQ(net->init(&ctx), abi::kInvalidUsage);
+    EXPECT_EQ(ctx, nullptr);
+    const std::string want = rdma ? "no active RDMA port matches TRELLIS_IB_HCA='=no_such_hca0'"
+                                  : "TRELLIS_NCCL_NET_TRANSPORT=verbs: no RDMA device";
     bool found = false;
     for (const LogLine& l : logLines())
-      found =
-          found ||
-          l.text.find(
-              "TRELLIS_NCCL_NET_TRANSPORT=verbs: this build of the plugin has no verbs backend") !=
-              std::string::npos;
-    EXPECT_TRUE(found);
+      found = found || (l.level == abi::kLogWarn &&
+                        l.text.find("NCCL will use its own nets") != std::string::npos &&
+                        l.text.find(want) != std::string::npos);
+    EXPECT_TRUE(found) << "no WARN line containing '" << want << "'";
+    int n = -1;
+    EXPECT_NE(net->devices(&n), abi::kSuccess);
+    EXPECT_EQ(net->finalize(ctx), abi::kSuccess);
+  });
+}
+
+// TRELLIS_NCCL_NET_TRANSPORT=auto on a machine without RDMA devices: the verbs backend is not
+// used (one INFO line says why) and the plugin serves over TCP.
+TEST_P(VersionTest, AutoWithoutAnRdmaDeviceUsesTcp) {
+  const int v = GetParam();
+  if (haveRdmaDevice()) GTEST_SKIP() << "this machine has an RDMA device: auto picks verbs";
+  runOne([v] {
+    setenv("TRELLIS_NCCL_NET_TRANSPORT", "auto", 1);
+    void* lib = openPlugin();
+    ASSERT_NE(lib, nullptr);
+    std::string why;
+    auto net = loadNet(lib, v, &why);
+    ASSERT_TRUE(net) << why;
+    void* ctx = nullptr;
+    ASSERT_EQ(net->init(&ctx), abi::kSuccess);
+    bool said = false, tcp = false;
+    for (const LogLine& l : logLines()) {
+      said = said || (l.level == abi::kLogInfo &&
+                      l.text.find("verbs backend not used: no RDMA device") != std::string::npos);
+      tcp = tcp || l.text.find("using the tcp backend (ncclNet") != std::string::npos;
+    }
+    EXPECT_TRUE(said) << "no INFO line saying why verbs is not used";
+    EXPECT_TRUE(tcp);
+    EXPECT_EQ(net->finalize(ctx), abi::kSuccess);
+  });
+}
+
+// On a machine with an RDMA device, auto picks the verbs backend.
+TEST_P(VersionTest, AutoWithAnRdmaDeviceUsesVerbs) {
+  const int v = GetParam();
+  if (!haveRdmaDevice()) GTEST_SKIP() << "no RDMA device here (the qemu Soft-RoCE guest runs this)";
+  runOne([v] {
+    setenv("TRELLIS_NCCL_NET_TRANSPORT", "auto", 1);
+    void* lib = openPlugin();
+    ASSERT_NE(lib, nullptr);
+    std::string why;
+    auto net = loadNet(lib, v, &why);
+    ASSERT_TRUE(net) << why;
+    void* ctx = nullptr;
+    ASSERT_EQ(net->init(&ctx), abi::kSuccess);
+    bool verbs = false;
+    for (const LogLine& l : logLines())
+      verbs = verbs || l.text.find("using the verbs backend") != std::string::npos;
+    EXPECT_TRUE(verbs);
+    EXPECT_EQ(net->finalize(ctx), abi::kSuccess);
   });
 }
 INSTANTIATE_TEST_SUITE_P(Versions, VersionTest, ::testing::Values(6, 7, 8, 9, 10, 11),
