@@ -43,6 +43,14 @@ class Exec {
     (void)bytes;
     return internalError("rank %d cannot read rank %d's memory directly", rank(), peer);
   }
+  /// Copies `bytes` at `local` into address `remote` of `peer`'s address space (same conditions
+  /// as readPeer).
+  virtual Status writePeer(int peer, uint64_t remote, const void* local, size_t bytes) {
+    (void)remote;
+    (void)local;
+    (void)bytes;
+    return internalError("rank %d cannot write rank %d's memory directly", rank(), peer);
+  }
 };
 
 }  // namespace trellis::algos

@@ -197,6 +197,13 @@ class trellisComm::CommExec final : public algos::Exec {
     }
     return c_.shm_->read(peer, remote, local, bytes);
   }
+  Status writePeer(int peer, uint64_t remote, const void* local, size_t bytes) override {
+    if (peer == c_.rank_) {
+      std::memcpy(reinterpret_cast<void*>(remote), local, bytes);
+      return Status::ok();
+    }
+    return c_.shm_->write(peer, remote, local, bytes);
+  }
   void* scratch(int slot, size_t bytes) override {
     ScratchBuf& b = scratch_[slot & 7];
     void* old = b.p;

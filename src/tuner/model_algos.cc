@@ -292,6 +292,8 @@ bool allreduceRabenseifner(Ctx& c, double* t, std::string*) {
 }
 
 // The direct algorithms: buffer addresses exchanged, peers' buffers read, barriers.
+// algos/allreduce/direct.cc: each rank reduces its block from every peer's input and writes each
+// reduced tile into every peer's output, then one barrier.
 bool allreduceDirect(Ctx& c, double* t, std::string*) {
   const double blk = c.S / c.n;
   double sum = allPairs(c, 16);
@@ -300,12 +302,8 @@ bool allreduceDirect(Ctx& c, double* t, std::string*) {
       if (q != r) {
         c.e.readPeer(r, q, blk);
         c.e.reduce(r, blk);
+        c.e.writePeer(r, q, blk);
       }
-  sum += take(c);
-  sum += allPairs(c, 0);
-  for (int r = 0; r < c.n; ++r)
-    for (int q = 0; q < c.n; ++q)
-      if (q != r) c.e.readPeer(r, q, blk);
   sum += take(c);
   sum += allPairs(c, 0);
   *t = sum;
@@ -335,23 +333,21 @@ bool broadcastDirect(Ctx& c, double* t, std::string*) {
   return true;
 }
 
-// algos/reduce/direct.cc: every rank reduces its block from every peer's input, a barrier, the root
-// reads the reduced blocks, then tells every rank it is done.
+// algos/reduce/direct.cc: every rank reduces its block from every peer's input; the others write
+// theirs into the root's output as they go; one barrier.
 bool reduceDirect(Ctx& c, double* t, std::string*) {
   const double blk = c.S / c.n;
   double sum = allPairs(c, 16);
-  for (int r = 0; r < c.n; ++r)
+  for (int r = 0; r < c.n; ++r) {
     for (int q = 0; q < c.n; ++q)
       if (q != r) {
         c.e.readPeer(r, q, blk);
         c.e.reduce(r, blk);
       }
+    if (r != 0) c.e.writePeer(r, 0, blk);
+  }
   sum += take(c);
-  sum += allPairs(c, 0);
-  for (int q = 1; q < c.n; ++q) c.e.readPeer(0, q, blk);
-  sum += take(c);
-  for (int q = 1; q < c.n; ++q) c.e.flow(0, q, 0, 1);
-  *t = sum + take(c);
+  *t = sum + allPairs(c, 0);
   return true;
 }
 

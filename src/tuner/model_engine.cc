@@ -141,6 +141,13 @@ void Engine::readPeer(int reader, int owner, double bytes) {
   mem(nodeOf(reader), 2 * bytes);
 }
 
+void Engine::writePeer(int writer, int owner, double bytes) {
+  (void)owner;
+  if (bytes <= 0 || s_.directReadBps <= 0) return;
+  cpu(writer, bytes / s_.directReadBps / rate_);
+  mem(nodeOf(writer), bytes);  // the source is a tile still in cache: only the destination is memory traffic
+}
+
 StepTime Engine::take() {
   StepTime t;
   for (int r : touched_) {

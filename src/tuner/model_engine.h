@@ -38,6 +38,8 @@ class Engine {
   void copy(int rank, double bytes);
   /// `bytes` read by `reader` straight from `owner`'s memory (direct algorithms).
   void readPeer(int reader, int owner, double bytes);
+  /// `bytes` written by `writer` straight into `owner`'s memory from its cache (direct algorithms).
+  void writePeer(int writer, int owner, double bytes);
   /// Ends the step: its time, and resets the loads.
   StepTime take();
 

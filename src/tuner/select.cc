@@ -34,17 +34,23 @@ std::string usText(double s) { return s < 0 ? std::string("-") : formatString("%
 
 // Quarter-octave bucket of a size, and the size the model is evaluated at for it (the bucket's
 // geometric middle, so all sizes of a bucket are within 9% of it).
-uint64_t bucketOf(uint64_t bytes, double* modelBytes) {
-  if (bytes == 0) {
-    *modelBytes = 0;
-    return 0;
-  }
-  int lz = 63 - __builtin_clzll(bytes);
-  uint64_t frac = lz >= 2 ? (bytes >> (lz - 2)) & 3 : 0;
-  const double lo = lz >= 2 ? std::ldexp(static_cast<double>(4 + frac), lz - 2) : static_cast<double>(bytes);
-  const double hi = lz >= 2 ? std::ldexp(static_cast<double>(5 + frac), lz - 2) : lo;
-  *modelBytes = lz >= 2 ? std::sqrt(lo * hi) : lo;
-  return 1 + static_cast<uint64_t>(lz) * 4 + frac;
+// Quarter-octave buckets: the index is cheap (every call computes it); the representative size
+// (the geometric middle of the bucket) only matters when a bucket is first decided.
+uint64_t bucketOf(uint64_t bytes) {
+  if (bytes == 0) return 0;
+  const int lz = 63 - __builtin_clzll(bytes);
+  if (lz < 2) return 1 + static_cast<uint64_t>(lz) * 4 + ((bytes & 3) << 8);  // 1..3 B: exact sizes
+  return 1 + static_cast<uint64_t>(lz) * 4 + ((bytes >> (lz - 2)) & 3);
+}
+
+double modelBytesOf(uint64_t bytes) {
+  if (bytes == 0) return 0;
+  const int lz = 63 - __builtin_clzll(bytes);
+  if (lz < 2) return static_cast<double>(bytes);
+  const uint64_t frac = (bytes >> (lz - 2)) & 3;
+  const double lo = std::ldexp(static_cast<double>(4 + frac), lz - 2);
+  const double hi = std::ldexp(static_cast<double>(5 + frac), lz - 2);
+  return std::sqrt(lo * hi);
 }
 
 }  // namespace
@@ -280,13 +286,13 @@ Decision Tuner::select(const algos::CollArgs& args) {
   uint64_t mask = 0;
   for (size_t i = 0; i < opts_.tune.size(); ++i)
     if (opts_.tune[i].matches(args.coll, bytes, n)) mask |= uint64_t{1} << i;
-  double modelBytes = 0;
-  const uint64_t bucket = bucketOf(bytes, &modelBytes);
+  const uint64_t bucket = bucketOf(bytes);
   const std::pair<uint64_t, uint64_t> key{static_cast<uint64_t>(args.coll) | uint64_t{inPlace} << 4 | bucket << 5, mask};
   std::lock_guard<std::mutex> l(mu_);
   auto it = cache_.find(key);
   const bool fresh = it == cache_.end();
   if (fresh) {
+    const double modelBytes = modelBytesOf(bytes);
     Decision d = decideAt(args.coll, modelBytes, inPlace, mask);
     it = cache_.emplace(key, d).first;
     if (logEnabled(LogLevel::kInfo, Subsys::kTuner)) {

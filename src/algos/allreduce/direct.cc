@@ -1,9 +1,10 @@
 // Direct (node-local) AllReduce, for ranks that can read each other's memory (one host, single
 // copy allowed). Each rank reduces its 1/n block by reading that block from every peer's input
-// (process_vm_readv into a cache-sized tile, reduced straight into its output), a barrier, then
-// each rank copies the other blocks from the peers' outputs, and a final barrier keeps buffers
-// alive until every reader is done. Per rank: S bytes read from peers, one pass of reductions and
-// no intermediate message staging: wins for large messages inside a host.
+// (process_vm_readv into a cache-sized tile, reduced straight into its output) and writes each
+// reduced tile into every peer's output (process_vm_writev) while it is still in cache; a final
+// barrier tells every rank its output is complete and keeps buffers alive until every access is
+// done. Per rank: S(n-1)/n bytes read from peers and as many written to them, one pass of
+// reductions, no intermediate staging: wins for large messages inside a host.
 #include "algos/algorithms.h"
 #include "algos/common.h"
 #include "algos/kernels/reduce.h"
@@ -46,14 +47,30 @@ Status allreduceDirect(Exec& exec, const CollArgs& args) {
   }
   std::vector<PeerBuffers> bufs;
   TRELLIS_TRY(exchangeBuffers(exec, send, recv, &bufs));
-  TRELLIS_TRY(reduceBlockDirect(exec, bufs, send, recv, blockOffset(args.count, n, r), blockCount(args.count, n, r),
-                                args.dtype, args.op));
-  TRELLIS_TRY(barrier(exec));
-  for (int k = 1; k < n; ++k) {
-    int p = (r + k) % n;
-    size_t off = blockOffset(args.count, n, p) * es, len = blockCount(args.count, n, p) * es;
-    if (len) TRELLIS_TRY(exec.readPeer(p, bufs[p].recv + off, recv + off, len));
+  // Tile by tile: reduce this rank's block from every rank's input, then push the reduced tile,
+  // still in cache, into every peer's output. Pushing (process_vm_writev) rather than letting the
+  // peers pull the finished block later saves one pass over memory (the block is not read back
+  // from DRAM) and a barrier. Only rank r reads or writes block r anywhere, so in place is safe:
+  // a peer's input tile is overwritten only after it was read.
+  const size_t first = blockOffset(args.count, n, r), count = blockCount(args.count, n, r);
+  const size_t tileElems = std::max<size_t>(1, kTileBytes / es);
+  char* tmp = static_cast<char*>(exec.scratch(kScratchAlgo, tileElems * es));
+  for (size_t t = 0; t < count; t += tileElems) {
+    const size_t m = std::min(tileElems, count - t);
+    const size_t off = (first + t) * es;
+    const char* acc = send + off;
+    for (int k = 1; k < n; ++k) {  // peers in the same rotated order on every rank
+      const int p = (r + k) % n;
+      TRELLIS_TRY(exec.readPeer(p, bufs[p].send + off, tmp, m * es));
+      reduce2(recv + off, acc, tmp, m, args.dtype, args.op);
+      acc = recv + off;
+    }
+    for (int k = 1; k < n; ++k) {
+      const int p = (r + k) % n;
+      TRELLIS_TRY(exec.writePeer(p, bufs[p].recv + off, recv + off, m * es));
+    }
   }
+  // Every peer has written its block into this rank's output once it reaches the barrier.
   return barrier(exec);
 }
 

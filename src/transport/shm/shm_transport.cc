@@ -28,7 +28,8 @@ static Param<bool> kCmaEnabled("TRELLIS_SHM_CMA", true, "use single-copy cross-m
 
 ShmOptions shmOptionsFromParams() {
   ShmOptions o;
-  o.slotBytes = static_cast<size_t>(std::clamp<int64_t>(kSlotBytes.get(), 4096, 16 << 20));
+  // Whole cache lines: every slot starts on a line (its stamp is an atomic read by the peer).
+  o.slotBytes = (static_cast<size_t>(std::clamp<int64_t>(kSlotBytes.get(), 4096, 16 << 20)) + 63) & ~size_t{63};
   o.slots = static_cast<int>(std::clamp<int64_t>(kSlots.get(), 2, 1024));
   o.cmaMinBytes = kCmaEnabled.get() ? static_cast<size_t>(std::max<int64_t>(kCmaMin.get(), 0)) : SIZE_MAX;
   return o;
@@ -50,12 +51,15 @@ struct SegHeader {
 };
 
 struct RingHeader {
-  alignas(64) std::atomic<uint64_t> head;     // written by the producer (the peer)
   alignas(64) std::atomic<uint64_t> tail;     // written by the consumer (the segment's owner)
   alignas(64) std::atomic<uint64_t> cmaDone;  // single-copy messages the consumer has finished
 };
 
+// A slot is published by its stamp, written last (release): ring position + 1. The consumer polls
+// the stamp of the slot at its tail, so a small message costs it one cache line (stamp, header and
+// up to 8 payload bytes share the slot's first line) instead of the ring's head and then the slot.
 struct SlotHeader {
+  std::atomic<uint64_t> stamp;
   uint32_t kind;
   uint32_t len;
   uint64_t seq;
@@ -65,7 +69,7 @@ struct SlotHeader {
   int32_t pid;
   uint32_t pad;
 };
-static_assert(sizeof(SlotHeader) == 48);
+static_assert(sizeof(SlotHeader) == 56);
 
 long futex(std::atomic<uint32_t>* addr, int op, uint32_t val, const timespec* ts) {
   return syscall(SYS_futex, reinterpret_cast<uint32_t*>(addr), op, val, ts, nullptr, 0);
@@ -121,6 +125,7 @@ struct ShmTransport::Impl {
   bool cma = false;
   Status error;
   std::chrono::steady_clock::time_point lastLiveness{};
+  uint32_t idlePolls = 0;  // idle progress calls since the clock was last read
   uint64_t probeValue = 0;
 
   ~Impl() {
@@ -135,7 +140,7 @@ struct ShmTransport::Impl {
   }
   size_t payloadMax() const { return opt.slotBytes - sizeof(SlotHeader); }
 
-  // Wakes the segment's owner if it sleeps. The fence orders our earlier head/tail stores before
+  // Wakes the segment's owner if it sleeps. The fence orders our earlier stamp/tail stores before
   // reading `sleeping` (the sleeper sets `sleeping`, fences, then re-checks the rings), so either
   // it sees our update or we see it asleep. A spinning peer costs no shared-line write here.
   static void ring(SegHeader* seg) {
@@ -182,7 +187,8 @@ struct ShmTransport::Impl {
           pr.sends.pop_front();
         }
       }
-      pr.out->head.store(++pr.outHead, std::memory_order_release);
+      h->stamp.store(pr.outHead + 1, std::memory_order_release);
+      ++pr.outHead;
       pushed = true;
     }
     while (!pr.cmaWaiting.empty() && pr.cmaWaiting.front().first <= pr.out->cmaDone.load(std::memory_order_acquire)) {
@@ -220,6 +226,28 @@ struct ShmTransport::Impl {
     }
     return Status::ok();
   }
+  static Status writeTo(int pid, uint64_t addr, const char* src, size_t bytes) {
+    if (pid == getpid()) {
+      std::memcpy(reinterpret_cast<void*>(addr), src, bytes);
+      return Status::ok();
+    }
+    size_t done = 0;
+    while (done < bytes) {
+      iovec local{const_cast<char*>(src) + done, bytes - done};
+      iovec remote{reinterpret_cast<void*>(addr + done), bytes - done};
+      ssize_t n = process_vm_writev(pid, &local, 1, &remote, 1, 0);
+      if (n <= 0 && errno == ESRCH)
+        return remoteError("pid %d exited or was killed (process_vm_writev of %zu bytes: %s)", pid, bytes - done,
+                           strerror(errno));
+      if (n <= 0 && errno == EFAULT)
+        return remoteError("pid %d no longer has the %zu bytes at 0x%lx mapped: it left the operation (failed, "
+                           "aborted or exiting) (process_vm_writev: %s)", pid, bytes - done,
+                           static_cast<unsigned long>(addr + done), strerror(errno));
+      if (n <= 0) return systemError(errno, "process_vm_writev of %zu bytes to pid %d", bytes - done, pid);
+      done += static_cast<size_t>(n);
+    }
+    return Status::ok();
+  }
   Status pull(const SlotHeader* h, char* dst) { return readFrom(h->pid, h->addr, dst, h->total); }
 
   // Consumes the peer's ring into posted receives, in order.
@@ -227,9 +255,10 @@ struct ShmTransport::Impl {
     Peer& pr = peers[p];
     uint64_t tail = pr.in->tail.load(std::memory_order_relaxed);
     bool freed = false;
-    while (tail < pr.in->head.load(std::memory_order_acquire)) {
+    for (;;) {
       const char* slot = pr.inSlots + (tail % opt.slots) * opt.slotBytes;
       const SlotHeader* h = reinterpret_cast<const SlotHeader*>(slot);
+      if (h->stamp.load(std::memory_order_acquire) != tail + 1) break;  // not published yet
       if (h->seq < pr.recvBase) return fail(internalError("rank %d: shm ring from rank %d out of order", rank, p));
       uint64_t idx = h->seq - pr.recvBase;
       if (idx >= pr.recvs.size()) break;  // its receive is not posted yet
@@ -268,10 +297,17 @@ struct ShmTransport::Impl {
     return Status::ok();
   }
 
+  // Whether the slot at the consumer's tail of `pr`'s inbound ring holds a message.
+  bool published(const Peer& pr) const {
+    const uint64_t tail = pr.in->tail.load(std::memory_order_relaxed);
+    const auto* h = reinterpret_cast<const SlotHeader*>(pr.inSlots + (tail % opt.slots) * opt.slotBytes);
+    return h->stamp.load(std::memory_order_acquire) == tail + 1;
+  }
+
   bool workPossible() {
     for (Peer& pr : peers) {
       if (!pr.local) continue;
-      if (!pr.recvs.empty() && pr.in->tail.load() < pr.in->head.load(std::memory_order_acquire)) return true;
+      if (!pr.recvs.empty() && published(pr)) return true;
       if (!pr.sends.empty() && pr.outHead - pr.out->tail.load(std::memory_order_acquire) < static_cast<uint64_t>(opt.slots))
         return true;
       if (!pr.cmaWaiting.empty() && pr.cmaWaiting.front().first <= pr.out->cmaDone.load(std::memory_order_acquire))
@@ -295,7 +331,11 @@ struct ShmTransport::Impl {
   }
 
   // A local peer we are waiting for that no longer exists will never answer.
-  Status checkLiveness() {
+  Status checkLiveness(bool aboutToSleep) {
+    // Called on every idle poll: reading the clock each time would lengthen the spin loop that
+    // small-message latency depends on, so a spinning rank reads it every 64th poll (a poll is well
+    // under a microsecond); one about to sleep always does.
+    if ((++idlePolls & 63) != 0 && !aboutToSleep) return Status::ok();
     auto now = std::chrono::steady_clock::now();
     if (now - lastLiveness < std::chrono::milliseconds(500)) return Status::ok();
     lastLiveness = now;
@@ -476,7 +516,7 @@ Status ShmTransport::progress(int timeoutMs, bool* didWork) {
     *didWork = true;
     return Status::ok();
   }
-  TRELLIS_TRY(m.checkLiveness());
+  TRELLIS_TRY(m.checkLiveness(timeoutMs > 0));
   if (timeoutMs <= 0) return Status::ok();
   SegHeader* h = m.header();
   uint32_t bell = h->doorbell.load(std::memory_order_seq_cst);
@@ -496,6 +536,13 @@ Status ShmTransport::read(int peer, uint64_t remote, void* local, size_t bytes) 
   if (!canRead(peer)) return internalError("rank %d: no single-copy access to rank %d", impl_->rank, peer);
   Status s = Impl::readFrom(impl_->peers[peer].pid, remote, static_cast<char*>(local), bytes);
   if (!s.isOk()) return impl_->fail(s.withContext(formatString("rank %d: direct read from rank %d", impl_->rank, peer)));
+  return s;
+}
+
+Status ShmTransport::write(int peer, uint64_t remote, const void* local, size_t bytes) {
+  if (!canRead(peer)) return internalError("rank %d: no single-copy access to rank %d", impl_->rank, peer);
+  Status s = Impl::writeTo(impl_->peers[peer].pid, remote, static_cast<const char*>(local), bytes);
+  if (!s.isOk()) return impl_->fail(s.withContext(formatString("rank %d: direct write to rank %d", impl_->rank, peer)));
   return s;
 }
 

@@ -54,6 +54,9 @@ class ShmTransport final : public Transport {
   /// Reads `bytes` at `remote` in `peer`'s address space into `local` (process_vm_readv, or memcpy
   /// when the peer is a thread of this process).
   Status read(int peer, uint64_t remote, void* local, size_t bytes);
+  /// Writes `bytes` from `local` to `remote` in `peer`'s address space (process_vm_writev, or
+  /// memcpy between threads of one process).
+  Status write(int peer, uint64_t remote, const void* local, size_t bytes);
 
   struct Impl;
 
