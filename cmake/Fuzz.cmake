@@ -7,8 +7,10 @@ include(${CMAKE_SOURCE_DIR}/fuzz/targets.cmake)
 set(TRELLIS_FUZZ_SECONDS 4 CACHE STRING "seconds each fuzzer runs in the test suite")
 find_program(TRELLIS_FUZZ_CXX NAMES clang++-14 clang++)
 find_program(TRELLIS_FUZZ_CC NAMES clang-14 clang)
+# Symbolized reports of a crash (llvm-14; without it the stacks are bare addresses).
+find_program(TRELLIS_FUZZ_SYMBOLIZER NAMES llvm-symbolizer-14 llvm-symbolizer PATHS /usr/lib/llvm-14/bin)
 set(fuzz_ok FALSE)
-set(fuzz_why "no clang++ found (apt-get install clang libclang-rt-14-dev)")
+set(fuzz_why "no clang++ found (scripts/deps.sh installs clang-14 and libclang-rt-14-dev)")
 if(TRELLIS_FUZZ_CXX AND TRELLIS_FUZZ_CC)
   set(probe_dir ${CMAKE_BINARY_DIR}/fuzz-probe)
   file(MAKE_DIRECTORY ${probe_dir})
@@ -19,7 +21,7 @@ if(TRELLIS_FUZZ_CXX AND TRELLIS_FUZZ_CC)
   if(rc EQUAL 0)
     set(fuzz_ok TRUE)
   else()
-    set(fuzz_why "${TRELLIS_FUZZ_CXX} cannot link -fsanitize=fuzzer (libclang-rt-14-dev missing?)")
+    set(fuzz_why "${TRELLIS_FUZZ_CXX} cannot link -fsanitize=fuzzer,address,undefined (libclang-rt-14-dev missing?)")
   endif()
 endif()
 
@@ -33,6 +35,13 @@ message(STATUS "fuzzers: ${TRELLIS_FUZZ_CXX} (build in ${CMAKE_BINARY_DIR}/fuzz)
 
 include(ExternalProject)
 set(fuzz_bin ${CMAKE_BINARY_DIR}/fuzz)
+# The outer build's compiler launcher (ccache), when it was given as a cache variable.
+set(fuzz_launcher "")
+foreach(lang C CXX)
+  if(CMAKE_${lang}_COMPILER_LAUNCHER)
+    list(APPEND fuzz_launcher "-DCMAKE_${lang}_COMPILER_LAUNCHER=${CMAKE_${lang}_COMPILER_LAUNCHER}")
+  endif()
+endforeach()
 set(fuzz_outputs "")
 foreach(f ${TRELLIS_FUZZERS})
   list(APPEND fuzz_outputs ${fuzz_bin}/fuzz/${f})
@@ -45,12 +54,20 @@ ExternalProject_Add(trellis_fuzzers
              # -O1 with line tables: quick to compile, symbolized reports; assertions stay on.
              -DCMAKE_BUILD_TYPE=Debug "-DCMAKE_CXX_FLAGS_DEBUG=-O1 -gline-tables-only"
              "-DCMAKE_C_FLAGS_DEBUG=-O1 -gline-tables-only" -DTRELLIS_FUZZ_BUILD=ON -DTRELLIS_WERROR=OFF
-             -DTRELLIS_BUILD_TESTS=OFF -DTRELLIS_BUILD_BENCH=OFF
+             -DTRELLIS_BUILD_TESTS=OFF -DTRELLIS_BUILD_BENCH=OFF ${fuzz_launcher}
+  # Stamps inside the sub-build's folder: deleting BUILD/fuzz then reconfigures it (with the
+  # default stamp folder the configure step was considered done and the build failed).
+  STAMP_DIR ${fuzz_bin}/stamp
   BUILD_COMMAND ${CMAKE_COMMAND} --build ${fuzz_bin} --target fuzzers
   BUILD_BYPRODUCTS ${fuzz_outputs}
   INSTALL_COMMAND ""
   BUILD_ALWAYS ON
   USES_TERMINAL_BUILD ON)
+
+set(fuzz_env "ASAN_OPTIONS=detect_leaks=1" "UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1")
+if(TRELLIS_FUZZ_SYMBOLIZER)
+  list(APPEND fuzz_env "ASAN_SYMBOLIZER_PATH=${TRELLIS_FUZZ_SYMBOLIZER}")
+endif()
 
 # Seeds: fuzz/seeds/<name>, the shared fixtures when present, and the tests' own data files.
 set(fixtures "")
@@ -91,5 +108,5 @@ foreach(f ${TRELLIS_FUZZERS})
                    -artifact_prefix=${CMAKE_BINARY_DIR}/fuzz-artifacts/${f}-
                    ${CMAKE_BINARY_DIR}/fuzz-corpus/${f} ${seeds})
   set_tests_properties(fuzz.${short} PROPERTIES LABELS fuzz TIMEOUT 120
-                       ENVIRONMENT "ASAN_OPTIONS=detect_leaks=1;UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1")
+                       ENVIRONMENT "${fuzz_env}")
 endforeach()

@@ -12,6 +12,7 @@ PKGS=(
   iproute2 procps                                     # namespaces for the emulated cluster, ps
   python3-jsonschema                                  # validates trellis-topo JSON against the schema in tests
   qemu-system-x86 busybox-static cpio kmod ibverbs-utils perftest  # tests/rdma: Soft-RoCE in a qemu guest
+  clang-14 libclang-rt-14-dev llvm-14                 # fuzz/: clang, libFuzzer + sanitizer runtimes, llvm-symbolizer
 )
 # Optional: PyTorch for the torch.distributed backend (python/) and its tests: 170 packages, ~620 MiB
 # installed, 1.5 minutes (measured). A failed install is only a warning (those tests then skip,

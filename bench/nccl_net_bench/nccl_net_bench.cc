@@ -7,8 +7,13 @@
 // and last 8 bytes of each).
 //
 //   trellis-nccl-net-bench [--plugin PATH] [--transports tcp,ucx] [--sockets 1,4] [--reps 3]
-//                          [--window 8] [--min 64K] [--max 64M] [--bytes-per-point 256M]
+//                          [--window 8] [--min 64K] [--max 64M] [--bytes-per-point 256M] [--mbps]
+// A transport named NAME+yield (e.g. verbs+yield) runs NAME with ranks that call sched_yield()
+// whenever a poll finds nothing (a proxy that gives its core away while idle: on an
+// oversubscribed machine the kernel's share of the work then gets CPU time). --mbps prints
+// bandwidth in MB/s (10^6 bytes/s) instead of GB/s; --lat-iters N times N ping-pongs (2000).
 #include <dlfcn.h>
+#include <sched.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -66,9 +71,16 @@ struct Net {
   void* rc = nullptr;
 };
 
+bool gYield = false;  // sched_yield() after every poll that found nothing
+int gLatIters = 2000;  // timed ping-pongs (after a tenth as many for warm-up)
+
 void waitReq(Net& net, void* req) {
   int done = 0;
-  while (!done) check(net.n->test(req, &done, nullptr), "test");
+  for (;;) {
+    check(net.n->test(req, &done, nullptr), "test");
+    if (done) return;
+    if (gYield) sched_yield();
+  }
 }
 
 void* post(Net& net, bool send, void* buf, size_t size, void* mh) {
@@ -79,6 +91,7 @@ void* post(Net& net, bool send, void* buf, size_t size, void* mh) {
       check(net.n->isend(net.sc, buf, size, tag, mh, nullptr, &req), "isend");
     else
       check(net.n->irecv(net.rc, 1, &buf, &size, &tag, &mh, nullptr, &req), "irecv");
+    if (req == nullptr && gYield) sched_yield();
   }
   return req;
 }
@@ -114,7 +127,7 @@ void rankMain(int rank, int ch, int out, const std::string& plugin,
   std::string result;
   // Latency: 8-byte ping-pong.
   {
-    const int iters = 2000, warm = 200;
+    const int iters = gLatIters, warm = std::max(1, gLatIters / 10);
     Clock::time_point t0;
     for (int i = 0; i < iters + warm; ++i) {
       if (i == warm) t0 = Clock::now();
@@ -181,10 +194,12 @@ void rankMain(int rank, int ch, int out, const std::string& plugin,
 struct Config {
   std::string transport;
   int sockets;  // tcp only
+  bool yield = false;
   std::string name() const {
-    return transport == "tcp"
-               ? "tcp, " + std::to_string(sockets) + " stream" + (sockets > 1 ? "s" : "")
-               : transport;
+    return (transport == "tcp"
+                ? "tcp, " + std::to_string(sockets) + " stream" + (sockets > 1 ? "s" : "")
+                : transport) +
+           (yield ? ", yielding" : "");
   }
 };
 
@@ -199,6 +214,7 @@ std::vector<double> runPair(const Config& cfg, const std::string& plugin,
     if (pids[rank] == 0) {
       setenv("TRELLIS_NCCL_NET_TRANSPORT", cfg.transport.c_str(), 1);
       setenv("TRELLIS_NCCL_NET_SOCKETS", std::to_string(cfg.sockets).c_str(), 1);
+      gYield = cfg.yield;
       close(sv[1 - rank]);
       close(pipefd[0]);
       rankMain(rank, sv[rank], pipefd[1], plugin, sizes, window, perPoint);
@@ -247,6 +263,7 @@ int main(int argc, char** argv) {
   std::vector<int> sockets = {1, 4};
   std::vector<std::string> transports = {"tcp", "ucx"};
   int reps = 3, window = 8;
+  bool mbps = false;
   size_t minB = 64 << 10, maxB = 64 << 20, perPoint = 256 << 20;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -256,14 +273,20 @@ int main(int argc, char** argv) {
           "usage: %s [--plugin PATH] [--transports tcp,ucx] [--sockets 1,4] [--reps 3] [--window "
           "8] [--min 64K] [--max "
           "64M] "
-          "[--bytes-per-point 256M]\n",
+          "[--bytes-per-point 256M] [--mbps] [--lat-iters 2000]\n",
           argv[0]);
       return 0;
+    }
+    if (a == "--mbps") {
+      mbps = true;
+      continue;
     }
     if (v == nullptr) die(("missing value after " + a).c_str());
     ++i;
     if (a == "--plugin")
       plugin = v;
+    else if (a == "--lat-iters")
+      gLatIters = std::max(1, atoi(v));
     else if (a == "--reps")
       reps = atoi(v);
     else if (a == "--window")
@@ -292,11 +315,13 @@ int main(int argc, char** argv) {
   std::vector<size_t> sizes;
   for (size_t s = minB; s <= maxB; s *= 4) sizes.push_back(s);
   std::vector<Config> configs;
-  for (const std::string& t : transports) {
+  for (std::string t : transports) {
+    bool yield = t.size() > 6 && t.compare(t.size() - 6, 6, "+yield") == 0;
+    if (yield) t.resize(t.size() - 6);
     if (t == "tcp")
-      for (int k : sockets) configs.push_back({t, k});
+      for (int k : sockets) configs.push_back({t, k, yield});
     else
-      configs.push_back({t, 4});
+      configs.push_back({t, 4, yield});
   }
   std::vector<std::vector<std::vector<double>>> runs(configs.size());  // config -> reps x values
   for (int r = 0; r < reps; ++r)
@@ -318,14 +343,15 @@ int main(int argc, char** argv) {
   }
   printf("\n");
   for (size_t k = 0; k < sizes.size(); ++k) {
+    const char* unit = mbps ? "MB/s" : "GB/s";
     if (sizes[k] >= (1 << 20))
-      printf("| %zu MiB (GB/s) | ", sizes[k] >> 20);
+      printf("| %zu MiB (%s) | ", sizes[k] >> 20, unit);
     else
-      printf("| %zu KiB (GB/s) | ", sizes[k] >> 10);
+      printf("| %zu KiB (%s) | ", sizes[k] >> 10, unit);
     for (size_t c = 0; c < configs.size(); ++c) {
       std::vector<double> v;
-      for (auto& run : runs[c]) v.push_back(run[k + 1]);
-      printf("%s | ", cell(v, "%.2f").c_str());
+      for (auto& run : runs[c]) v.push_back(mbps ? run[k + 1] * 1000 : run[k + 1]);
+      printf("%s | ", cell(v, mbps ? "%.1f" : "%.2f").c_str());
     }
     printf("\n");
   }

@@ -158,6 +158,22 @@ TRELLIS_EXPORT trellisResult_t trellisCommCount(const trellisComm_t comm, int* c
 /// Rank of the caller in `comm`.
 TRELLIS_EXPORT trellisResult_t trellisCommUserRank(const trellisComm_t comm, int* rank);
 
+/// Registers `size` bytes at `buff` with `comm` for use in later calls, as ncclCommRegister does.
+/// Local to the calling rank (not collective). Where a transport registers memory with its
+/// hardware (RDMA verbs), the registration is made now and kept across calls until
+/// trellisCommDeregister, so calls on buffers inside the region skip registering; unregistered
+/// buffers are registered per call. Transports with nothing to register (shared memory, TCP, UCX)
+/// only record the handle. The buffer must stay allocated until it is deregistered (deregister
+/// before freeing it: a registration pins the pages it was made on). Registrations may overlap.
+/// `*handle` receives an opaque handle for trellisCommDeregister; handles are released with the
+/// communicator if not deregistered.
+TRELLIS_EXPORT trellisResult_t trellisCommRegister(const trellisComm_t comm, void* buff, size_t size,
+                                                   void** handle);
+
+/// Releases a registration made by trellisCommRegister on `comm`. A handle that is NULL, already
+/// released, or from another communicator is an invalid argument naming it.
+TRELLIS_EXPORT trellisResult_t trellisCommDeregister(const trellisComm_t comm, void* handle);
+
 /// Short description of a result code ("invalid argument", ...).
 TRELLIS_EXPORT const char* trellisGetErrorString(trellisResult_t result);
 

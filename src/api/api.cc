@@ -214,6 +214,30 @@ TRELLIS_EXPORT trellisResult_t trellisCommUserRank(const trellisComm_t comm, int
   return trellisSuccess;
 }
 
+TRELLIS_EXPORT trellisResult_t trellisCommRegister(const trellisComm_t comm, void* buff, size_t size, void** handle) {
+  const char* api = "trellisCommRegister";
+  TRELLIS_TRY_C(checkComm(comm, api));
+  Status s = Status::ok();
+  if (handle == nullptr) s = invalidArgument("%s: handle is NULL", api);
+  else if (buff == nullptr) s = invalidArgument("%s: buff is NULL (size %zu)", api, size);
+  else if (size == 0) s = invalidArgument("%s: size is 0 (buff %p): nothing to register", api, buff);
+  else if (reinterpret_cast<uintptr_t>(buff) > UINTPTR_MAX - size)
+    s = invalidArgument("%s: buff %p + size %zu runs past the end of the address space", api, buff, size);
+  if (!s.isOk()) return report(comm, s);
+  *handle = nullptr;
+  Result<void*> h = comm->registerBuffer(buff, size);
+  if (!h) return report(comm, h.status().withContext(api));
+  *handle = h.value();
+  return trellisSuccess;
+}
+
+TRELLIS_EXPORT trellisResult_t trellisCommDeregister(const trellisComm_t comm, void* handle) {
+  const char* api = "trellisCommDeregister";
+  TRELLIS_TRY_C(checkComm(comm, api));
+  if (handle == nullptr) return report(comm, invalidArgument("%s: handle is NULL", api));
+  return report(comm, comm->deregisterBuffer(handle).withContext(api));
+}
+
 TRELLIS_EXPORT trellisResult_t trellisAllReduce(const void* sendbuff, void* recvbuff, size_t count,
                                                 trellisDataType_t datatype, trellisRedOp_t op, trellisComm_t comm,
                                                 void* stream) {

@@ -478,6 +478,9 @@ trellisComm::~trellisComm() {
   unregisterComm(this);
   // Wait for an operation still running in another thread (it returns promptly after an abort).
   { std::lock_guard<std::mutex> wait(execMu_); }
+  if (!userRegs_.empty())  // the transports release them with themselves
+    TRELLIS_INFO(kInit, "rank %d: %zu buffer registration(s) not deregistered before the communicator was destroyed",
+                 rank_, userRegs_.size());
   {
     std::lock_guard<std::mutex> l(taskMu_);
     stopping_ = true;
@@ -652,6 +655,58 @@ Status trellisComm::runP2p(const std::vector<P2pOp>& ops, const char* apiName) {
   for (auto& t : transports_) t->releaseCallerMemory();  // the caller may free its buffers now
   if (!s.isOk()) return fail(s.withContext(apiName));
   return Status::ok();
+}
+
+namespace {
+std::atomic<uint64_t> gNextRegHandle{1};
+constexpr uint64_t kRegHandleBase = 0x7e1100000000ull;  // handles print as 0x7e11000000nn
+}  // namespace
+
+Result<void*> trellisComm::registerBuffer(void* buf, size_t bytes) {
+  std::lock_guard<std::mutex> lock(execMu_);
+  if (asyncError_.load() != trellisSuccess)
+    return Status(static_cast<Code>(asyncError_.load()),
+                  formatString("rank %d: the communicator failed earlier (%s); destroy or abort it", rank_,
+                               firstError_.c_str()));
+  UserReg reg;
+  reg.buf = buf;
+  reg.bytes = bytes;
+  for (auto& t : transports_) {
+    Result<uint64_t> token = t->registerMemory(buf, bytes);
+    if (!token) {
+      for (auto& [tr, tok] : reg.tokens) tr->deregisterMemory(tok);
+      return token.status();
+    }
+    if (token.value() != 0) reg.tokens.emplace_back(t.get(), token.value());
+  }
+  const uint64_t id = kRegHandleBase + gNextRegHandle.fetch_add(1);
+  userRegs_.emplace(id, std::move(reg));
+  TRELLIS_DEBUG(kInit, "rank %d: registered %zu bytes at %p as handle %p (%zu transport registration(s))", rank_,
+                bytes, buf, reinterpret_cast<void*>(id), userRegs_[id].tokens.size());
+  return reinterpret_cast<void*>(id);
+}
+
+Status trellisComm::deregisterBuffer(void* handle) {
+  std::lock_guard<std::mutex> lock(execMu_);
+  const uint64_t id = reinterpret_cast<uintptr_t>(handle);
+  auto it = userRegs_.find(id);
+  if (it == userRegs_.end()) {
+    if (deregistered_.count(id) != 0)
+      return invalidArgument("handle %p was deregistered already (rank %d)", handle, rank_);
+    return invalidArgument("handle %p is not a registration of this communicator (rank %d, %zu live): it "
+                           "was not returned by trellisCommRegister on this communicator",
+                           handle, rank_, userRegs_.size());
+  }
+  for (auto& [t, token] : it->second.tokens) t->deregisterMemory(token);
+  userRegs_.erase(it);
+  deregistered_.insert(id);
+  if (deregistered_.size() > 4096) deregistered_.erase(deregistered_.begin());  // bounded memory
+  return Status::ok();
+}
+
+size_t trellisComm::liveRegistrations() {
+  std::lock_guard<std::mutex> lock(execMu_);
+  return userRegs_.size();
 }
 
 Result<trellisComm*> trellisComm::split(int color, int key, const CommOptions& options) {

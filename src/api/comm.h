@@ -10,8 +10,10 @@
 #include <condition_variable>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -68,6 +70,20 @@ struct trellisComm {
   };
   trellis::Status runP2p(const std::vector<P2pOp>& ops, const char* apiName);
   trellis::Result<trellisComm*> split(int color, int key, const trellis::CommOptions& options);
+  /// trellisCommRegister: every transport registers [buf, buf+bytes) now; RDMA keeps its
+  /// registrations across calls until deregisterBuffer(handle). Local (not collective).
+  trellis::Result<void*> registerBuffer(void* buf, size_t bytes);
+  /// trellisCommDeregister: releases a handle of registerBuffer; an unknown, foreign or already
+  /// released handle is an error naming it.
+  trellis::Status deregisterBuffer(void* handle);
+  /// Registrations not deregistered yet.
+  size_t liveRegistrations();
+  /// The transports in use (tests and tools; not to be driven while a call runs).
+  std::vector<trellis::transport::Transport*> transports() const {
+    std::vector<trellis::transport::Transport*> v;
+    for (const auto& t : transports_) v.push_back(t.get());
+    return v;
+  }
 
   /// Device buffers (api/device_path.h): the executor that runs this communicator's device-buffer
   /// operations in stream order, created on first use; fails when CUDA is not usable here.
@@ -118,6 +134,14 @@ struct trellisComm {
   uint64_t collSeq_ = 0;  // collectives run so far (the check's sequence number)
   std::atomic<bool> aborted_{false};
   std::atomic<int> asyncError_{trellisSuccess};
+  // trellisCommRegister handles (process-wide unique ids) -> what each transport keeps.
+  struct UserReg {
+    void* buf = nullptr;
+    size_t bytes = 0;
+    std::vector<std::pair<trellis::transport::Transport*, uint64_t>> tokens;
+  };
+  std::map<uint64_t, UserReg> userRegs_;  // guarded by execMu_
+  std::set<uint64_t> deregistered_;       // recent released handles, for a precise message
   std::mutex errMu_;
   std::string lastError_;
   std::string firstError_;

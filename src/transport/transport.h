@@ -59,6 +59,17 @@ class Transport {
     (void)addr;
     (void)bytes;
   }
+  /// The user registered [addr, addr+bytes) (trellisCommRegister) and keeps it mapped until it
+  /// deregisters. A transport that registers memory with its hardware (RDMA) registers it now and
+  /// keeps that registration across calls until deregisterMemory(token). Returns the token; 0 when
+  /// the transport keeps nothing for it.
+  virtual Result<uint64_t> registerMemory(const void* addr, size_t bytes) {
+    (void)addr;
+    (void)bytes;
+    return uint64_t{0};
+  }
+  /// Releases what registerMemory returned `token` (non-zero) for.
+  virtual void deregisterMemory(uint64_t token) { (void)token; }
 };
 
 }  // namespace trellis::transport

@@ -5,7 +5,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <thread>
 #include <vector>
@@ -78,6 +81,92 @@ TEST(Api, InvalidArgumentsNameTheValues) {
     return "";
   });
   EXPECT_EQ(err, "");
+}
+
+// trellisCommRegister/Deregister on transports with nothing to register (shm, tcp, ucx): the calls
+// validate their arguments, track handles (a bad or repeated deregister names the handle), and
+// collectives on registered buffers work as on any other. The verbs side: tests/rdma.
+TEST(Api, RegisterAndDeregisterBuffers) {
+  for (Wire wire : {Wire::kShm, Wire::kTcp, Wire::kUcxTcp}) {
+    std::string err = runRanksOver(wire, 2, RankMode::kThreads, [](trellisComm_t comm, int rank, int n) -> std::string {
+      std::vector<float> buf(1 << 16, static_cast<float>(rank + 1));
+      auto expect = [&](trellisResult_t got, trellisResult_t want, const std::string& needle) -> std::string {
+        std::string msg = trellisGetLastError(comm);
+        if (got != want) return std::string("got ") + trellisGetErrorString(got) + " for " + needle + ": " + msg;
+        if (msg.find(needle) == std::string::npos) return "message '" + msg + "' lacks '" + needle + "'";
+        return "";
+      };
+      std::string e;
+      void* h = nullptr;
+      if (!(e = expect(trellisCommRegister(comm, nullptr, 64, &h), trellisInvalidArgument,
+                       "trellisCommRegister: buff is NULL (size 64)")).empty()) return e;
+      if (!(e = expect(trellisCommRegister(comm, buf.data(), 0, &h), trellisInvalidArgument, "size is 0")).empty())
+        return e;
+      if (!(e = expect(trellisCommRegister(comm, buf.data(), 64, nullptr), trellisInvalidArgument,
+                       "handle is NULL")).empty()) return e;
+      if (!(e = expect(trellisCommRegister(comm, reinterpret_cast<void*>(UINTPTR_MAX - 10), 64, &h),
+                       trellisInvalidArgument, "runs past the end of the address space")).empty()) return e;
+      if (trellisCommRegister(nullptr, buf.data(), 64, &h) != trellisInvalidArgument) return "NULL comm accepted";
+      if (!(e = expect(trellisCommDeregister(comm, nullptr), trellisInvalidArgument,
+                       "trellisCommDeregister: handle is NULL")).empty()) return e;
+      // Two registrations, one overlapping the other; collectives on the buffer, several calls.
+      void* whole = nullptr;
+      void* half = nullptr;
+      if (trellisCommRegister(comm, buf.data(), buf.size() * sizeof(float), &whole) != trellisSuccess)
+        return std::string("register: ") + trellisGetLastError(comm);
+      if (trellisCommRegister(comm, buf.data() + 100, 4000, &half) != trellisSuccess)
+        return std::string("register half: ") + trellisGetLastError(comm);
+      if (whole == nullptr || half == nullptr || whole == half) return "handles not distinct";
+      for (int call = 0; call < 3; ++call) {
+        std::fill(buf.begin(), buf.end(), static_cast<float>(rank + 1 + call));
+        if (trellisAllReduce(buf.data(), buf.data(), buf.size(), trellisFloat32, trellisSum, comm, nullptr) !=
+            trellisSuccess)
+          return std::string("allreduce: ") + trellisGetLastError(comm);
+        const float want = static_cast<float>(n * (n + 1) / 2 + n * call);
+        for (float x : buf)
+          if (x != want) return "allreduce on a registered buffer: " + std::to_string(x) + " != " + std::to_string(want);
+      }
+      if (trellisCommDeregister(comm, half) != trellisSuccess) return std::string("dereg: ") + trellisGetLastError(comm);
+      char hs[32];
+      std::snprintf(hs, sizeof hs, "%p", half);
+      if (!(e = expect(trellisCommDeregister(comm, half), trellisInvalidArgument,
+                       std::string("handle ") + hs + " was deregistered already")).empty()) return e;
+      void* bogus = buf.data();
+      std::snprintf(hs, sizeof hs, "%p", bogus);
+      if (!(e = expect(trellisCommDeregister(comm, bogus), trellisInvalidArgument,
+                       std::string("handle ") + hs + " is not a registration of this communicator")).empty())
+        return e;
+      // The communicator still works; `whole` is left registered: destroy releases it.
+      float x = 1, y = 0;
+      if (trellisAllReduce(&x, &y, 1, trellisFloat32, trellisSum, comm, nullptr) != trellisSuccess || y != n)
+        return "allreduce after registration errors failed";
+      (void)whole;
+      return "";
+    });
+    EXPECT_EQ(err, "") << wireName(wire);
+  }
+}
+
+// A handle belongs to the communicator that made it.
+TEST(Api, DeregisterWithAnotherCommunicatorIsAnError) {
+  trellisUniqueId a, b;
+  ASSERT_EQ(trellisGetUniqueId(&a), trellisSuccess);
+  ASSERT_EQ(trellisGetUniqueId(&b), trellisSuccess);
+  trellisComm_t ca = nullptr, cb = nullptr;
+  ASSERT_EQ(trellisCommInitRank(&ca, 1, a, 0), trellisSuccess) << trellisGetLastError(nullptr);
+  ASSERT_EQ(trellisCommInitRank(&cb, 1, b, 0), trellisSuccess) << trellisGetLastError(nullptr);
+  std::vector<char> buf(4096);
+  void* h = nullptr;
+  ASSERT_EQ(trellisCommRegister(ca, buf.data(), buf.size(), &h), trellisSuccess);
+  EXPECT_EQ(trellisCommDeregister(cb, h), trellisInvalidArgument);
+  EXPECT_NE(std::string(trellisGetLastError(cb)).find("is not a registration of this communicator"), std::string::npos)
+      << trellisGetLastError(cb);
+  EXPECT_EQ(trellisCommDeregister(ca, h), trellisSuccess) << trellisGetLastError(ca);
+  EXPECT_EQ(trellisCommDestroy(ca), trellisSuccess);
+  EXPECT_EQ(trellisCommDestroy(cb), trellisSuccess);
+  // A destroyed communicator is reported, not used.
+  EXPECT_EQ(trellisCommDeregister(ca, h), trellisInvalidArgument);
+  EXPECT_NE(std::string(trellisGetLastError(nullptr)).find("not a live Trellis communicator"), std::string::npos);
 }
 
 TEST(Api, InitRejectsBadArguments) {

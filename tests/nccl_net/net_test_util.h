@@ -3,6 +3,7 @@
 // patterns, and the parameterized fixture (ABI version x backend).
 #pragma once
 
+#include <dirent.h>
 #include <dlfcn.h>
 #include <gtest/gtest.h>
 #include <stdlib.h>
@@ -211,12 +212,32 @@ struct Buffers {
   }
 };
 
-// Every case runs for each ABI version and each backend built into the plugin (the verbs backend
-// joins this list when it exists): tcp; ucx with its default transports (shared memory between
-// these processes); ucx_tcp, UCX restricted to its TCP transport (TRELLIS_UCX_TLS=tcp).
+/// Whether this machine has an RDMA device (/sys/class/infiniband is not empty).
+/// TRELLIS_TEST_NCCL_VERBS=1 or 0 overrides (the qemu Soft-RoCE guest sets 1, so that a guest
+/// whose devices went missing fails instead of running no verbs case).
+inline bool haveRdmaDevice() {
+  const char* force = getenv("TRELLIS_TEST_NCCL_VERBS");
+  if (force != nullptr && *force != 0) return std::strcmp(force, "0") != 0;
+  DIR* d = opendir("/sys/class/infiniband");
+  if (d == nullptr) return false;
+  bool any = false;
+  while (dirent* e = readdir(d)) any = any || e->d_name[0] != '.';
+  closedir(d);
+  return any;
+}
+
+// Every case runs for each ABI version and each backend built into the plugin: tcp; ucx with its
+// default transports (shared memory between these processes); ucx_tcp, UCX restricted to its TCP
+// transport (TRELLIS_UCX_TLS=tcp); and verbs where the machine has an RDMA device (the qemu
+// Soft-RoCE guest of tests/rdma runs the verbs cases: `--gtest_filter=*_verbs*`).
 using Case = std::tuple<int, std::string>;
 class NetTest : public ::testing::TestWithParam<Case> {};
-inline const std::vector<std::string> kTransports = {"tcp", "ucx", "ucx_tcp"};
+inline std::vector<std::string> transports() {
+  std::vector<std::string> t = {"tcp", "ucx", "ucx_tcp"};
+  if (haveRdmaDevice()) t.push_back("verbs");
+  return t;
+}
+inline const std::vector<std::string> kTransports = transports();
 
 inline std::string caseName(const ::testing::TestParamInfo<Case>& info) {
   return "v" + std::to_string(std::get<0>(info.param)) + "_" + std::get<1>(info.param);

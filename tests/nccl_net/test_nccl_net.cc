@@ -130,12 +130,16 @@ TEST_P(NetTest, InitFailsClearlyWhenNothingIsUsable) {
   });
 }
 
-// A backend this build does not have (verbs, UCX: not merged yet) is refused by name.
+// TRELLIS_NCCL_NET_TRANSPORT=verbs where no RDMA port is usable fails init with one clear line
+// (NCCL then uses its own nets). On a machine with RDMA devices (the qemu guest), a TRELLIS_IB_HCA
+// that matches none of them stands in for "no device".
 class VersionTest : public ::testing::TestWithParam<int> {};
-TEST_P(VersionTest, InitFailsClearlyForABackendNotBuilt) {
+TEST_P(VersionTest, VerbsWithoutAnRdmaDeviceFailsClearly) {
   const int v = GetParam();
   runOne([v] {
     setenv("TRELLIS_NCCL_NET_TRANSPORT", "verbs", 1);
+    const bool rdma = haveRdmaDevice();
+    if (rdma) setenv("TRELLIS_IB_HCA", "=no_such_hca0", 1);
     void* lib = openPlugin();
     ASSERT_NE(lib, nullptr);
     std::string why;
@@ -143,14 +147,47 @@ TEST_P(VersionTest, InitFailsClearlyForABackendNotBuilt) {
     ASSERT_TRUE(net) << why;
     void* ctx = nullptr;
     EXPECT_EQ(net->init(&ctx), abi::kInvalidUsage);
+    EXPECT_EQ(ctx, nullptr);
+    const std::string want = rdma ? "no active RDMA port matches TRELLIS_IB_HCA='=no_such_hca0'"
+                                  : "TRELLIS_NCCL_NET_TRANSPORT=verbs: no RDMA device";
     bool found = false;
     for (const LogLine& l : logLines())
-      found =
-          found ||
-          l.text.find(
-              "TRELLIS_NCCL_NET_TRANSPORT=verbs: this build of the plugin has no verbs backend") !=
-              std::string::npos;
-    EXPECT_TRUE(found);
+      found = found || (l.level == abi::kLogWarn &&
+                        l.text.find("NCCL will use its own nets") != std::string::npos &&
+                        l.text.find(want) != std::string::npos);
+    EXPECT_TRUE(found) << "no WARN line containing '" << want << "'";
+    int n = -1;
+    EXPECT_NE(net->devices(&n), abi::kSuccess);
+    EXPECT_EQ(net->finalize(ctx), abi::kSuccess);
+  });
+}
+
+// TRELLIS_NCCL_NET_TRANSPORT=auto: the verbs backend on a machine with an RDMA device (the qemu
+// guest); elsewhere TCP, with one INFO line saying why verbs was not used.
+TEST_P(VersionTest, AutoPicksVerbsWhereAnRdmaDeviceExists) {
+  const int v = GetParam();
+  runOne([v] {
+    setenv("TRELLIS_NCCL_NET_TRANSPORT", "auto", 1);
+    const bool rdma = haveRdmaDevice();
+    void* lib = openPlugin();
+    ASSERT_NE(lib, nullptr);
+    std::string why;
+    auto net = loadNet(lib, v, &why);
+    ASSERT_TRUE(net) << why;
+    void* ctx = nullptr;
+    ASSERT_EQ(net->init(&ctx), abi::kSuccess);
+    bool said = false, chosen = false;
+    const std::string want = rdma ? "using the verbs backend (ncclNet" : "using the tcp backend (ncclNet";
+    for (const LogLine& l : logLines()) {
+      said = said || (l.level == abi::kLogInfo &&
+                      l.text.find("verbs backend not used: no RDMA device") != std::string::npos);
+      chosen = chosen || l.text.find(want) != std::string::npos;
+    }
+    EXPECT_TRUE(chosen) << "no line '" << want << "'";
+    if (!rdma) {
+      EXPECT_TRUE(said) << "no INFO line saying why verbs is not used";
+    }
+    EXPECT_EQ(net->finalize(ctx), abi::kSuccess);
   });
 }
 INSTANTIATE_TEST_SUITE_P(Versions, VersionTest, ::testing::Values(6, 7, 8, 9, 10, 11),

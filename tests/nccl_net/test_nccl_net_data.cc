@@ -329,5 +329,81 @@ TEST_P(NetTest, RegistrationCache) {
   });
 }
 
+
+// ---- Verbs only ------------------------------------------------------------------------------
+
+// A peer process that dies (its QPs go with it) makes the next RDMA write fail at the sender: the
+// work-completion error becomes ncclRemoteError with a WARN line naming the status. The close
+// grace is raised so that the QP error, not the closed set-up socket, is what ends the wait.
+TEST(NetPluginVerbs, DeadPeerFailsTheQpWithAClearLine) {
+  if (!haveRdmaDevice()) GTEST_SKIP() << "no RDMA device here (the qemu Soft-RoCE guest runs this)";
+  runTwo([](int rank, std::vector<Channel>& ch) {
+    setenv("TRELLIS_NCCL_NET_IB_CLOSE_GRACE_S", "60", 1);
+    setenv("TRELLIS_IB_TIMEOUT", "12", 1);  // 4.096 us * 2^12 = 17 ms per try
+    setenv("TRELLIS_IB_RETRY_CNT", "2", 1);
+    Rank r;
+    ASSERT_TRUE(r.open(11, "verbs"));
+    void *sc, *rc;
+    connectPair(*r.net, r.ctx, 0, ch[0], &sc, &rc);
+    std::vector<char> buf(1 << 20);
+    void* mh = nullptr;
+    ASSERT_EQ(r.net->regMr(rank == 0 ? sc : rc, buf.data(), buf.size(), abi::kPtrHost, &mh),
+              abi::kSuccess);
+    void* data = buf.data();
+    size_t size = buf.size();
+    int tag = 0;
+    if (rank == 1) {
+      // Two receives: their clear-to-sends reach rank 0. The first takes a 0-byte message; then
+      // this rank dies without closing anything, with the second still posted.
+      void* reqs[2] = {};
+      for (void*& q : reqs) {
+        ASSERT_EQ(r.net->irecv(rc, 1, &data, &size, &tag, &mh, &q), abi::kSuccess);
+        ASSERT_NE(q, nullptr);
+      }
+      int done = 0, got = -1;
+      auto t0 = Clock::now();
+      while (!done) {
+        ASSERT_EQ(r.net->test(reqs[0], &done, &got), abi::kSuccess);
+        ASSERT_LT(since(t0), kOpTimeoutS);
+      }
+      EXPECT_EQ(got, 0);
+      usleep(300 * 1000);  // the second clear-to-send has long left
+      ch[0].sendU64(1);
+      fflush(stdout);
+      fflush(stderr);
+      _exit(::testing::Test::HasFailure() ? 1 : 0);
+    }
+    void* req = nullptr;
+    int done = 0, got = -1;
+    auto t0 = Clock::now();
+    while (req == nullptr) {
+      ASSERT_EQ(r.net->isend(sc, buf.data(), 0, 0, mh, &req), abi::kSuccess);
+      ASSERT_LT(since(t0), kOpTimeoutS);
+    }
+    while (!done) ASSERT_EQ(r.net->test(req, &done, &got), abi::kSuccess);
+    ch[0].recvU64();     // rank 1 is about to exit
+    usleep(500 * 1000);  // and has (its QPs are gone with its process)
+    req = nullptr;
+    Result res = abi::kSuccess;
+    while (req == nullptr && res == abi::kSuccess && since(t0) < kOpTimeoutS)
+      res = r.net->isend(sc, buf.data(), buf.size(), 0, mh, &req);
+    ASSERT_EQ(res, abi::kSuccess) << "the second clear-to-send had arrived before rank 1 died";
+    ASSERT_NE(req, nullptr);
+    done = 0;
+    t0 = Clock::now();
+    while (!done && res == abi::kSuccess && since(t0) < 30) res = r.net->test(req, &done, &got);
+    EXPECT_EQ(res, abi::kRemoteError) << "a write to a dead peer's QP must fail, not " << res;
+    bool said = false;
+    for (const LogLine& l : logLines())
+      said = said || (l.level == abi::kLogWarn &&
+                      l.text.find("transport retry counter exceeded") != std::string::npos);
+    EXPECT_TRUE(said) << "no WARN line with the work completion's status";
+    EXPECT_EQ(r.net->closeSend(sc), abi::kSuccess);
+    EXPECT_EQ(r.net->closeRecv(rc), abi::kSuccess);
+    EXPECT_EQ(r.net->deregMr(sc, mh), abi::kSuccess);
+    r.close();
+  });
+}
+
 }  // namespace
 }  // namespace nccltest

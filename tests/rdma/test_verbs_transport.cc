@@ -3,13 +3,17 @@
 // threads of this process (or a forked child when one must die): connection, 1 B..16 MiB checked
 // byte for byte, many messages in flight, credit flow control under a slow receiver, size
 // mismatches, a peer killed mid-transfer, progress timeouts, NIC selection and striping.
+#include <dlfcn.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <functional>
 #include <thread>
@@ -17,6 +21,7 @@
 #include "core/bootstrap.h"
 #include "core/params.h"
 #include "transport/verbs/device.h"
+#include "transport/verbs/gpu_direct.h"
 #include "transport/verbs/verbs_transport.h"
 
 namespace trellis::transport {
@@ -397,6 +402,184 @@ TEST_F(Verbs, RegistrationCacheReusesAndForgets) {
     return "";
   });
   EXPECT_EQ(err, "");
+}
+
+// Buffers registered with registerMemory (trellisCommRegister) keep their registrations across
+// calls: every transfer inside them is a hit on the pinned region, no registration is made after
+// the first, and deregisterMemory releases them (the next call registers per call again).
+TEST_F(Verbs, RegisteredBuffersHitTheCacheAcrossCalls) {
+  std::string err = runPair([](VerbsTransport& t, int rank, Bootstrap&) -> std::string {
+    const int peer = 1 - rank;
+    const size_t bytes = 3 << 20;
+    std::vector<uint8_t> out(bytes + 64), in(bytes + 64);
+    auto regOut = t.registerMemory(out.data(), out.size());
+    auto regIn = t.registerMemory(in.data(), in.size());
+    if (!regOut || !regIn) return regOut.status().message() + regIn.status().message();
+    if (regOut.value() == 0 || regIn.value() == 0) return "registerMemory kept nothing";
+    const std::string devs = t.devices();
+    const size_t nics = static_cast<size_t>(std::count(devs.begin(), devs.end(), ',')) + 1;
+    const auto st0 = t.cacheStats();
+    if (st0.pinned != 2 * nics)
+      return "pinned " + std::to_string(st0.pinned) + " != 2 x " + std::to_string(nics) + " NICs";
+    // Send and receive one message inside the buffers at `off`, checked byte for byte.
+    auto exchange = [&](size_t off, size_t size, int salt) -> std::string {
+      for (size_t i = 0; i < size; ++i) out[off + i] = pattern(i, size + salt, rank);
+      std::fill(in.begin(), in.end(), 0x5a);
+      std::vector<Request> reqs(2);
+      Status r = t.postRecv(peer, in.data() + off, size, &reqs[0]);
+      if (!r.isOk()) return r.message();
+      Status s = t.postSend(peer, out.data() + off, size, &reqs[1]);
+      if (!s.isOk()) return s.message();
+      std::string w = waitAll(t, reqs);
+      if (!w.empty()) return w;
+      if (reqs[0].received != size) return "received " + std::to_string(reqs[0].received);
+      for (size_t i = 0; i < size; ++i)
+        if (in[off + i] != pattern(i, size + salt, peer))
+          return "byte " + std::to_string(i) + " of a " + std::to_string(size) +
+                 "-byte message differs";
+      if (in[off + size] != 0x5a || (off > 0 && in[off - 1] != 0x5a))
+        return "wrote outside the message";
+      return "";
+    };
+    // Five "calls" (releaseCallerMemory between them), messages above the eager limit (RDMA-written
+    // into the registered receive buffer) at several offsets: all pinned hits, no registration.
+    const std::vector<size_t> sizes = {65537, 1 << 20, bytes};
+    for (int call = 0; call < 5; ++call) {
+      for (size_t size : sizes) {
+        std::string e = exchange(static_cast<size_t>(call) * 7, size, call);
+        if (!e.empty()) return "call " + std::to_string(call) + ": " + e;
+      }
+      t.releaseCallerMemory();
+    }
+    const auto st1 = t.cacheStats();
+    if (st1.registrations != st0.registrations)
+      return "registrations " + std::to_string(st0.registrations) + " -> " +
+             std::to_string(st1.registrations) + " on registered buffers";
+    // Each message acquires a region per NIC for its send buffer and one for its receive buffer.
+    if (st1.pinnedHits - st0.pinnedHits != 2 * 5 * sizes.size() * nics)
+      return "pinned hits " + std::to_string(st1.pinnedHits - st0.pinnedHits) + ", expected " +
+             std::to_string(2 * 5 * sizes.size() * nics);
+    if (st1.misses != st0.misses) return "misses on registered buffers";
+    if (st1.entries != 0) return "unpinned regions cached";
+    // Deregistered: released at once; the next message registers per call again.
+    t.deregisterMemory(regOut.value());
+    t.deregisterMemory(regIn.value());
+    if (t.cacheStats().pinned != 0) return "pins survived deregisterMemory";
+    std::string e = exchange(0, bytes, 9);
+    if (!e.empty()) return "after deregistering: " + e;
+    const auto st2 = t.cacheStats();
+    if (st2.misses == st1.misses || st2.registrations == st1.registrations)
+      return "no per-call registration after deregistering";
+    if (st2.pinnedHits != st1.pinnedHits) return "pinned hit after deregistering";
+    t.releaseCallerMemory();
+    if (t.cacheStats().entries != 0) return "per-call registrations survived the call";
+    t.deregisterMemory(regIn.value());  // unknown token: ignored
+    return "";
+  });
+  EXPECT_EQ(err, "");
+}
+
+// GPUDirect RDMA plumbing on a real verbs device, without a GPU: a fake CUDA driver
+// (tests/rdma/fake_cuda.c, soname libcuda.so.1, loaded here first so the transport's RTLD_NOLOAD
+// lookup finds it) declares a host buffer to be device memory of a GPU that a topology file puts
+// under one PCIe switch with rxe0, and rxe1 behind another switch. Over rxe0 the transport takes
+// the GPUDirect path: cuMemGetHandleForAddressRange (the fake's "dmabuf" is a memfd) and a real
+// ibv_reg_dmabuf_mr call, which fails (not a dmabuf, and Soft-RoCE has no dmabuf support), then
+// the peer-memory fallback (ibv_reg_mr of the "device" address: host pages here) registers it and
+// the data arrives byte for byte. Over rxe1 the same buffer is refused: "stage it through host
+// memory". What only a GPU can show (a dmabuf a NIC accepts, GPU pages) is not covered.
+TEST_F(Verbs, GpuDirectPlumbingWithAFakeCudaDriver) {
+  if (!verbs::gdrCompiled()) GTEST_SKIP() << "built without CUDA headers";
+  bool have0 = false, have1 = false;
+  for (const auto& p : verbs::listActivePorts(-1, nullptr)) {
+    have0 = have0 || p.dev == "rxe0";
+    have1 = have1 || p.dev == "rxe1";
+  }
+  if (!have0 || !have1) GTEST_SKIP() << "needs the guest's rxe0 and rxe1";
+  if (dlopen("libcuda.so.1", RTLD_NOW | RTLD_NOLOAD) != nullptr)
+    GTEST_SKIP() << "a CUDA driver is loaded in this process already";
+  void* lib = dlopen(TRELLIS_FAKE_CUDA, RTLD_NOW | RTLD_LOCAL);
+  ASSERT_NE(lib, nullptr) << dlerror();
+  auto setAlloc =
+      reinterpret_cast<void (*)(uintptr_t, size_t, int, int)>(dlsym(lib, "fakeCudaSetAllocation"));
+  auto setBus = reinterpret_cast<void (*)(const char*)>(dlsym(lib, "fakeCudaSetBusId"));
+  ASSERT_TRUE(setAlloc && setBus);
+  const char* tmp = std::getenv("TMPDIR");
+  const std::string topoFile = std::string(tmp && *tmp ? tmp : "/tmp") + "/gdr-plumbing-topo-" +
+                               std::to_string(getpid()) + ".xml";
+  {
+    std::ofstream f(topoFile);
+    f << R"(<system version="1">
+  <cpu numaid="0" affinity="ffffffff" arch="x86_64" vendor="GenuineIntel" familyid="6" modelid="143">
+    <pci busid="0000:10:00.0" class="0x060400" link_speed="16.0 GT/s PCIe" link_width="16">
+      <pci busid="0000:11:00.0" class="0x030200" link_speed="16.0 GT/s PCIe" link_width="16"/>
+      <pci busid="0000:12:00.0" class="0x020000" link_speed="16.0 GT/s PCIe" link_width="16">
+        <nic><net name="rxe0" dev="0" speed="100000" port="1" guid="0x1" maxconn="65536" gdr="1"/></nic>
+      </pci>
+    </pci>
+    <pci busid="0000:20:00.0" class="0x060400" link_speed="16.0 GT/s PCIe" link_width="16">
+      <pci busid="0000:22:00.0" class="0x020000" link_speed="16.0 GT/s PCIe" link_width="16">
+        <nic><net name="rxe1" dev="1" speed="100000" port="1" guid="0x2" maxconn="65536" gdr="1"/></nic>
+      </pci>
+    </pci>
+  </cpu>
+</system>
+)";
+  }
+  ASSERT_TRUE(findParam("TRELLIS_TOPO_FILE")->setOverride(topoFile).isOk());
+  // One "device allocation" holding both ranks' send and receive buffers (ranks are threads).
+  const size_t region = 4 << 20, size = (3 << 20) + 5;
+  std::vector<uint8_t> mem(4 * region + 4096);
+  const uintptr_t base = (reinterpret_cast<uintptr_t>(mem.data()) + 4095) & ~uintptr_t{4095};
+  setAlloc(base, 4 * region, 0, 0);
+  setBus("00000000:11:00.0");  // CUDA's spelling of the topology's GPU 0000:11:00.0
+
+  auto run = [&](const char* hca, bool direct) {
+    VerbsOptions o = defaults();
+    o.hca = hca;
+    return runPair(
+        [&](VerbsTransport& t, int rank, Bootstrap&) -> std::string {
+          uint8_t* out = reinterpret_cast<uint8_t*>(base) + (2 * rank) * region;
+          uint8_t* in = reinterpret_cast<uint8_t*>(base) + (2 * rank + 1) * region;
+          for (size_t i = 0; i < size; ++i) out[i] = pattern(i, size, rank);
+          std::memset(in, 0x5a, region);
+          std::vector<Request> reqs(2);
+          Status r = t.postRecv(1 - rank, in, size, &reqs[0]);
+          Status s = r.isOk() ? t.postSend(1 - rank, out, size, &reqs[1]) : r;
+          const auto st = t.cacheStats();
+          if (!direct) {
+            if (s.isOk()) return std::string("device memory on ") + hca + " was not refused";
+            if (s.message().find("is not registered on " + std::string(hca) +
+                                 " for GPUDirect RDMA") == std::string::npos ||
+                s.message().find("do not share a PCIe switch") == std::string::npos ||
+                s.message().find("stage it through host memory") == std::string::npos)
+              return "refusal message: " + s.message();
+            if (st.gdrRefused == 0) return "no refusal counted";
+            return "";
+          }
+          if (!s.isOk()) return s.message();
+          std::string w = waitAll(t, reqs);
+          if (!w.empty()) return w;
+          for (size_t i = 0; i < size; ++i)
+            if (in[i] != pattern(i, size, 1 - rank))
+              return "byte " + std::to_string(i) + " of the message into \"device\" memory differs";
+          if (in[size] != 0x5a) return "wrote past the message";
+          if (st.gdrPeerMemory < 2 || st.gdrDmabuf != 0 || st.gdrRefused != 0)
+            return "GPUDirect registrations: dmabuf " + std::to_string(st.gdrDmabuf) +
+                   ", peer memory " + std::to_string(st.gdrPeerMemory) + ", refused " +
+                   std::to_string(st.gdrRefused) + " (expected 0, >= 2, 0)";
+          return "";
+        },
+        o);
+  };
+  const std::string direct = run("rxe0", true);
+  const std::string staged = run("rxe1", false);
+  (void)findParam("TRELLIS_TOPO_FILE")->setOverride("");
+  setAlloc(0, 0, 0, 0);
+  dlclose(lib);  // later tests must not see a "CUDA driver" in this process
+  unlink(topoFile.c_str());
+  EXPECT_EQ(direct, "");
+  EXPECT_EQ(staged, "");
 }
 
 // A forked rank 1 that is killed while rank 0 sends to it or receives from it: rank 0 gets an

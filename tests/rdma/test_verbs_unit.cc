@@ -225,6 +225,97 @@ TEST(RegCache, BoundedByEntriesAndBytes) {
   EXPECT_LE(cache.stats().entries, 4u);
 }
 
+// Pinned regions (trellisCommRegister): registered at once, whole pages, hit by every request
+// inside them across dropAll() (the end of each call), never evicted, and deregistered by unpin()
+// (or with their last user when a transfer still holds them).
+TEST(RegCache, PinnedRegionsSurviveCallsUntilUnpinned) {
+  FakePd pd;
+  RegCacheOptions o;
+  o.maxEntries = 2;
+  RegCache cache(&pd, o);
+  auto pin = cache.pin(at(300 * kMiB + 100), 3 * 4096);  // spans 4 pages
+  ASSERT_TRUE(pin.isOk()) << pin.status().message();
+  EXPECT_NE(pin.value(), 0u);
+  EXPECT_EQ(pd.regs, 1);
+  EXPECT_EQ(pd.live.begin()->second.first, 300 * kMiB);  // whole pages, not 1 MiB
+  EXPECT_EQ(pd.live.begin()->second.second, 4 * 4096u);
+  for (int call = 0; call < 5; ++call) {
+    auto e = cache.acquire(at(300 * kMiB + 4096 + call), 2 * 4096);
+    ASSERT_TRUE(e.isOk());
+    EXPECT_EQ(e.value()->pinId, pin.value());
+    cache.release(e.value());
+    cache.dropAll();  // the end of a call
+    // Unpinned traffic pushing the bound does not evict the pin either.
+    for (int i = 0; i < 4; ++i) {
+      auto u = cache.acquire(at((500 + 2 * i) * kMiB), 100);
+      ASSERT_TRUE(u.isOk());
+      cache.release(u.value());
+    }
+  }
+  EXPECT_EQ(cache.stats().pinnedHits, 5u);
+  EXPECT_EQ(cache.stats().pinned, 1u);
+  EXPECT_EQ(cache.stats().pinnedBytes, 4 * 4096u);
+  // A request reaching past the pinned region is an ordinary miss, cached apart from the pin.
+  auto past = cache.acquire(at(300 * kMiB + 4 * 4096 - 8), 16);
+  ASSERT_TRUE(past.isOk());
+  EXPECT_EQ(past.value()->pinId, 0u);
+  cache.release(past.value());
+  EXPECT_EQ(cache.stats().pinnedHits, 5u);
+  // Overlapping pins are independent; a request inside both takes one of them.
+  auto inner = cache.pin(at(300 * kMiB + 4096), 4096);
+  ASSERT_TRUE(inner.isOk());
+  EXPECT_NE(inner.value(), pin.value());
+  auto both = cache.acquire(at(300 * kMiB + 4096 + 8), 8);
+  ASSERT_TRUE(both.isOk());
+  EXPECT_NE(both.value()->pinId, 0u);
+  // Unpinning a region in use deregisters it when the transfer releases it.
+  const uint64_t held = both.value()->pinId;
+  const size_t liveBefore = pd.live.size();
+  EXPECT_TRUE(cache.unpin(held));
+  EXPECT_EQ(pd.live.size(), liveBefore);
+  EXPECT_FALSE(cache.unpin(held));  // twice: unknown
+  cache.release(both.value());
+  EXPECT_EQ(pd.live.size(), liveBefore - 1);
+  EXPECT_EQ(cache.stats().pinned, 1u);
+  // The other pin still serves; after unpinning it the same request is a miss.
+  const uint64_t other = held == pin.value() ? inner.value() : pin.value();
+  auto again = cache.acquire(at(300 * kMiB + 4096 + 8), 8);
+  ASSERT_TRUE(again.isOk());
+  EXPECT_EQ(again.value()->pinId, other);
+  cache.release(again.value());
+  EXPECT_TRUE(cache.unpin(other));
+  EXPECT_EQ(cache.stats().pinned, 0u);
+  EXPECT_EQ(cache.stats().pinnedBytes, 0u);
+  cache.dropAll();  // `past` left a 1 MiB region around the pins: the end of the call forgets it
+  const uint64_t misses = cache.stats().misses;
+  auto miss = cache.acquire(at(300 * kMiB + 4096 + 8), 8);
+  ASSERT_TRUE(miss.isOk());
+  EXPECT_EQ(miss.value()->pinId, 0u);
+  EXPECT_EQ(cache.stats().misses, misses + 1);
+  cache.release(miss.value());
+  EXPECT_FALSE(cache.unpin(0));
+  cache.dropAll();
+  EXPECT_TRUE(pd.live.empty());
+  EXPECT_EQ(pd.regs, pd.deregs);
+}
+
+TEST(RegCache, PinFailureIsReportedAndPinsDieWithTheCache) {
+  FakePd pd;
+  pd.mappedLo = 10 * kMiB;
+  pd.mappedHi = 11 * kMiB;
+  {
+    RegCache cache(&pd, RegCacheOptions{});
+    auto bad = cache.pin(at(20 * kMiB), 10);
+    ASSERT_FALSE(bad.isOk());
+    EXPECT_NE(bad.status().message().find("fake ibv_reg_mr"), std::string::npos);
+    EXPECT_EQ(cache.stats().pinned, 0u);
+    ASSERT_TRUE(cache.pin(at(10 * kMiB), 100).isOk());
+    ASSERT_TRUE(cache.pin(at(10 * kMiB + 8192), 100).isOk());
+    EXPECT_EQ(pd.live.size(), 2u);
+  }
+  EXPECT_TRUE(pd.live.empty());  // the destructor deregisters pins too
+}
+
 topo::Node cpu(int numa) {
   topo::Node n;
   n.kind = topo::NodeKind::kCpu;

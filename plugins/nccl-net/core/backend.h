@@ -115,6 +115,13 @@ class Backend {
   /// Starts connecting from the local devices `devs` to a peer's handle.
   virtual Status connect(const std::vector<int>& devs, const CommOptions& opt, const void* handle,
                          std::unique_ptr<Connector>* out) = 0;
+  /// The core registered new memory over [addr, addr+len), or dropped its last registration of
+  /// it: a backend that caches NIC registrations forgets those overlapping the range (the memory
+  /// may be unmapped and mapped again with other pages).
+  virtual void invalidateMemory(const void* addr, size_t len) {
+    (void)addr;
+    (void)len;
+  }
 };
 
 /// Creates the TCP backend over the interfaces of this host; fails naming why no interface fits.
@@ -122,5 +129,9 @@ Result<std::unique_ptr<Backend>> createTcpBackend();
 /// Creates the UCX backend (libucp.so.0 loaded at run time) over this host's RDMA ports, or its
 /// interfaces when it has none; fails naming why UCX cannot start.
 Result<std::unique_ptr<Backend>> createUcxBackend();
+/// Creates the verbs backend over this host's active RDMA ports (TRELLIS_IB_HCA applies). Where no
+/// port is usable it fails with "no RDMA device ..." / "no active RDMA port matches ..." and sets
+/// *noDevice.
+Result<std::unique_ptr<Backend>> createVerbsBackend(bool* noDevice);
 
 }  // namespace trellis::ncclnet

@@ -40,7 +40,7 @@ Status MrCache::reg(const void* data, size_t size, int type, MrEntry** out, bool
   return Status::ok();
 }
 
-Status MrCache::dereg(void* handle) {
+Status MrCache::dereg(void* handle, std::pair<uintptr_t, size_t>* gone) {
   if (handle == nullptr) return invalidArgument("deregMr: null memory handle");
   std::lock_guard<std::mutex> lock(mu_);
   if (live_.count(handle) == 0)
@@ -51,6 +51,7 @@ Status MrCache::dereg(void* handle) {
     if (it->second == m) {
       ++stats_.deregistrations;
       if (--m->refs == 0) {
+        if (gone != nullptr) *gone = {m->start, m->end - m->start};
         byStart_.erase(it);
         live_.erase(m);
         m->magic = 0;

@@ -10,6 +10,7 @@
 #include <map>
 #include <mutex>
 #include <unordered_set>
+#include <utility>
 
 #include "core/status.h"
 
@@ -36,7 +37,8 @@ class MrCache {
   ~MrCache();
   /// Registers [data, data+size) of memory type `type`; *hit says whether an entry was reused.
   Status reg(const void* data, size_t size, int type, MrEntry** out, bool* hit);
-  Status dereg(void* handle);
+  /// Drops a reference; when it was the last, *gone (optional) receives the entry's range.
+  Status dereg(void* handle, std::pair<uintptr_t, size_t>* gone = nullptr);
   /// Checks that `handle` is a live registration covering [data, data+size); `what` names the call.
   Status check(const void* handle, const void* data, size_t size, const char* what);
   MrStats stats();

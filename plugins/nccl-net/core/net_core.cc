@@ -27,9 +27,10 @@ template <typename T>
 using Res = ::trellis::Result<T>;
 
 static Param<std::string> kTransport("TRELLIS_NCCL_NET_TRANSPORT", "auto",
-                                     "NCCL net plugin backend: auto, tcp, ucx (verbs: not built "
-                                     "yet). auto: ucx on a host with RDMA ports (declining when "
-                                     "UCX cannot start: NCCL keeps its own IB net), else tcp");
+                                     "NCCL net plugin backend: auto, verbs, ucx, tcp. auto: verbs "
+                                     "where an active RDMA port exists, else tcp (ucx, or "
+                                     "declining, when the topology has RDMA ports but verbs "
+                                     "cannot use them)");
 static Param<std::string> kFusion("TRELLIS_NCCL_NET_FUSION", "rail",
                                   "which NICs makeVDevice may fuse: rail (NICs of one rail group: "
                                   "nearest to the same GPUs, or ports "
@@ -145,15 +146,18 @@ Choice chooseBackend() {
   Choice c;
   std::string want = kTransport.get();
   for (char& ch : want) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-  if (want == "verbs") {
-    c.why = invalidUsage(
-        "TRELLIS_NCCL_NET_TRANSPORT=verbs: this build of the plugin has no verbs backend; use ucx "
-        "(which drives InfiniBand/RoCE itself) or tcp, or leave the variable unset");
+  if (want != "auto" && want != "tcp" && want != "ucx" && want != "verbs") {
+    c.why = invalidArgument("TRELLIS_NCCL_NET_TRANSPORT='%s' is not one of auto, verbs, ucx, tcp",
+                            want.c_str());
     return c;
   }
-  if (want != "auto" && want != "tcp" && want != "ucx") {
-    c.why = invalidArgument("TRELLIS_NCCL_NET_TRANSPORT='%s' is not one of auto, tcp, ucx, verbs",
-                            want.c_str());
+  if (want == "verbs") {
+    bool noDevice = false;
+    Res<std::unique_ptr<Backend>> v = createVerbsBackend(&noDevice);
+    if (!v)
+      c.why = v.status().withContext("TRELLIS_NCCL_NET_TRANSPORT=verbs");
+    else
+      c.backend = std::move(v.value());
     return c;
   }
   if (want == "ucx") {
@@ -165,9 +169,24 @@ Choice chooseBackend() {
     return c;
   }
   if (want == "auto") {
+    // An active RDMA port: the verbs backend drives it.
+    bool noDevice = false;
+    Res<std::unique_ptr<Backend>> v = createVerbsBackend(&noDevice);
+    if (v) {
+      c.backend = std::move(v.value());
+      return c;
+    }
     std::vector<std::string> rdma = TopoView::get().rdmaPorts();
+    if (noDevice && rdma.empty()) {
+      NCCLNET_INFO(kFlagInit | kFlagNet, "verbs backend not used: %s; using the tcp backend",
+                   v.status().message().c_str());
+    } else {
+      NCCLNET_WARN(kFlagInit | kFlagNet, "the verbs backend cannot start: %s",
+                   v.status().message().c_str());
+    }
     if (!rdma.empty()) {
-      // RDMA hardware: UCX drives it; without a usable UCX, NCCL's own IB net is the better choice.
+      // RDMA hardware verbs cannot use: UCX may; without a usable UCX, NCCL's own IB net is the
+      // better choice.
       Res<std::unique_ptr<Backend>> ucx = createUcxBackend();
       if (ucx) {
         c.backend = std::move(ucx.value());
@@ -176,10 +195,10 @@ Choice chooseBackend() {
       std::string list;
       for (const std::string& r : rdma) list += (list.empty() ? "" : ", ") + r;
       c.why = invalidUsage(
-          "this host has RDMA ports (%s) but the UCX backend cannot start (%s) and no verbs "
-          "backend is built in; "
-          "declining so that NCCL uses its own IB net (TRELLIS_NCCL_NET_TRANSPORT=tcp forces TCP)",
-          list.c_str(), ucx.status().message().c_str());
+          "this host has RDMA ports (%s) but neither the verbs backend (%s) nor the UCX backend "
+          "(%s) can use them; declining so that NCCL uses its own IB net "
+          "(TRELLIS_NCCL_NET_TRANSPORT=tcp forces TCP)",
+          list.c_str(), v.status().message().c_str(), ucx.status().message().c_str());
       c.quiet = true;
       return c;
     }
@@ -545,6 +564,11 @@ Result regMr(void* comm, void* data, size_t size, int type, void** mhandle) {
   MrEntry* e = nullptr;
   bool hit = false;
   CORE_TRY(g().mr.reg(data, size, type, &e, &hit));
+  if (!hit && size > 0) {
+    // New memory: NIC registrations cached over this range may predate its mapping.
+    auto b = backendOrFail("regMr");
+    if (b) b.value()->invalidateMemory(data, size);
+  }
   NCCLNET_TRACE(kFlagNet | kFlagReg, "regMr %p + %zu bytes -> #%llu (%s)", data, size,
                 static_cast<unsigned long long>(e->id), hit ? "cache hit" : "new");
   *mhandle = e;
@@ -564,7 +588,13 @@ Result regMrDmaBuf(void* comm, void* data, size_t size, int type, uint64_t offse
 
 Result deregMr(void* comm, void* mhandle) {
   (void)comm;  // registrations are global
-  CORE_TRY(g().mr.dereg(mhandle));
+  std::pair<uintptr_t, size_t> gone{0, 0};
+  CORE_TRY(g().mr.dereg(mhandle, &gone));
+  if (gone.second > 0) {
+    // NCCL may free the memory now: cached NIC registrations of it go (their pages are unpinned).
+    auto b = backendOrFail("deregMr");
+    if (b) b.value()->invalidateMemory(reinterpret_cast<const void*>(gone.first), gone.second);
+  }
   return kSuccess;
 }
 

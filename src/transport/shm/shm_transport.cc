@@ -51,6 +51,9 @@ struct SegHeader {
 };
 
 struct RingHeader {
+  // Slots published by the producer (the peer), also stored after each slot's stamp: receivers
+  // poll the stamps; a rank about to sleep reads head (the doorbell handshake, see Impl::ring).
+  alignas(64) std::atomic<uint64_t> head;
   alignas(64) std::atomic<uint64_t> tail;     // written by the consumer (the segment's owner)
   alignas(64) std::atomic<uint64_t> cmaDone;  // single-copy messages the consumer has finished
 };
@@ -140,12 +143,21 @@ struct ShmTransport::Impl {
   }
   size_t payloadMax() const { return opt.slotBytes - sizeof(SlotHeader); }
 
-  // Wakes the segment's owner if it sleeps. The fence orders our earlier stamp/tail stores before
-  // reading `sleeping` (the sleeper sets `sleeping`, fences, then re-checks the rings), so either
-  // it sees our update or we see it asleep. A spinning peer costs no shared-line write here.
-  static void ring(SegHeader* seg) {
-    std::atomic_thread_fence(std::memory_order_seq_cst);
-    if (seg->sleeping.load(std::memory_order_relaxed)) {
+  // Wakes the segment's owner if it sleeps, after we published progress in `published` (our
+  // ring's head when we pushed, its tail when we drained; the plain release stores before this
+  // already carry the data). A Dekker handshake with the sleeper in progress(), made only of
+  // seq_cst operations, which all fall in one total order S:
+  //   here:    published.fetch_add(0, seq_cst)  then  sleeping.load(seq_cst)
+  //   sleeper: sleeping.store(1, seq_cst)       then  head/tail.load(seq_cst) in workPossible()
+  // If our sleeping load precedes the sleeper's store in S, our RMW precedes its ring load in S
+  // and that load sees our update (so it does not sleep); otherwise we see it asleep and ring.
+  // The RMW writes the value it reads (no change for the reader) and only on a line that we
+  // alone write anyway; it is one locked instruction like the standalone seq_cst fence used
+  // before, which ThreadSanitizer does not model (GCC rejects it under -fsanitize=thread).
+  // A spinning peer still costs no shared-line write on its segment header.
+  static void ring(SegHeader* seg, std::atomic<uint64_t>& published) {
+    published.fetch_add(0, std::memory_order_seq_cst);
+    if (seg->sleeping.load(std::memory_order_seq_cst)) {
       seg->doorbell.fetch_add(1, std::memory_order_seq_cst);
       futex(&seg->doorbell, FUTEX_WAKE, 1, nullptr);
     }
@@ -188,7 +200,7 @@ struct ShmTransport::Impl {
         }
       }
       h->stamp.store(pr.outHead + 1, std::memory_order_release);
-      ++pr.outHead;
+      pr.out->head.store(++pr.outHead, std::memory_order_release);
       pushed = true;
     }
     while (!pr.cmaWaiting.empty() && pr.cmaWaiting.front().first <= pr.out->cmaDone.load(std::memory_order_acquire)) {
@@ -200,7 +212,7 @@ struct ShmTransport::Impl {
     }
     if (pushed) {
       *did = true;
-      ring(pr.peerSeg);
+      ring(pr.peerSeg, pr.out->head);
     }
   }
 
@@ -293,23 +305,20 @@ struct ShmTransport::Impl {
         ++pr.recvBase;
       }
     }
-    if (freed) ring(pr.peerSeg);  // room in its ring, or a single-copy completion
+    if (freed) ring(pr.peerSeg, pr.in->tail);  // room in its ring, or a single-copy completion (cmaDone is
+                                                 // bumped before tail: a sleeper that sees tail sees it)
     return Status::ok();
   }
 
-  // Whether the slot at the consumer's tail of `pr`'s inbound ring holds a message.
-  bool published(const Peer& pr) const {
-    const uint64_t tail = pr.in->tail.load(std::memory_order_relaxed);
-    const auto* h = reinterpret_cast<const SlotHeader*>(pr.inSlots + (tail % opt.slots) * opt.slotBytes);
-    return h->stamp.load(std::memory_order_acquire) == tail + 1;
-  }
-
+  // The sleeper's half of the handshake in ring(): the peers' head and tail are read with seq_cst
+  // (plain loads on x86) and unconditionally, tail before cmaDone.
   bool workPossible() {
     for (Peer& pr : peers) {
       if (!pr.local) continue;
-      if (!pr.recvs.empty() && published(pr)) return true;
-      if (!pr.sends.empty() && pr.outHead - pr.out->tail.load(std::memory_order_acquire) < static_cast<uint64_t>(opt.slots))
-        return true;
+      uint64_t inHead = pr.in->head.load(std::memory_order_seq_cst);
+      uint64_t outTail = pr.out->tail.load(std::memory_order_seq_cst);
+      if (!pr.recvs.empty() && pr.in->tail.load(std::memory_order_relaxed) < inHead) return true;
+      if (!pr.sends.empty() && pr.outHead - outTail < static_cast<uint64_t>(opt.slots)) return true;
       if (!pr.cmaWaiting.empty() && pr.cmaWaiting.front().first <= pr.out->cmaDone.load(std::memory_order_acquire))
         return true;
     }
@@ -520,8 +529,7 @@ Status ShmTransport::progress(int timeoutMs, bool* didWork) {
   if (timeoutMs <= 0) return Status::ok();
   SegHeader* h = m.header();
   uint32_t bell = h->doorbell.load(std::memory_order_seq_cst);
-  h->sleeping.store(1, std::memory_order_seq_cst);
-  std::atomic_thread_fence(std::memory_order_seq_cst);
+  h->sleeping.store(1, std::memory_order_seq_cst);  // then workPossible()'s seq_cst loads: see Impl::ring
   if (!m.workPossible()) {
     timespec ts{timeoutMs / 1000, (timeoutMs % 1000) * 1000000L};
     futex(&h->doorbell, FUTEX_WAIT, bell, &ts);

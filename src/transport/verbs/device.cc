@@ -147,7 +147,7 @@ std::vector<PortInfo> listActivePorts(int gidIndex, std::vector<std::string>* no
   return out;
 }
 
-static int findNicNode(const topo::System& sys, const PortInfo& p) {
+int findNicNode(const topo::System& sys, const PortInfo& p) {
   for (int id : sys.ofKind(topo::NodeKind::kNic)) {
     const topo::Node& n = sys.nodes[id];
     if (!p.busId.empty() && n.busId == p.busId) return id;

@@ -51,6 +51,10 @@ std::vector<int> chooseNics(const std::vector<PortInfo>& ports, const HcaFilter&
                             const topo::System* sys, int fromNode, size_t maxNics, std::string* why,
                             const std::vector<std::string>& prefer = {});
 
+/// The NIC node of `sys` for port `p` (by PCI address, else by device name among the NIC's ports);
+/// -1 when the topology does not know it (software devices such as rxe).
+int findNicNode(const topo::System& sys, const PortInfo& p);
+
 /// The topology node a rank measures NIC distance from: the CPU node of the NUMA node it runs on
 /// (-1 when unknown).
 int rankTopoNode(const topo::System& sys);

@@ -9,6 +9,7 @@ namespace trellis::transport::verbs {
 RegCache::~RegCache() {
   for (auto& [start, e] : index_) reg_->dereg(e->keys.handle);
   for (auto& e : retired_) reg_->dereg(e->keys.handle);
+  for (auto& [start, e] : pinned_) reg_->dereg(e->keys.handle);
 }
 
 void RegCache::retire(std::map<uintptr_t, std::unique_ptr<Entry>>::iterator it) {
@@ -27,6 +28,13 @@ Result<RegCache::Entry*> RegCache::acquire(const void* addr, size_t len) {
   const uintptr_t a = reinterpret_cast<uintptr_t>(addr);
   if (len == 0) len = 1;
   const uintptr_t b = a + len;
+  if (Entry* p = findPinned(a, b)) {
+    ++p->refs;
+    p->lastUse = ++clock_;
+    ++stats_.hits;
+    ++stats_.pinnedHits;
+    return p;
+  }
   auto it = index_.upper_bound(a);
   if (it != index_.begin()) {
     auto prev = std::prev(it);
@@ -130,7 +138,61 @@ void RegCache::dropAll() {
 const RegCache::Stats& RegCache::stats() {
   stats_.entries = index_.size();
   stats_.bytes = bytes_;
+  stats_.pinned = pinned_.size();
+  stats_.pinnedBytes = pinnedBytes_;
   return stats_;
+}
+
+RegCache::Entry* RegCache::findPinned(uintptr_t a, uintptr_t b) {
+  if (pinned_.empty()) return nullptr;
+  // A region containing [a, b) starts at or before a, and no earlier than a - pinnedMaxLen_.
+  const uintptr_t floor = a > pinnedMaxLen_ ? a - pinnedMaxLen_ : 0;
+  for (auto it = pinned_.upper_bound(a); it != pinned_.begin();) {
+    --it;
+    if (it->first < floor) break;
+    if (it->second->end >= b) return it->second.get();
+  }
+  return nullptr;
+}
+
+Result<uint64_t> RegCache::pin(const void* addr, size_t len) {
+  static const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const uintptr_t a = reinterpret_cast<uintptr_t>(addr);
+  const uintptr_t lo = a & ~(page - 1),
+                  hi = (a + std::max<size_t>(len, 1) + page - 1) & ~(page - 1);
+  Result<Registrar::Keys> keys = reg_->reg(lo, hi - lo);
+  if (!keys) return keys.status();
+  ++stats_.registrations;
+  auto e = std::make_unique<Entry>();
+  e->start = lo;
+  e->end = hi;
+  e->keys = keys.value();
+  e->lastUse = ++clock_;
+  e->pinId = nextPin_++;
+  const uint64_t id = e->pinId;
+  pinnedBytes_ += hi - lo;
+  pinnedMaxLen_ = std::max<size_t>(pinnedMaxLen_, hi - lo);
+  pinned_.emplace(lo, std::move(e));
+  return id;
+}
+
+bool RegCache::unpin(uint64_t id) {
+  auto it = std::find_if(pinned_.begin(), pinned_.end(),
+                         [&](const auto& p) { return p.second->pinId == id; });
+  if (id == 0 || it == pinned_.end()) return false;
+  std::unique_ptr<Entry> e = std::move(it->second);
+  pinned_.erase(it);
+  pinnedBytes_ -= e->end - e->start;
+  pinnedMaxLen_ = 0;
+  for (const auto& [start, p] : pinned_)
+    pinnedMaxLen_ = std::max<size_t>(pinnedMaxLen_, p->end - start);
+  if (e->refs == 0) {
+    reg_->dereg(e->keys.handle);
+  } else {
+    e->retired = true;
+    retired_.push_back(std::move(e));
+  }
+  return true;
 }
 
 }  // namespace trellis::transport::verbs

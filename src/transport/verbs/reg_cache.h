@@ -15,6 +15,13 @@
 // not in use are deregistered first. Regions in use (a transfer holds a reference) are never
 // deregistered under it; an invalidated region in use is deregistered when its last user releases
 // it.
+//
+// Pinned regions (pin(), what trellisCommRegister asks for): the user promises the memory stays
+// mapped until it deregisters, so its registration is kept across calls until unpin(). They live
+// in an index of their own (user registrations may overlap each other and the cached regions), are
+// looked up first by acquire(), are not rounded beyond whole pages, and are never evicted,
+// invalidated or dropped by dropAll(): the user bounds them by what it registers, and unpin() is
+// their invalidation.
 #pragma once
 
 #include <cstddef>
@@ -54,10 +61,13 @@ class RegCache {
     int refs = 0;
     uint64_t lastUse = 0;
     bool retired = false;  // out of the index; deregistered when refs reach 0
+    uint64_t pinId = 0;    // non-zero: a pinned region (pin()), kept until unpin(pinId)
   };
   struct Stats {
     uint64_t hits = 0, misses = 0, evictions = 0, registrations = 0, fallbacks = 0;
     size_t entries = 0, bytes = 0;
+    uint64_t pinnedHits = 0;  // hits (counted in `hits` too) served by a pinned region
+    size_t pinned = 0, pinnedBytes = 0;
   };
 
   RegCache(Registrar* registrar, RegCacheOptions options) : reg_(registrar), opt_(options) {}
@@ -71,13 +81,21 @@ class RegCache {
   void release(Entry* e);
   /// Forgets every region overlapping [addr, addr+len).
   void invalidate(const void* addr, size_t len);
-  /// Forgets every region.
+  /// Forgets every region (pinned regions stay).
   void dropAll();
   const Stats& stats();
+
+  /// Registers [addr, addr+len) (len > 0, rounded out to whole pages) now and keeps it until
+  /// unpin(): acquire() of a range inside it is a hit. Returns the pin's id (never 0).
+  Result<uint64_t> pin(const void* addr, size_t len);
+  /// Forgets the pinned region `id` (deregistered now, or when the last transfer using it
+  /// releases it). False when `id` is not a live pin of this cache.
+  bool unpin(uint64_t id);
 
  private:
   void retire(std::map<uintptr_t, std::unique_ptr<Entry>>::iterator it);
   void evict(const Entry* keep);
+  Entry* findPinned(uintptr_t a, uintptr_t b);
 
   Registrar* reg_;
   RegCacheOptions opt_;
@@ -86,6 +104,10 @@ class RegCache {
   size_t bytes_ = 0;                                   // registered bytes in the index
   uint64_t clock_ = 0;
   Stats stats_;
+  std::multimap<uintptr_t, std::unique_ptr<Entry>> pinned_;  // by start; may overlap
+  size_t pinnedBytes_ = 0;
+  size_t pinnedMaxLen_ = 0;  // longest pinned region (bounds the containment search)
+  uint64_t nextPin_ = 1;
 };
 
 }  // namespace trellis::transport::verbs

@@ -13,6 +13,7 @@
 
 #include "core/socket.h"
 #include "transport/verbs/device.h"
+#include "transport/verbs/gpu_direct.h"
 #include "transport/verbs/reg_cache.h"
 #include "transport/verbs/verbs_transport.h"
 
@@ -162,15 +163,25 @@ struct Conn {
   bool pending() const { return !sends.empty() || !recvs.empty(); }
 };
 
+/// Registers with a protection domain: host memory with ibv_reg_mr; with GPUDirect enabled, CUDA
+/// device memory through `gdr` (dmabuf, else peer memory) where the topology allows it, and an
+/// error saying to stage through host memory where it does not.
 class PdRegistrar final : public Registrar {
  public:
   PdRegistrar(ibv_pd* pd, std::string dev) : pd_(pd), dev_(std::move(dev)) {}
   Result<Keys> reg(uintptr_t addr, size_t len) override;
   void dereg(void* handle) override;
+  /// Device memory registered on this port goes through `gdr` (owned by the caller, outlives us).
+  void enableGpuDirect(GdrContext* gdr, const PortInfo& port) {
+    gdr_ = gdr;
+    port_ = port;
+  }
 
  private:
   ibv_pd* pd_;
   std::string dev_;
+  GdrContext* gdr_ = nullptr;
+  PortInfo port_;
 };
 
 }  // namespace trellis::transport::verbs
@@ -187,6 +198,10 @@ struct VerbsTransport::Impl {
   std::vector<std::unique_ptr<verbs::Conn>> conns;  // by rank; null when not connected
   Status error;
   uint64_t polls = 0;
+  std::unique_ptr<verbs::GdrContext> gdr;  // GPUDirect RDMA state (null: built without CUDA)
+  // registerMemory tokens: the pin id on each NIC's cache.
+  std::map<uint64_t, std::vector<uint64_t>> userRegs;
+  uint64_t nextUserReg = 1;
 
   ~Impl();
   Status fail(Status s) {

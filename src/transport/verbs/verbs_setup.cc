@@ -78,6 +78,8 @@ Result<VerbsOptions> verbsOptionsFromParams() {
     return invalidArgument("TRELLIS_IB_REG_CACHE='%s' is not call, keep or off", mode.c_str());
   o.regCacheBytes = static_cast<size_t>(std::max<int64_t>(kRegCacheBytes.get(), 1 << 20));
   o.useTopology = kTopo.get();
+  TRELLIS_ASSIGN_OR_RETURN(GdrContext::Mode gdr, gdrModeFromParams());
+  o.gpuDirect = gdr == GdrContext::Mode::kAuto;
   o.sendDepth = std::max(o.sendDepth, o.recvDepth + 8);
   return o;
 }
@@ -85,9 +87,31 @@ Result<VerbsOptions> verbsOptionsFromParams() {
 namespace verbs {
 
 Result<Registrar::Keys> PdRegistrar::reg(uintptr_t addr, size_t len) {
-  ibv_mr* mr =
-      ibv_reg_mr(pd_, reinterpret_cast<void*>(addr), len,
-                 IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ);
+  const int access = IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ;
+  if (gdr_ != nullptr) {
+    // Both ends: a cache miss is rounded out to 1 MiB, which may reach from host memory into a
+    // device allocation (or between allocations). Such a region is refused, and the cache falls
+    // back to the pages of the request alone.
+    const CudaPointer p = gdr_->classify(reinterpret_cast<const void*>(addr));
+    const CudaPointer q =
+        len > 1 ? gdr_->classify(reinterpret_cast<const void*>(addr + len - 1)) : p;
+    if (p.device != q.device || p.managed != q.managed || p.base != q.base)
+      return invalidArgument("%zu bytes at %p on %s span %s: not registered as one region", len,
+                             reinterpret_cast<void*>(addr), dev_.c_str(),
+                             p.device || q.device
+                                 ? "host and CUDA device memory, or two CUDA allocations"
+                                 : "host and CUDA managed memory");
+    if (p.managed)
+      return invalidUsage(
+          "CUDA managed memory at %p (%zu bytes) is not registered on %s for GPUDirect RDMA: stage "
+          "it through host memory",
+          reinterpret_cast<void*>(addr), len, dev_.c_str());
+    if (p.device) {
+      TRELLIS_ASSIGN_OR_RETURN(ibv_mr * dm, gdr_->registerDevice(pd_, port_, p, addr, len, access));
+      return Keys{dm->lkey, dm->rkey, dm};
+    }
+  }
+  ibv_mr* mr = ibv_reg_mr(pd_, reinterpret_cast<void*>(addr), len, access);
   if (mr == nullptr)
     return systemError(errno, "ibv_reg_mr of %zu bytes at %p on %s%s", len,
                        reinterpret_cast<void*>(addr), dev_.c_str(),
@@ -167,7 +191,7 @@ VerbsTransport::Impl::~Impl() {
 
 namespace {
 
-Status openNic(Nic& n, const VerbsOptions& opt) {
+Status openNic(Nic& n, const VerbsOptions& opt, GdrContext* gdr) {
   int count = 0;
   ibv_device** list = ibv_get_device_list(&count);
   if (list == nullptr) return systemError(errno, "ibv_get_device_list");
@@ -182,7 +206,9 @@ Status openNic(Nic& n, const VerbsOptions& opt) {
     return systemError(errno, "ibv_create_comp_channel on %s", n.info.dev.c_str());
   int fl = fcntl(n.channel->fd, F_GETFL);
   fcntl(n.channel->fd, F_SETFL, fl | O_NONBLOCK);
-  n.registrar = std::make_unique<PdRegistrar>(n.pd, n.info.dev);
+  auto registrar = std::make_unique<PdRegistrar>(n.pd, n.info.dev);
+  if (gdr != nullptr) registrar->enableGpuDirect(gdr, n.info);
+  n.registrar = std::move(registrar);
   RegCacheOptions ro;
   ro.maxBytes = opt.regCacheBytes;
   // Rounding a miss out to 1 MiB lets one registration serve many chunks of a buffer; it must not
@@ -236,7 +262,13 @@ Status openLocalNics(VerbsTransport::Impl& m, std::string* noDevice) {
     m.nics.back().info = ports[i];
     list += (list.empty() ? "" : ", ") + ports[i].describe();
   }
-  for (Nic& n : m.nics) TRELLIS_TRY_CTX(openNic(n, m.opt), formatString("rank %d: verbs", m.rank));
+  // Even with GPUDirect off, device memory must be recognised (so that it is staged, not handed to
+  // ibv_reg_mr, which nvidia-peermem would accept).
+  if (gdrCompiled())
+    m.gdr = std::make_unique<GdrContext>(m.opt.gpuDirect ? GdrContext::Mode::kAuto
+                                                         : GdrContext::Mode::kOff);
+  for (Nic& n : m.nics)
+    TRELLIS_TRY_CTX(openNic(n, m.opt, m.gdr.get()), formatString("rank %d: verbs", m.rank));
   TRELLIS_INFO(kNet, "rank %d: verbs: using %s [%s]", m.rank, list.c_str(), why.c_str());
   return Status::ok();
 }
@@ -597,6 +629,15 @@ VerbsTransport::CacheStats VerbsTransport::cacheStats() const {
     s.misses += c.misses;
     s.evictions += c.evictions;
     s.entries += c.entries;
+    s.registrations += c.registrations;
+    s.pinnedHits += c.pinnedHits;
+    s.pinned += c.pinned;
+  }
+  if (impl_->gdr) {
+    const GdrContext::Stats g = impl_->gdr->stats();
+    s.gdrDmabuf = g.dmabuf;
+    s.gdrPeerMemory = g.peerMemory;
+    s.gdrRefused = g.refused;
   }
   return s;
 }

@@ -752,4 +752,46 @@ void VerbsTransport::memoryFreed(const void* addr, size_t bytes) {
   for (Nic& n : impl_->nics) n.cache->invalidate(addr, bytes);
 }
 
+Result<uint64_t> VerbsTransport::registerMemory(const void* addr, size_t bytes) {
+  Impl& m = *impl_;
+  if (m.nics.empty()) return uint64_t{0};
+  std::vector<uint64_t> pins;
+  // Device memory: pinned on the NICs GPUDirect RDMA may use; where it must be staged through host
+  // memory there is nothing to keep (0).
+  const CudaPointer cp = m.gdr ? m.gdr->classify(addr) : CudaPointer{};
+  for (Nic& n : m.nics) {
+    if (cp.managed || (cp.device && !m.gdr->choose(cp.ordinal, n.info).direct)) {
+      TRELLIS_DEBUG(kNet,
+                    "rank %d: verbs: %zu bytes of CUDA %s memory at %p not registered on %s "
+                    "(host staging)",
+                    m.rank, bytes, cp.managed ? "managed" : "device", addr, n.info.dev.c_str());
+      pins.push_back(0);
+      continue;
+    }
+    Result<uint64_t> id = n.cache->pin(addr, bytes);
+    if (!id) {
+      for (size_t i = 0; i < pins.size(); ++i) m.nics[i].cache->unpin(pins[i]);  // 0: no-op
+      return id.status().withContext(
+          formatString("rank %d: verbs: registering %zu bytes at %p on %s", m.rank, bytes, addr,
+                       n.info.dev.c_str()));
+    }
+    pins.push_back(id.value());
+  }
+  if (std::all_of(pins.begin(), pins.end(), [](uint64_t p) { return p == 0; })) return uint64_t{0};
+  const uint64_t token = m.nextUserReg++;
+  m.userRegs.emplace(token, std::move(pins));
+  TRELLIS_DEBUG(kNet, "rank %d: verbs: registered %zu bytes at %p on %zu NIC(s) (token %lu)",
+                m.rank, bytes, addr, m.nics.size(), static_cast<unsigned long>(token));
+  return token;
+}
+
+void VerbsTransport::deregisterMemory(uint64_t token) {
+  Impl& m = *impl_;
+  auto it = m.userRegs.find(token);
+  if (it == m.userRegs.end()) return;
+  for (size_t i = 0; i < it->second.size() && i < m.nics.size(); ++i)
+    m.nics[i].cache->unpin(it->second[i]);
+  m.userRegs.erase(it);
+}
+
 }  // namespace trellis::transport

@@ -56,6 +56,8 @@ struct VerbsOptions {
   size_t regCacheBytes = size_t{4} << 30;  // per NIC
   double timeoutS = 60;                    // connection setup
   bool useTopology = true;                 // choose the NICs nearest to this rank (TRELLIS_IB_TOPO)
+  bool gpuDirect = true;  // TRELLIS_IB_GDR=auto: register device memory directly where the
+                          // topology allows (gpu_direct.h); false: never (host staging)
   std::vector<std::string>
       railNics;  // this rank's rail NICs from the cluster view (device or interface names)
 };
@@ -84,6 +86,10 @@ class VerbsTransport final : public Transport {
   std::string describePeer(int peer) const override;
   void releaseCallerMemory() override;
   void memoryFreed(const void* addr, size_t bytes) override;
+  /// Pins [addr, addr+bytes) in every NIC's registration cache until deregisterMemory(token):
+  /// transfers inside it reuse those registrations across calls (trellisCommRegister).
+  Result<uint64_t> registerMemory(const void* addr, size_t bytes) override;
+  void deregisterMemory(uint64_t token) override;
 
   /// The ports this rank uses ("rxe0:1,rxe1:1"; empty without a device).
   std::string devices() const;
@@ -93,6 +99,11 @@ class VerbsTransport final : public Transport {
   struct CacheStats {
     uint64_t hits = 0, misses = 0, evictions = 0;
     size_t entries = 0;
+    uint64_t registrations = 0;  // memory registrations made (cache misses and pins)
+    uint64_t pinnedHits = 0;     // hits served by a pinned (user-registered) region
+    size_t pinned = 0;           // pinned regions (one per NIC per registerMemory)
+    // GPUDirect RDMA: device memory registered through a dmabuf, through peer memory, refused.
+    uint64_t gdrDmabuf = 0, gdrPeerMemory = 0, gdrRefused = 0;
   };
   CacheStats cacheStats() const;
 
