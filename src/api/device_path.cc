@@ -189,12 +189,15 @@ std::string describe(const std::vector<DeviceOp>& ops) {
 }  // namespace
 
 Result<Placement> placeCollective(trellisComm* comm, const algos::CollArgs& a, void* stream, const char* api) {
+  // Host buffers without a stream, in a process without CUDA memory: no work on the latency path.
+  if (stream == nullptr && !cuda::mayHaveCudaMemory()) return Placement::kHost;
   Use send, recv;
   collectiveUses(a, nullptr, comm->rank(), comm->nranks(), &send, &recv);
   return place({&send, &recv}, stream, api);
 }
 
 Result<Placement> placeP2p(trellisComm*, const void* buf, size_t bytes, void* stream, const char* api) {
+  if (stream == nullptr && !cuda::mayHaveCudaMemory()) return Placement::kHost;
   Use u;
   u.name = "buffer";
   u.base = buf;

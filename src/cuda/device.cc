@@ -10,11 +10,16 @@ bool builtWithCuda() { return true; }
 
 Status driverStatus() { return driver().status(); }
 
+bool mayHaveCudaMemory() {
+  const Driver* d = usableDriver();
+  return d != nullptr && cudaInitialized(*d);
+}
+
 Result<PointerInfo> pointerInfo(const void* p) {
   PointerInfo info;
-  Result<const Driver*> dr = driver();
-  if (!dr || p == nullptr) return info;
-  const Driver& d = *dr.value();
+  const Driver* dp = usableDriver();
+  if (dp == nullptr || p == nullptr) return info;
+  const Driver& d = *dp;
   if (!cudaInitialized(d)) return info;
   unsigned int memType = 0, managed = 0;
   int ordinal = -1;

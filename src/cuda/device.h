@@ -24,6 +24,11 @@ bool builtWithCuda();
 /// TRELLIS_CUDA_DISABLE", "CUDA was initialised in the parent before fork()"). Never calls cuInit.
 Status driverStatus();
 
+/// False when no pointer of this process can be CUDA memory: no usable driver, or no code has
+/// initialised CUDA yet. Cheap (no allocation; one driver call until CUDA is initialised), for the
+/// host-buffer fast path.
+bool mayHaveCudaMemory();
+
 /// Where memory lives, as CUDA sees it.
 enum class MemKind {
   kHost,      ///< not known to CUDA (pageable memory, or no driver, or CUDA not initialised)

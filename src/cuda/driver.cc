@@ -113,6 +113,12 @@ Result<const Driver*> driver() {
   return static_cast<const Driver*>(l.driver);
 }
 
+const Driver* usableDriver() {
+  Loaded& l = loaded();
+  if (l.driver == nullptr || l.forkedChild.load(std::memory_order_relaxed)) return nullptr;
+  return l.driver;
+}
+
 bool cudaInitialized(const Driver& d) {
   Loaded& l = loaded();
   if (&d == l.driver && l.initialized.load(std::memory_order_relaxed)) return true;

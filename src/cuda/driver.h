@@ -54,6 +54,10 @@ struct Driver {
 /// process where CUDA was initialised it reports that the child cannot use CUDA.
 Result<const Driver*> driver();
 
+/// driver() without the reason: null when the driver is not usable (no allocation; the per-call
+/// check of the host-buffer path).
+const Driver* usableDriver();
+
 /// True when some code in this process has called cuInit (CUDA memory can exist only then). Does
 /// not initialise CUDA itself.
 bool cudaInitialized(const Driver& d);

@@ -128,6 +128,9 @@ TEST(CudaKernels, CubinsAndPtxDefineEveryKernel) {
 #endif  // TRELLIS_HAVE_CUDA
 
 TEST(CudaPointers, HostMemoryIsHost) {
+  // Nothing in this process initialises CUDA (Trellis never does), so no pointer can be CUDA memory,
+  // with or without a driver.
+  EXPECT_FALSE(mayHaveCudaMemory());
   int onStack = 0;
   std::vector<char> onHeap(1 << 20);
   for (const void* p : {static_cast<const void*>(&onStack), static_cast<const void*>(onHeap.data()),

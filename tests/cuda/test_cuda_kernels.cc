@@ -165,6 +165,7 @@ TEST_F(CudaGpu, NanPropagatesLikeTheHost) {
 }
 
 TEST_F(CudaGpu, PointerPlacement) {
+  EXPECT_TRUE(mayHaveCudaMemory());  // SetUp initialised CUDA
   DeviceBuffer d(4096);
   Result<PointerInfo> info = pointerInfo(d.bytes() + 100);
   ASSERT_TRUE(info.isOk()) << info.status().message();

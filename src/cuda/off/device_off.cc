@@ -14,6 +14,7 @@ Status notBuilt() {
 
 bool builtWithCuda() { return false; }
 Status driverStatus() { return notBuilt(); }
+bool mayHaveCudaMemory() { return false; }
 Result<PointerInfo> pointerInfo(const void*) { return PointerInfo{}; }
 Status streamSynchronize(void*) { return notBuilt(); }
 Result<int> deviceCount() { return notBuilt(); }
