@@ -8,6 +8,12 @@
 /// (trellisGetLastError).
 ///
 /// Host buffers: pass `stream == NULL`; the call returns when the result is in place.
+/// Device buffers (builds with CUDA support; found by the driver's pointer attributes, never by the
+/// stream argument): `stream` is a CUstream / cudaStream_t (NULL: the legacy default stream); the
+/// call queues the operation on it and returns at once, completion is ordered on the stream, and a
+/// failure after the call returned is reported by trellisCommGetAsyncError. Host buffers with a
+/// non-NULL stream wait for the stream first. A call may not mix device and host buffers.
+/// docs/GPU.md gives the ordering rules.
 #ifndef TRELLIS_TRELLIS_H_
 #define TRELLIS_TRELLIS_H_
 
@@ -236,7 +242,8 @@ TRELLIS_EXPORT trellisResult_t trellisRecv(void* recvbuff, size_t count, trellis
 /// sends and receives never deadlock, whatever the order of the calls). Groups nest.
 TRELLIS_EXPORT trellisResult_t trellisGroupStart(void);
 
-/// Ends a group; returns when every queued operation has completed (host buffers).
+/// Ends a group; returns when every queued operation has completed (host buffers), or once a
+/// communicator's device-buffer operations are queued on their (common) stream.
 TRELLIS_EXPORT trellisResult_t trellisGroupEnd(void);
 
 #ifdef __cplusplus
