@@ -126,12 +126,11 @@ TEST(RegCache, HitsWithinARegionAndMergesNeighbours) {
     EXPECT_EQ(b.value(), a.value());
     EXPECT_EQ(cache.stats().hits, 1u);
     EXPECT_EQ(pd.regs, 1);
-    // Straddling the end: one new region covering both, grown ahead by its size (2 MiB), the old
-    // one retired when released.
+    // Straddling the end: one new region covering both, the old one retired when released.
     auto c = cache.acquire(at(101 * kMiB - 4096), 2 * 4096);
     ASSERT_TRUE(c.isOk());
     EXPECT_EQ(c.value()->start, 100 * kMiB);
-    EXPECT_EQ(c.value()->end, 104 * kMiB);
+    EXPECT_EQ(c.value()->end, 102 * kMiB);
     EXPECT_EQ(cache.stats().entries, 1u);
     EXPECT_EQ(pd.live.size(), 2u);  // the old region is still in use by a and b
     cache.release(a.value());
@@ -258,7 +257,9 @@ TEST(RegCache, WalkingABufferGrowsRegionsGeometrically) {
       pd.mappedLo = base & ~(kMiB - 1);
       pd.mappedHi = base + total;
     }
-    RegCache cache(&pd, RegCacheOptions{});
+    RegCacheOptions grow;
+    grow.growAhead = true;
+    RegCache cache(&pd, grow);
     for (size_t off = 0; off < total; off += chunk) {
       auto e = cache.acquire(at(base + off), chunk);
       ASSERT_TRUE(e.isOk()) << off << ": " << e.status().message();
@@ -274,7 +275,9 @@ TEST(RegCache, WalkingABufferGrowsRegionsGeometrically) {
   }
   // Growing downward too (a buffer walked from its end).
   FakePd down;
-  RegCache back(&down, RegCacheOptions{});
+  RegCacheOptions growDown;
+  growDown.growAhead = true;
+  RegCache back(&down, growDown);
   for (size_t off = total; off > 0; off -= chunk) {
     auto e = back.acquire(at(base + off - chunk), chunk);
     ASSERT_TRUE(e.isOk());
@@ -282,7 +285,19 @@ TEST(RegCache, WalkingABufferGrowsRegionsGeometrically) {
   }
   EXPECT_LE(back.stats().registrations, 12u);
   EXPECT_LE(back.stats().registeredBytes, 4 * total);
-  // No growth: only the pages passed (a chunk straddling a region merges with it, no more).
+  // Without growth, 1 MiB rounding: one registration per MiB, each the whole region so far
+  // (what the cache did before: quadratic).
+  FakePd quad;
+  RegCache flat(&quad, RegCacheOptions{});
+  for (size_t off = 0; off < total; off += chunk) {
+    auto e = flat.acquire(at(base + off), chunk);
+    ASSERT_TRUE(e.isOk());
+    flat.release(e.value());
+  }
+  EXPECT_GE(flat.stats().registrations, 64u);
+  EXPECT_GE(flat.stats().registeredBytes, 30 * total);
+  // No growth, page alignment (keep): only the pages passed (a chunk straddling a region merges
+  // with it, no more).
   FakePd keep;
   RegCacheOptions o;
   o.align = 4096;

@@ -61,9 +61,10 @@ struct RegCacheOptions {
   size_t maxEntries = 1024;
   size_t align = 1 << 20;  // misses register the request rounded out to this (power of two)
   // A miss that extends a cached region registers the merged region grown ahead by its own size
-  // (at most maxGrowBytes), so a buffer walked chunk by chunk costs O(log n) registrations. Off
-  // when registrations outlive calls (TRELLIS_IB_REG_CACHE=keep: nothing beyond the pages passed).
-  bool growAhead = true;
+  // (at most maxGrowBytes, as far as Registrar::mapped says memory is mapped), so a buffer walked
+  // chunk by chunk costs O(log n) registrations. The verbs transport turns it on except when
+  // registrations outlive calls (TRELLIS_IB_REG_CACHE=keep: nothing beyond the pages passed).
+  bool growAhead = false;
   size_t maxGrowBytes = size_t{1} << 30;
 };
 
