@@ -209,9 +209,29 @@ class trellisComm::CommExec final : public algos::Exec {
     void* old = b.p;
     size_t oldCap = b.cap;
     void* p = b.get(bytes);
-    if (old != nullptr && p != old)  // the old mapping is gone: forget registrations of it
-      for (auto& t : c_.transports_) t->memoryFreed(old, oldCap);
+    if (p != old) {
+      // The communicator owns its scratch memory and says when it goes, so transports that
+      // register memory (RDMA) keep its registration across calls (as for trellisCommRegister)
+      // instead of registering it again in every call.
+      auto& tokens = scratchRegs_[slot & 7];
+      for (auto& [t, token] : tokens) t->deregisterMemory(token);
+      tokens.clear();
+      if (old != nullptr)  // the old mapping is gone: forget registrations of it
+        for (auto& t : c_.transports_) t->memoryFreed(old, oldCap);
+      for (auto& t : c_.transports_) {
+        Result<uint64_t> token = t->registerMemory(p, b.cap);
+        if (!token)  // e.g. the memlock limit: the transport registers it per call instead
+          TRELLIS_DEBUG(kColl, "rank %d: scratch memory (%zu bytes) stays unregistered on %s: %s", c_.rank_, b.cap,
+                        t->name(), token.status().message().c_str());
+        else if (token.value() != 0)
+          tokens.emplace_back(t.get(), token.value());
+      }
+    }
     return p;
+  }
+  ~CommExec() override {
+    for (auto& tokens : scratchRegs_)
+      for (auto& [t, token] : tokens) t->deregisterMemory(token);
   }
 
   Status isend(int peer, const void* data, size_t bytes, Request* req) override {
@@ -295,6 +315,7 @@ class trellisComm::CommExec final : public algos::Exec {
   int64_t yield_;  // polls with sched_yield between, after spinning and before sleeping
   bool direct_ = false;  // every peer's memory is readable (one host, single copy)
   ScratchBuf scratch_[8];
+  std::vector<std::pair<transport::Transport*, uint64_t>> scratchRegs_[8];  // registerMemory tokens
   std::deque<SelfOp> selfSends_, selfRecvs_;
 };
 

@@ -104,6 +104,9 @@ TEST(KillLoop, Randomized) {
   const uint64_t seed = seedEnv ? std::strtoull(seedEnv, nullptr, 0) : 4242;
   std::mt19937_64 rng(seed);
   setBeforeInitHook([](int) {
+    // A sanitizer runtime may start a helper thread at a process's first thread creation
+    // (ThreadSanitizer's background thread): create one first so that it is counted before too.
+    std::thread([] {}).join();
     gFdsBefore = countEntries("/proc/self/fd");
     gThreadsBefore = countEntries("/proc/self/task");
   });

@@ -19,8 +19,10 @@ step() {  # step NAME TIMEOUT CMD...: runs one step with a timeout, reports its 
 }
 step ibv_devinfo 20 ibv_devinfo -l
 step rdma_link 20 rdma link show
-step transport 240 "$build/tests/rdma/test_verbs_transport" --gtest_filter="$filter" --gtest_brief=1
-step collectives 300 "$build/tests/rdma/test_verbs_collectives" --gtest_filter="$filter" --gtest_brief=1
+# Not --gtest_brief: each test's name and time are printed, so a step killed by its timeout on a
+# loaded host shows which test was running and where the time went.
+step transport 240 "$build/tests/rdma/test_verbs_transport" --gtest_filter="$filter"
+step collectives 300 "$build/tests/rdma/test_verbs_collectives" --gtest_filter="$filter"
 # The plugin's cases named *_verbs* exist only where an RDMA device is seen; TRELLIS_TEST_NCCL_VERBS=1
 # insists on them (a guest without its devices fails here instead of running no case). Every case
 # runs over verbs through the oldest and the newest ABI (v6, v11); v7..v10 (whose adapters the host

@@ -14,6 +14,8 @@
 #include <chrono>
 #include <cstring>
 #include <deque>
+#include <mutex>
+#include <string>
 
 #include "core/log.h"
 #include "core/params.h"
@@ -74,6 +76,52 @@ struct SlotHeader {
 };
 static_assert(sizeof(SlotHeader) == 56);
 
+// Segments are mapped once per process: ranks that are threads of one process share the mapping
+// of a segment, so they reach its ring atomics at one address. (Two mappings would work for the
+// hardware, but ThreadSanitizer pairs atomics by address: with a mapping per rank it saw none of
+// the ring's release/acquire ordering and reported the single-copy reads as races.)
+struct Mapping {
+  std::string name;
+  char* addr;
+  size_t bytes;
+  int refs;
+};
+std::mutex gMappingsMu;
+std::vector<Mapping> gMappings;
+
+// Maps segment `name` (or takes another reference to this process's mapping of it). `fd` >= 0: a
+// segment this rank just created.
+Result<char*> mapSegment(const std::string& name, int fd, size_t bytes) {
+  std::lock_guard<std::mutex> lock(gMappingsMu);
+  for (Mapping& m : gMappings)
+    if (m.name == name) {
+      if (m.bytes != bytes)
+        return internalError("shm segment %s is mapped with %zu bytes, %zu wanted", name.c_str(), m.bytes, bytes);
+      ++m.refs;
+      return m.addr;
+    }
+  const bool own = fd >= 0;
+  if (!own && (fd = shm_open(name.c_str(), O_RDWR, 0)) < 0) return systemError(errno, "shm_open(%s)", name.c_str());
+  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
+  int e = errno;
+  if (!own) close(fd);
+  if (p == MAP_FAILED) return systemError(e, "mmap of %zu bytes (%s)", bytes, name.c_str());
+  gMappings.push_back({name, static_cast<char*>(p), bytes, 1});
+  return static_cast<char*>(p);
+}
+
+void unmapSegment(char* addr) {
+  std::lock_guard<std::mutex> lock(gMappingsMu);
+  for (size_t i = 0; i < gMappings.size(); ++i)
+    if (gMappings[i].addr == addr) {
+      if (--gMappings[i].refs == 0) {
+        munmap(addr, gMappings[i].bytes);
+        gMappings.erase(gMappings.begin() + static_cast<std::ptrdiff_t>(i));
+      }
+      return;
+    }
+}
+
 long futex(std::atomic<uint32_t>* addr, int op, uint32_t val, const timespec* ts) {
   return syscall(SYS_futex, reinterpret_cast<uint32_t*>(addr), op, val, ts, nullptr, 0);
 }
@@ -133,8 +181,8 @@ struct ShmTransport::Impl {
 
   ~Impl() {
     for (char* m : mapped)
-      if (m) munmap(m, segBytes);
-    if (self) munmap(self, segBytes);
+      if (m) unmapSegment(m);
+    if (self) unmapSegment(self);
   }
   SegHeader* header() { return reinterpret_cast<SegHeader*>(self); }
   Status fail(Status s) {
@@ -404,13 +452,13 @@ Result<std::unique_ptr<ShmTransport>> ShmTransport::create(Bootstrap& bs, const 
     shm_unlink(name.c_str());
     return systemError(e, "ftruncate(%s, %zu)", name.c_str(), m->segBytes);
   }
-  void* p = mmap(nullptr, m->segBytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
+  Result<char*> p = mapSegment(name, fd, m->segBytes);
   close(fd);
-  if (p == MAP_FAILED) {
+  if (!p.isOk()) {
     shm_unlink(name.c_str());
-    return systemError(errno, "mmap of %zu bytes (%s)", m->segBytes, name.c_str());
+    return p.status();
   }
-  m->self = static_cast<char*>(p);
+  m->self = *p;
   SegHeader* h = new (m->self) SegHeader();
   h->magic = kSegMagic;
   h->pid = static_cast<int32_t>(getpid());
@@ -428,22 +476,17 @@ Result<std::unique_ptr<ShmTransport>> ShmTransport::create(Bootstrap& bs, const 
   bool cmaOk = opt.cmaMinBytes != SIZE_MAX;
   for (int q : peerList) {
     if (!s.isOk()) break;
-    int qfd = shm_open(names[q].name, O_RDWR, 0);
-    if (qfd < 0) {
-      s = systemError(errno, "shm_open(%s) of rank %d", names[q].name, q);
+    names[q].name[sizeof names[q].name - 1] = '\0';
+    Result<char*> qp = mapSegment(names[q].name, -1, m->segBytes);
+    if (!qp.isOk()) {
+      s = qp.status().withContext(formatString("mapping rank %d's segment", q));
       break;
     }
-    void* qp = mmap(nullptr, m->segBytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, qfd, 0);
-    close(qfd);
-    if (qp == MAP_FAILED) {
-      s = systemError(errno, "mmap of rank %d's segment", q);
-      break;
-    }
-    m->mapped[q] = static_cast<char*>(qp);
+    m->mapped[q] = *qp;
     Peer& pr = m->peers[q];
     pr.local = true;
     pr.pid = names[q].pid;
-    pr.peerSeg = reinterpret_cast<SegHeader*>(qp);
+    pr.peerSeg = reinterpret_cast<SegHeader*>(m->mapped[q]);
     pr.out = reinterpret_cast<RingHeader*>(m->mapped[q] + 4096 + ringIndex(bs.rank()) * m->ringBytes);
     pr.outSlots = reinterpret_cast<char*>(pr.out) + sizeof(RingHeader);
     pr.in = reinterpret_cast<RingHeader*>(m->self + 4096 + ringIndex(q) * m->ringBytes);

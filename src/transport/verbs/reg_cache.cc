@@ -49,27 +49,71 @@ Result<RegCache::Entry*> RegCache::acquire(const void* addr, size_t len) {
   ++stats_.misses;
   static const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
   const uintptr_t align = std::max<uintptr_t>(opt_.align, page);
-  // Try the rounded region merged with the regions it touches; then the request alone (pages).
-  for (int attempt = 0; attempt < 2; ++attempt) {
-    uintptr_t lo = attempt == 0 ? a & ~(align - 1) : a & ~(page - 1);
-    uintptr_t hi = attempt == 0 ? (b + align - 1) & ~(align - 1) : (b + page - 1) & ~(page - 1);
-    if (attempt == 0) {
-      auto first = index_.upper_bound(lo);
-      if (first != index_.begin() && std::prev(first)->second->end > lo) --first;
-      for (auto m = first; m != index_.end() && m->first < hi; ++m) {
-        lo = std::min(lo, m->second->start);
-        hi = std::max(hi, m->second->end);
+  // Candidates, tried in order until one registers:
+  //  1. the request rounded out to `align` (as far as memory is mapped), merged with the regions
+  //     it overlaps, and, when it extends such a region, grown ahead (in the direction it extends)
+  //     by up to the merged size over mapped memory: a buffer walked chunk by chunk is then
+  //     registered O(log n) times in regions of doubling size (2-4x its size in all) instead of
+  //     once per chunk in ever longer regions (quadratic);
+  //  2. the same without growing;
+  //  3. the request's own pages alone (a region it overlaps may describe memory unmapped since).
+  struct Range {
+    uintptr_t lo, hi;
+  };
+  Range cand[3];
+  int ncand = 0;
+  const Range pages{a & ~(page - 1), (b + page - 1) & ~(page - 1)};
+  {
+    uintptr_t lo = a & ~(align - 1), hi = (b + align - 1) & ~(align - 1);
+    if (lo < pages.lo && !reg_->mapped(lo, pages.lo - lo)) lo = pages.lo;
+    if (hi > pages.hi && !reg_->mapped(pages.hi, hi - pages.hi)) hi = pages.hi;
+    uintptr_t oldLo = UINTPTR_MAX, oldHi = 0;  // extent of the regions merged
+    auto first = index_.upper_bound(lo);
+    if (first != index_.begin() && std::prev(first)->second->end > lo) --first;
+    for (auto m = first; m != index_.end() && m->first < hi; ++m) {
+      oldLo = std::min(oldLo, m->second->start);
+      oldHi = std::max(oldHi, m->second->end);
+    }
+    if (oldHi > 0) {
+      lo = std::min(lo, oldLo);
+      hi = std::max(hi, oldHi);
+      if (opt_.growAhead && (b > oldHi || a < oldLo)) {
+        // Grow by the merged size, or as far as memory is mapped when less (found by bisection
+        // with the registrar's cheap probe): near the end of a buffer the region then covers the
+        // rest of it in one registration.
+        const uintptr_t want = std::min<uintptr_t>(hi - lo, opt_.maxGrowBytes) & ~(page - 1);
+        auto reach = [&](bool up) -> uintptr_t {
+          const uintptr_t room = up ? UINTPTR_MAX - hi : lo;
+          uintptr_t good = 0, bad = std::min(want, room & ~(page - 1)) + page;
+          auto ok = [&](uintptr_t g) { return up ? reg_->mapped(hi, g) : reg_->mapped(lo - g, g); };
+          if (bad > page && ok(bad - page)) return bad - page;
+          while (bad - good > page) {
+            const uintptr_t mid = ((good + bad) / 2) & ~(page - 1);
+            (ok(mid) ? good : bad) = mid;
+          }
+          return good;
+        };
+        Range g{lo, hi};
+        if (b > oldHi) g.hi = hi + reach(true);
+        if (a < oldLo) g.lo = lo - reach(false);
+        if (g.lo != lo || g.hi != hi) cand[ncand++] = g;
       }
     }
+    cand[ncand++] = {lo, hi};
+    if (pages.lo != lo || pages.hi != hi) cand[ncand++] = pages;
+  }
+  for (int attempt = 0; attempt < ncand; ++attempt) {
+    const uintptr_t lo = cand[attempt].lo, hi = cand[attempt].hi;
     Result<Registrar::Keys> keys = reg_->reg(lo, hi - lo);
     if (!keys) {
-      if (attempt == 0) {
+      if (attempt + 1 < ncand) {
         ++stats_.fallbacks;
         continue;
       }
       return keys.status();
     }
     ++stats_.registrations;
+    stats_.registeredBytes += hi - lo;
     // The new region supersedes every region it overlaps (after a fallback they may extend past it:
     // they are older than the new one and may describe memory that was unmapped since).
     auto first = index_.upper_bound(lo);
@@ -163,6 +207,7 @@ Result<uint64_t> RegCache::pin(const void* addr, size_t len) {
   Result<Registrar::Keys> keys = reg_->reg(lo, hi - lo);
   if (!keys) return keys.status();
   ++stats_.registrations;
+  stats_.registeredBytes += hi - lo;
   auto e = std::make_unique<Entry>();
   e->start = lo;
   e->end = hi;

@@ -3,7 +3,9 @@
 // entry, entries never overlap) answers "is [addr, addr+len) inside a registered region" in
 // O(log n). A miss registers the request rounded out to `align` (falling back to whole pages when
 // the rounded region is not all mapped) and absorbs the registered regions it overlaps, so the
-// index stays disjoint and grows toward the buffers' real extent.
+// index stays disjoint and grows toward the buffers' real extent; a miss that extends a region
+// grows it ahead geometrically (RegCacheOptions::growAhead), so walking a buffer in chunks
+// registers 2x its size in O(log n) registrations rather than a quadratic volume.
 //
 // Registrations of memory the caller may free are only valid while the caller keeps that memory:
 // a region unmapped and mapped again at the same address gets new pages, and a cached registration
@@ -45,12 +47,25 @@ class Registrar {
   /// Registers exactly [addr, addr+len) for local and remote write and remote read.
   virtual Result<Keys> reg(uintptr_t addr, size_t len) = 0;
   virtual void dereg(void* handle) = 0;
+  /// Whether [addr, addr+len) is all mapped, asked before growing a region ahead (a cheap probe;
+  /// reg() stays the judge). The default says yes.
+  virtual bool mapped(uintptr_t addr, size_t len) {
+    (void)addr;
+    (void)len;
+    return true;
+  }
 };
 
 struct RegCacheOptions {
   size_t maxBytes = size_t{4} << 30;
   size_t maxEntries = 1024;
   size_t align = 1 << 20;  // misses register the request rounded out to this (power of two)
+  // A miss that extends a cached region registers the merged region grown ahead by its own size
+  // (at most maxGrowBytes, as far as Registrar::mapped says memory is mapped), so a buffer walked
+  // chunk by chunk costs O(log n) registrations. The verbs transport turns it on except when
+  // registrations outlive calls (TRELLIS_IB_REG_CACHE=keep: nothing beyond the pages passed).
+  bool growAhead = false;
+  size_t maxGrowBytes = size_t{1} << 30;
 };
 
 class RegCache {
@@ -66,6 +81,7 @@ class RegCache {
   struct Stats {
     uint64_t hits = 0, misses = 0, evictions = 0, registrations = 0, fallbacks = 0;
     size_t entries = 0, bytes = 0;
+    uint64_t registeredBytes = 0;  // bytes registered so far (all registrations, cumulative)
     uint64_t pinnedHits = 0;  // hits (counted in `hits` too) served by a pinned region
     size_t pinned = 0, pinnedBytes = 0;
   };

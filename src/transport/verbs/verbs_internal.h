@@ -171,6 +171,8 @@ class PdRegistrar final : public Registrar {
   PdRegistrar(ibv_pd* pd, std::string dev) : pd_(pd), dev_(std::move(dev)) {}
   Result<Keys> reg(uintptr_t addr, size_t len) override;
   void dereg(void* handle) override;
+  /// msync(MS_ASYNC) checks that a range is mapped without touching or pinning it.
+  bool mapped(uintptr_t addr, size_t len) override;
   /// Device memory registered on this port goes through `gdr` (owned by the caller, outlives us).
   void enableGpuDirect(GdrContext* gdr, const PortInfo& port) {
     gdr_ = gdr;

@@ -119,6 +119,10 @@ Result<Registrar::Keys> PdRegistrar::reg(uintptr_t addr, size_t len) {
   return Keys{mr->lkey, mr->rkey, mr};
 }
 
+bool PdRegistrar::mapped(uintptr_t addr, size_t len) {
+  return len == 0 || msync(reinterpret_cast<void*>(addr), len, MS_ASYNC) == 0;
+}
+
 void PdRegistrar::dereg(void* handle) {
   if (handle != nullptr) ibv_dereg_mr(static_cast<ibv_mr*>(handle));
 }
@@ -214,6 +218,7 @@ Status openNic(Nic& n, const VerbsOptions& opt, GdrContext* gdr) {
   // Rounding a miss out to 1 MiB lets one registration serve many chunks of a buffer; it must not
   // when registrations outlive calls (the rounded region covers memory the caller never passed).
   ro.align = opt.regMode == RegMode::kKeep ? 4096 : 1 << 20;
+  ro.growAhead = opt.regMode != RegMode::kKeep;
   n.cache = std::make_unique<RegCache>(n.registrar.get(), ro);
   return Status::ok();
 }
@@ -630,6 +635,7 @@ VerbsTransport::CacheStats VerbsTransport::cacheStats() const {
     s.evictions += c.evictions;
     s.entries += c.entries;
     s.registrations += c.registrations;
+    s.registeredBytes += c.registeredBytes;
     s.pinnedHits += c.pinnedHits;
     s.pinned += c.pinned;
   }

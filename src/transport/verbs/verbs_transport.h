@@ -100,6 +100,7 @@ class VerbsTransport final : public Transport {
     uint64_t hits = 0, misses = 0, evictions = 0;
     size_t entries = 0;
     uint64_t registrations = 0;  // memory registrations made (cache misses and pins)
+    uint64_t registeredBytes = 0;  // bytes those registrations covered
     uint64_t pinnedHits = 0;     // hits served by a pinned (user-registered) region
     size_t pinned = 0;           // pinned regions (one per NIC per registerMemory)
     // GPUDirect RDMA: device memory registered through a dmabuf, through peer memory, refused.
