@@ -187,6 +187,10 @@ TRELLIS_EXPORT const char* trellisGetErrorString(trellisResult_t result);
 /// values involved ("trellisBroadcast: root 7 out of range [0, 4)"). Empty when there was none.
 TRELLIS_EXPORT const char* trellisGetLastError(trellisComm_t comm);
 
+/// Collectives below: a call whose count is 0 (AlltoAllv excepted) checks its arguments and
+/// returns at once without communicating, as NCCL does, unless TRELLIS_CHECK=1 (then it runs, so
+/// ranks that disagree on the count are reported).
+
 /// recv[i] = op over ranks of send[i], on every rank. In place when send == recv.
 TRELLIS_EXPORT trellisResult_t trellisAllReduce(const void* sendbuff, void* recvbuff, size_t count,
                                                 trellisDataType_t datatype, trellisRedOp_t op,

@@ -9,7 +9,9 @@ median and min-max over repetitions; a block's time is the slowest rank's:
     bucket cap gives 2 buckets) and a BatchNorm layer: --model mlp (compute grows with the batch) or
     embedding (an EmbeddingBag with dense gradients: the same bytes to reduce for little compute). The
     trellis and gloo models start equal and see the same batches; their final parameters are checked to
-    agree within 1e-6 relative.
+    agree within 1e-6 relative. --bucket-view passes gradient_as_bucket_view=True to DDP (both backends).
+    The same steps on a plain copy of the model (no DDP, no communication) run interleaved with them,
+    on every rank at once: the "no comm" column, the floor a backend's step time can approach.
 
 Usage: PYTHONPATH=build/python /usr/bin/python3 python/bench/torch_bench.py [--ranks 2] [--mode all]
 """
@@ -92,14 +94,16 @@ class EmbeddingModel(nn.Module):
         return self.out(F.relu(self.norm(self.emb(idx))))
 
 
-def bench_ddp(rank, size, groups, gg, kind, params, width, batch, reps, steps):
-    models = {name: DDP(make_model(kind, params, width), process_group=group) for name, group in groups.items()}
+def bench_ddp(rank, size, groups, gg, kind, params, width, batch, reps, steps, bucket_view):
+    models = {name: DDP(make_model(kind, params, width), process_group=group, gradient_as_bucket_view=bucket_view)
+              for name, group in groups.items()}
+    models["no comm"] = make_model(kind, params, width)
     opts = {name: torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9) for name, m in models.items()}
     nparams = sum(p.numel() for p in next(iter(models.values())).parameters())
-    times = {name: [] for name in groups}
-    step_of = {name: 0 for name in groups}
+    times = {name: [] for name in models}
+    step_of = {name: 0 for name in models}
     for rep in range(reps + 1):  # repetition 0 is a warm-up (and DDP's bucket rebuild), not recorded
-        for name in groups:
+        for name in models:
             model, opt = models[name], opts[name]
             batches = []
             for s in range(steps):
@@ -138,7 +142,7 @@ def rank_main(rank, size, store_path, args):
         result["allreduce"] = bench_allreduce(rank, size, groups, gg, args.sizes, args.reps, args.iters)
     if args.mode in ("ddp", "all"):
         result["ddp"] = bench_ddp(rank, size, groups, gg, args.model, args.params, args.width, args.batch, args.reps,
-                                  args.steps)
+                                  args.steps, args.bucket_view)
     for g in groups.values():
         dist.destroy_process_group(g)
     dist.destroy_process_group()
@@ -167,6 +171,7 @@ def main():
     ap.add_argument("--width", type=int, default=1024, help="DDP hidden layer width")
     ap.add_argument("--batch", type=int, default=8, help="DDP batch per rank")
     ap.add_argument("--steps", type=int, default=5, help="DDP steps per block")
+    ap.add_argument("--bucket-view", action="store_true", help="DDP(gradient_as_bucket_view=True) for both backends")
     args = ap.parse_args()
     print(f"# torch {torch.__version__}, {args.ranks} ranks on {os.cpu_count()} CPUs, torch threads 1 per rank, load average "
           f"{os.getloadavg()[0]:.1f}; "
@@ -189,11 +194,14 @@ def main():
         t = d["times"]
         ratio = statistics.median(t["gloo"]) / statistics.median(t["trellis"])
         print(f"\nDDP, {args.model} model: {d['params']} parameters ({d['grad_mb']:.1f} MB of float32 gradients), batch {args.batch} per "
-              f"rank, {args.steps} steps per block; trellis and gloo final parameters agree within "
-              f"{d['param_rel_diff']:.3g} relative")
-        print("\n| DDP step | trellis ms | gloo ms | gloo / trellis |")
-        print("|---|---|---|---|")
-        print(f"| {n} ranks | {summary(t['trellis'], 1e3)} | {summary(t['gloo'], 1e3)} | {ratio:.2f}x |")
+              f"rank, {args.steps} steps per block, gradient_as_bucket_view={args.bucket_view}; trellis and gloo final "
+              f"parameters agree within {d['param_rel_diff']:.3g} relative")
+        floor = statistics.median(t["no comm"])
+        over = lambda name: statistics.median(t[name]) - floor  # noqa: E731
+        print("\n| DDP step | trellis ms | gloo ms | no comm ms | gloo / trellis | above no comm: trellis, gloo ms |")
+        print("|---|---|---|---|---|---|")
+        print(f"| {n} ranks | {summary(t['trellis'], 1e3)} | {summary(t['gloo'], 1e3)} | {summary(t['no comm'], 1e3)} | "
+              f"{ratio:.2f}x | {over('trellis') * 1e3:.3g}, {over('gloo') * 1e3:.3g} |")
 
 
 if __name__ == "__main__":

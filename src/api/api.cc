@@ -4,6 +4,7 @@
 
 #include "algos/kernels/reduce.h"
 #include "api/api_internal.h"
+#include "api/call_check.h"
 #include "api/device_path.h"
 #include "core/bootstrap_wire.h"
 #include "core/log.h"
@@ -73,6 +74,10 @@ static Status checkArgs(trellisComm* comm, const algos::CollArgs& a, const char*
 static trellisResult_t collective(trellisComm* comm, const algos::CollArgs& a, const char* api, void* stream) {
   Status s = checkArgs(comm, a, api);
   if (!s.isOk()) return groupError(report(comm, s));
+  // No elements: nothing to move and nothing to wait for (as NCCL and MPI do). Every rank of a
+  // correct program passes the same count, so all of them skip alike; with TRELLIS_CHECK the call
+  // still runs, so a rank that passed 0 where the others did not is reported, not left waiting.
+  if (a.count == 0 && a.coll != algos::Coll::kAlltoAllv && !callCheckEnabled()) return trellisSuccess;
   // Device or host buffers: by pointer attributes (api/device_path.h), not by the stream.
   Result<Placement> where = placeCollective(comm, a, stream, api);
   if (!where) return groupError(report(comm, where.status()));
