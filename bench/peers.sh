@@ -8,6 +8,8 @@
 # Usage: bench/peers.sh BUILD OUT.md
 #   env: RANKS="2 4" COLLS="allreduce alltoall broadcast allgather reducescatter" REPS=3
 #        MAXB=256M IMPLS="trellis mpi gloo" ITERS=10 WARMUP=3
+#        SMALL_ITERS=100 SMALL_WARMUP=10  (sizes up to 128 KiB, a run of their own: with 10 calls a
+#        4-rank oversubscribed small-message row measured scheduling luck more than the libraries)
 #
 # Each peer gets its best configuration on this machine (notes/peer-baselines.md): OpenMPI with
 # ob1 + vader + CMA single copy, bound to cores, malloc on huge pages; with more ranks than cores
@@ -24,6 +26,8 @@ MAXB=${MAXB:-256M}
 IMPLS=${IMPLS:-"trellis mpi gloo"}
 ITERS=${ITERS:-10}
 WARMUP=${WARMUP:-3}
+SMALL_ITERS=${SMALL_ITERS:-100}
+SMALL_WARMUP=${SMALL_WARMUP:-10}
 run="$build/tools/trellis_run/trellis-run"
 bench="$build/bench/trellis_bench/trellis-bench"
 for b in "$run" "$bench"; do
@@ -71,13 +75,17 @@ for rep in $(seq 1 "$REPS"); do
     fi
     for coll in $COLLS; do
       for impl in $IMPLS; do
-        args=(--impl "$impl" --op-name "$coll" -c 1 -n "$ITERS" -w "$WARMUP")
+        args=(--impl "$impl" --op-name "$coll" -c 1)
         f="$raw/$n.$impl.$coll.$rep"
         echo "peers.sh: rep $rep/$REPS, $n ranks, $coll, $impl ($(( $(date +%s) - start )) s)" >&2
         # 8 x 4^k never equals a power of two with an even exponent (256 MiB): the last size
         # is its own short run when the x4 sweep does not reach it.
-        sweeps=("-b 8 -e $MAXB -f 4")
-        [ "$(sweep_reaches "$MAXB")" = yes ] || sweeps+=("-b $MAXB -e $MAXB")
+        # Small sizes (8 B .. 128 KiB) with more calls per size than the large ones.
+        small_end=$MAXB
+        [ "$(numfmt --from=iec "$MAXB")" -gt 131072 ] && small_end=128K
+        sweeps=("-b 8 -e $small_end -f 4 -n $SMALL_ITERS -w $SMALL_WARMUP")
+        [ "$small_end" = "$MAXB" ] || sweeps+=("-b 512K -e $MAXB -f 4 -n $ITERS -w $WARMUP")
+        [ "$(sweep_reaches "$MAXB")" = yes ] || sweeps+=("-b $MAXB -e $MAXB -n $ITERS -w $WARMUP")
         : > "$f"
         for sizes in "${sweeps[@]}"; do
           # shellcheck disable=SC2086  # $sizes is a list of flags
@@ -96,7 +104,7 @@ done
 {
   echo "Measured by \`bench/peers.sh\` on $(date -u +%Y-%m-%d): $(nproc) CPUs" \
        "($(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1)), $REPS repetitions interleaved" \
-       "(per repetition and collective: ${IMPLS// /, }), float32 sum, -n $ITERS -w $WARMUP -c 1," \
+       "(per repetition and collective: ${IMPLS// /, }), float32 sum, -c 1, -n $SMALL_ITERS -w $SMALL_WARMUP up to 128 KiB and -n $ITERS -w $WARMUP above," \
        "$(( $(date +%s) - start )) s in all."
   echo "OpenMPI $(mpirun --version 2>/dev/null | head -1 | awk '{print $NF}'):" \
        "\`mpirun ${mpi_common[*]} --bind-to core\` (more ranks than cores:" \

@@ -12,6 +12,11 @@
 #        RAW=dir         keep the raw trellis-bench JSON there (default: a temporary directory)
 #        PREDICT_ONLY=1  measure nothing: re-predict and re-tabulate the runs already in RAW
 #        TUNE_ARGS="..." extra trellis-topo tune arguments (e.g. --set shm.read_bps=1e10)
+#        CALIBRATE=1     predict with this machine's constants: before the runs (and again after them),
+#                        a job per wire and rank count with TRELLIS_TUNER_CALIBRATE=1 logs what the
+#                        library's calibration probe measures; the median of the two values of each
+#                        constant is passed to trellis-topo tune with --set (saved in RAW/calib.*).
+#                        CALIBRATE=0: the table's constants (measured on another machine)
 #        ITER_TIME=mean  trellis-bench --iter-time: mean (nccl-tests) or min (the fastest iteration)
 #        NICE=0          scheduling priority of the measured runs (root may give -20 on a shared machine)
 #        MIN_IDLE=80     before each run wait (up to WAIT_S=1800 s) until this percentage of the CPUs was
@@ -64,6 +69,21 @@ wait_quiet() {  # until MIN_IDLE percent of the CPUs were idle for 3 s, at most 
     [ $(( $(date +%s) - t0 )) -ge "${WAIT_S:-1800}" ] && return 0
   done
 }
+# The library's calibration probe, as a job of the measured shape runs it; the report lines look like
+# "calibration: shm.read_bps = 1.386e+10 B/s (table ...)".
+calibrate() {  # pass
+  [ "${CALIBRATE:-1}" = 1 ] || return 0
+  for wire in $WIRES; do
+    for n in $RANKS; do
+      local env=(TRELLIS_TUNER_CALIBRATE=1 TRELLIS_DEBUG=info TRELLIS_DEBUG_SUBSYS=tuner)
+      [ "$wire" = tcp ] && env+=(TRELLIS_TRANSPORT=tcp)
+      env "${env[@]}" timeout 300 "$run" -n "$n" "$bench" --op-name allreduce -b 8 -e 8 -n 1 -w 0 -c 0 2>&1 |
+        sed -n 's/.*\[0\] TRELLIS INFO .*calibration: \([a-z_.]*\) = \([0-9.e+-]*\) .*/\1=\2/p' \
+        > "$raw/calib.$wire.$n.$1"
+    done
+  done
+}
+[ "${PREDICT_ONLY:-0}" = 1 ] || calibrate 1
 for rep in $(seq 1 "$REPS"); do
   for wire in $WIRES; do
     for n in $RANKS; do
@@ -86,7 +106,20 @@ for rep in $(seq 1 "$REPS"); do
     done
   done
 done
+[ "${PREDICT_ONLY:-0}" = 1 ] || calibrate 2
 # Predictions for the same shapes.
+calib_args() {  # wire n: --set NAME=VALUE for the median of the calibration passes' values
+  [ "${CALIBRATE:-1}" = 1 ] || return 0
+  cat "$raw"/calib."$1"."$2".* 2>/dev/null | python3 -c '
+import sys, statistics, collections
+v = collections.defaultdict(list)
+for line in sys.stdin:
+    k, _, x = line.strip().partition("=")
+    if k and x:
+        v[k].append(float(x))
+for k in sorted(v):
+    print(f"--set {k}={statistics.median(v[k]):.4g}")'
+}
 for wire in $WIRES; do
   for n in $RANKS; do
     for pair in $ALGOS; do
@@ -95,8 +128,8 @@ for wire in $WIRES; do
       args=(--kind cpu --nodes 1 --ranks-per-node "$n" --cores "$CORES" --algo "$pair" --coll "$coll" --chunk 256K
             --sizes "$sizes_csv" --json)
       if [ "$wire" = tcp ]; then args+=(--intra tcp); else args+=(--direct); fi
-      # shellcheck disable=SC2086
-      "$topo" tune "${args[@]}" ${TUNE_ARGS:-} > "$raw/pred.$wire.$n.$coll.$algo.json"
+      # shellcheck disable=SC2086,SC2046
+      "$topo" tune "${args[@]}" $(calib_args "$wire" "$n") ${TUNE_ARGS:-} > "$raw/pred.$wire.$n.$coll.$algo.json"
     done
   done
 done
@@ -147,6 +180,14 @@ for key in sorted(meas, key=lambda k: (k[0], k[1], k[2], k[3], k[4])):
                  f"| {ld:.1f} | {fmt(p)} | {e*100:+.0f}%{mark} |")
 summary = (f"\n{inside} of {len(errs)} rows within +-25%; median |error| "
            f"{statistics.median(errs)*100:.0f}%, worst {max(errs)*100:.0f}%.\n" if errs else "\nno rows\n")
+cal = []
+for f in sorted(glob.glob(os.path.join(raw, "calib.*"))):
+    _, wire, n, npass = os.path.basename(f).split(".")
+    vals = ", ".join(l.strip() for l in open(f) if l.strip())
+    cal.append(f"- {wire}, {n} ranks, pass {npass}: {vals or '(nothing measured)'}")
+if cal:
+    summary += ("\nConstants measured by the calibration probe (the predictions use the median of the passes):\n"
+                + "\n".join(cal) + "\n")
 open(out, "w").write("\n".join(lines) + "\n" + summary)
 print(summary.strip())
 PY

@@ -4,7 +4,7 @@
 # run to run. Needs a build configured with TRELLIS_FUZZ=ON (the default) and a working clang.
 # Crashes are written to BUILD/fuzz-artifacts/; a summary line per fuzzer (runs, coverage, time)
 # goes to BUILD/fuzz-long.txt. Exit status 1 when any fuzzer found a crash.
-#   scripts/fuzz.sh [BUILD] [SECONDS] [PARALLEL]
+#   scripts/fuzz.sh [BUILD] [SECONDS] [PARALLEL]      env ONLY=REGEX: only the fuzz tests whose name matches
 set -uo pipefail
 build=${1:-build}
 secs=${2:-600}
@@ -12,15 +12,15 @@ par=${3:-1}
 cmake --build "$build" --target trellis_fuzzers >/dev/null || { echo "fuzz.sh: building the fuzzers failed"; exit 1; }
 # The commands ctest would run, with the time limit replaced.
 mapfile -t cmds < <(ctest --test-dir "$build" -R '^fuzz\.' --show-only=json-v1 | python3 -c '
-import json, shlex, sys
-secs = sys.argv[1]
+import json, re, shlex, sys
+secs, only = sys.argv[1], sys.argv[2]
 for t in json.load(sys.stdin)["tests"]:
     cmd = t.get("command")
-    if not cmd or "fuzz.unavailable" == t["name"]:
+    if not cmd or "fuzz.unavailable" == t["name"] or not re.search(only, t["name"]):
         continue
     cmd = ["-max_total_time=" + secs if a.startswith("-max_total_time=") else a for a in cmd]
     print(t["name"] + "\t" + " ".join(shlex.quote(a) for a in cmd))
-' "$secs")
+' "$secs" "${ONLY:-.}")
 [ ${#cmds[@]} -gt 0 ] || { echo "fuzz.sh: no fuzz tests registered in $build (clang/libFuzzer missing?)"; exit 1; }
 summary="$build/fuzz-long.txt"
 : > "$summary"

@@ -33,7 +33,7 @@ static Param<int64_t> kChunk("TRELLIS_CHUNK_BYTES", 256 * 1024,
 static Param<int64_t> kSpin("TRELLIS_SPIN_ITERS", 2000,
                             "polls of the transports before a waiting rank blocks in the kernel (used only "
                             "when this host has at least one core per local rank)");
-static Param<int64_t> kYield("TRELLIS_YIELD_ITERS", 200,
+static Param<int64_t> kYield("TRELLIS_YIELD_ITERS", 2000,
                              "when ranks outnumber cores: polls separated by sched_yield before a waiting rank "
                              "sleeps in the kernel");
 static Param<std::string> kTransport("TRELLIS_TRANSPORT", "auto",
