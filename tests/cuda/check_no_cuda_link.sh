@@ -11,4 +11,10 @@ if [ -n "$bad" ]; then
   exit 1
 fi
 # And it loads and resolves every symbol without them (LD_BIND_NOW makes unresolved symbols fatal).
+# A sanitizer build's library needs its runtime loaded first: python3 is not instrumented, so
+# preload it (and do not report python's own leaks at exit).
+runtime=$(ldd "$lib" | awk '/lib[at]san\.so/ {print $3; exit}')
+if [ -n "$runtime" ]; then
+  export LD_PRELOAD=$runtime ASAN_OPTIONS=detect_leaks=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}
+fi
 LD_BIND_NOW=1 python3 -c "import ctypes,sys; l=ctypes.CDLL(sys.argv[1]); v=ctypes.c_int(); assert l.trellisGetVersion(ctypes.byref(v))==0; print('loaded, version', v.value)" "$lib"
