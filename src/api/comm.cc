@@ -152,6 +152,10 @@ struct ScratchBuf {
 };
 }  // namespace
 
+// Bumped (under liveMu) whenever a communicator leaves the live set: a thread's cached answer for
+// the last communicator it checked stays valid while the generation is unchanged.
+static std::atomic<uint64_t> liveGeneration{0};
+
 void registerComm(trellisComm* c) {
   std::lock_guard<std::mutex> l(liveMu());
   live().insert(c);
@@ -159,10 +163,18 @@ void registerComm(trellisComm* c) {
 void unregisterComm(trellisComm* c) {
   std::lock_guard<std::mutex> l(liveMu());
   live().erase(c);
+  liveGeneration.fetch_add(1, std::memory_order_release);
 }
 bool isLiveComm(const trellisComm* c) {
+  // Every call checks its communicator: the thread's last answer avoids the lock and the lookup.
+  thread_local const trellisComm* lastLive = nullptr;
+  thread_local uint64_t lastGeneration = 0;
+  if (c != nullptr && c == lastLive && liveGeneration.load(std::memory_order_acquire) == lastGeneration) return true;
   std::lock_guard<std::mutex> l(liveMu());
-  return live().count(c) != 0;
+  if (live().count(c) == 0) return false;
+  lastLive = c;
+  lastGeneration = liveGeneration.load(std::memory_order_relaxed);
+  return true;
 }
 void setLastErrorIfLive(trellisComm* c, const std::string& msg) {
   std::lock_guard<std::mutex> l(liveMu());
@@ -520,11 +532,13 @@ Result<cuda::StreamExecutor*> trellisComm::deviceExecutor() {
     auto ex = cuda::StreamExecutor::create(o, [this](const Status& s) { failAsync(s); });
     if (!ex) return ex.status().withContext(formatString("rank %d: device buffers", rank_));
     device_ = std::move(ex.value());
+    deviceStarted_.store(true, std::memory_order_release);
   }
   return device_.get();
 }
 
 Status trellisComm::waitDeviceIdle(const char* api) {
+  if (!deviceStarted_.load(std::memory_order_acquire)) return Status::ok();  // never had device work
   cuda::StreamExecutor* ex = nullptr;
   {
     std::lock_guard<std::mutex> l(devMu_);

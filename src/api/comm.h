@@ -147,6 +147,7 @@ struct trellisComm {
   std::string firstError_;
   // Device-buffer operations (created on the first one).
   std::mutex devMu_;
+  std::atomic<bool> deviceStarted_{false};  // device_ was created once (waitDeviceIdle's fast path)
   std::unique_ptr<trellis::cuda::StreamExecutor> device_;
   // Progress thread.
   std::thread progress_;
