@@ -13,7 +13,13 @@ fi
 # And it loads and resolves every symbol without them (LD_BIND_NOW makes unresolved symbols fatal).
 # A sanitizer build's library needs its runtime loaded first: python3 is not instrumented, so
 # preload it (and do not report python's own leaks at exit).
-runtime=$(ldd "$lib" | awk '/lib[at]san\.so/ {print $3; exit}')
+# ThreadSanitizer's runtime cannot be preloaded into python3 (it crashes there): a TSan build checks
+# only its NEEDED list above; the normal and ASan builds also load the library.
+if ldd "$lib" | grep -q 'libtsan\.so'; then
+  echo "ThreadSanitizer build: not loaded into python3 (TSan's runtime cannot be preloaded there)"
+  exit 0
+fi
+runtime=$(ldd "$lib" | awk '/libasan\.so/ {print $3; exit}')
 if [ -n "$runtime" ]; then
   export LD_PRELOAD=$runtime ASAN_OPTIONS=detect_leaks=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}
 fi
