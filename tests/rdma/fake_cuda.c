@@ -42,9 +42,11 @@ EXPORT void fakeCudaSetAllocation(uintptr_t base, size_t size, int ordinal, int 
 EXPORT void fakeCudaSetBusId(const char* bus) { snprintf(gBus, sizeof gBus, "%s", bus); }
 EXPORT void fakeCudaFailDmabuf(int fail) { gFailDmabuf = fail; }
 EXPORT void fakeCudaSetInitialized(int init) { gInitialized = init; }
+/* Ranks running as threads of one process export at once (the real driver is thread-safe): the
+ * last export is kept with atomic stores (ThreadSanitizer found the plain ones racing). */
 EXPORT void fakeCudaLastExport(uintptr_t* base, size_t* size) {
-  *base = gLastExportBase;
-  *size = gLastExportSize;
+  *base = __atomic_load_n(&gLastExportBase, __ATOMIC_ACQUIRE);
+  *size = __atomic_load_n(&gLastExportSize, __ATOMIC_ACQUIRE);
 }
 
 /* Driver calls. */
@@ -69,8 +71,8 @@ EXPORT int cuMemGetHandleForAddressRange(void* handle, unsigned long long dptr, 
   if (gFailDmabuf) return kNotSupported;
   int fd = memfd_create("fake-dmabuf", MFD_CLOEXEC);
   if (fd < 0) return kInvalidValue;
-  gLastExportBase = (uintptr_t)dptr;
-  gLastExportSize = size;
+  __atomic_store_n(&gLastExportBase, (uintptr_t)dptr, __ATOMIC_RELEASE);
+  __atomic_store_n(&gLastExportSize, size, __ATOMIC_RELEASE);
   *(int*)handle = fd;
   return kSuccess;
 }
