@@ -77,7 +77,9 @@ static trellisResult_t collective(trellisComm* comm, const algos::CollArgs& a, c
   // No elements: nothing to move and nothing to wait for (as NCCL and MPI do). Every rank of a
   // correct program passes the same count, so all of them skip alike; with TRELLIS_CHECK the call
   // still runs, so a rank that passed 0 where the others did not is reported, not left waiting.
-  if (a.count == 0 && a.coll != algos::Coll::kAlltoAllv && !callCheckEnabled()) return trellisSuccess;
+  // A communicator that failed earlier still says so.
+  if (a.count == 0 && a.coll != algos::Coll::kAlltoAllv && !callCheckEnabled())
+    return groupError(report(comm, comm->usable(api)));
   // Device or host buffers: by pointer attributes (api/device_path.h), not by the stream.
   Result<Placement> where = placeCollective(comm, a, stream, api);
   if (!where) return groupError(report(comm, where.status()));
