@@ -88,7 +88,11 @@ set(max_len_fuzz_ibnetdiscover 131072)
 foreach(f ${TRELLIS_FUZZERS})
   set(seeds ${CMAKE_BINARY_DIR}/fuzz-seeds/${f})
   file(REMOVE_RECURSE ${seeds})
-  file(MAKE_DIRECTORY ${seeds} ${CMAKE_BINARY_DIR}/fuzz-corpus/${f} ${CMAKE_BINARY_DIR}/fuzz-artifacts)
+  # The test suite's few seconds grow their own corpus (fuzz-corpus-test): the long runs'
+  # (scripts/fuzz.sh, fuzz-corpus) can hold inputs that take a minute to replay, which a 120 s test
+  # must not inherit.
+  file(MAKE_DIRECTORY ${seeds} ${CMAKE_BINARY_DIR}/fuzz-corpus/${f} ${CMAKE_BINARY_DIR}/fuzz-corpus-test/${f}
+       ${CMAKE_BINARY_DIR}/fuzz-artifacts)
   file(GLOB own ${CMAKE_SOURCE_DIR}/fuzz/seeds/${f}/*)
   set(extra "")
   if(DEFINED seed_files_${f} AND (fixtures OR f STREQUAL "fuzz_cluster_file"))
@@ -106,7 +110,7 @@ foreach(f ${TRELLIS_FUZZERS})
            COMMAND ${fuzz_bin}/fuzz/${f} -max_total_time=${TRELLIS_FUZZ_SECONDS} -timeout=25 -rss_limit_mb=3072
                    -max_len=${max_len} -print_final_stats=1
                    -artifact_prefix=${CMAKE_BINARY_DIR}/fuzz-artifacts/${f}-
-                   ${CMAKE_BINARY_DIR}/fuzz-corpus/${f} ${seeds})
+                   ${CMAKE_BINARY_DIR}/fuzz-corpus-test/${f} ${seeds})
   set_tests_properties(fuzz.${short} PROPERTIES LABELS fuzz TIMEOUT 120
                        ENVIRONMENT "${fuzz_env}")
 endforeach()
