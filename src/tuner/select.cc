@@ -113,9 +113,17 @@ Result<Tuner> Tuner::fromParams(Shape shape, size_t defaultChunk, bool chunkFixe
   return Tuner(std::move(shape), std::move(o));
 }
 
+// Sizes of 4 B and more have buckets 9..256 (bucketOf); smaller ones take the locked path.
+struct Tuner::FastTable {
+  static constexpr size_t kBuckets = 257;
+  std::array<std::atomic<const Decision*>, static_cast<size_t>(algos::Coll::kCount) * kBuckets> slot{};
+};
+
 Tuner::Tuner(Shape shape, TunerOptions options)
-    : model_(std::make_unique<CostModel>(std::move(shape))), opts_(std::move(options)) {}
-Tuner::Tuner(Tuner&& o) noexcept : model_(std::move(o.model_)), opts_(std::move(o.opts_)), cache_(std::move(o.cache_)) {}
+    : model_(std::make_unique<CostModel>(std::move(shape))), opts_(std::move(options)),
+      fast_(std::make_unique<FastTable>()) {}
+Tuner::Tuner(Tuner&& o) noexcept
+    : model_(std::move(o.model_)), opts_(std::move(o.opts_)), cache_(std::move(o.cache_)), fast_(std::move(o.fast_)) {}
 Tuner::~Tuner() = default;
 
 bool Tuner::feasible(const algos::Algorithm* a) const { return a != nullptr && (!a->needsDirect || shape().direct); }
@@ -287,14 +295,24 @@ Decision Tuner::select(const algos::CollArgs& args) {
   for (size_t i = 0; i < opts_.tune.size(); ++i)
     if (opts_.tune[i].matches(args.coll, bytes, n)) mask |= uint64_t{1} << i;
   const uint64_t bucket = bucketOf(bytes);
+  std::atomic<const Decision*>* fast = nullptr;
+  if (mask == 0 && bytes >= 4 && bucket < FastTable::kBuckets) {
+    fast = &fast_->slot[static_cast<size_t>(args.coll) * FastTable::kBuckets + bucket];
+    if (const Decision* d = fast->load(std::memory_order_acquire)) {
+      if (logEnabled(LogLevel::kDebug, Subsys::kTuner))
+        TRELLIS_DEBUG(kTuner, "%s %llu B on %d ranks: %s (%s, cached)", algos::collName(args.coll),
+                      static_cast<unsigned long long>(bytes), n, d->algo ? d->algo->name : "(none)", d->how);
+      return *d;
+    }
+  }
   const std::pair<uint64_t, uint64_t> key{static_cast<uint64_t>(args.coll) | uint64_t{inPlace} << 4 | bucket << 5, mask};
   std::lock_guard<std::mutex> l(mu_);
   auto it = cache_.find(key);
   const bool fresh = it == cache_.end();
+  if (fresh) it = cache_.emplace(key, decideAt(args.coll, modelBytesOf(bytes), inPlace, mask)).first;
+  if (fast != nullptr) fast->store(&it->second, std::memory_order_release);  // the map's nodes stay put
   if (fresh) {
     const double modelBytes = modelBytesOf(bytes);
-    Decision d = decideAt(args.coll, modelBytes, inPlace, mask);
-    it = cache_.emplace(key, d).first;
     if (logEnabled(LogLevel::kInfo, Subsys::kTuner)) {
       const Decision& x = it->second;
       TRELLIS_INFO(kTuner, "%s %s%s on %d ranks (bucket ~%s): %s%s%s (%s, predicted %s)%s%s%s", algos::collName(args.coll),

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -96,6 +97,11 @@ class Tuner {
   TunerOptions opts_;
   mutable std::mutex mu_;
   std::map<std::pair<uint64_t, uint64_t>, Decision> cache_;  // (coll|inPlace|bucket, tune mask)
+  // The calls that match no TRELLIS_TUNE entry (all of them without one) find their decision
+  // here without the lock: a pointer per (collective, size bucket) into cache_ (whose nodes never
+  // move), published once under the lock. Every call takes this path, so it is kept to a load.
+  struct FastTable;
+  std::unique_ptr<FastTable> fast_;
 };
 
 }  // namespace trellis::tuner

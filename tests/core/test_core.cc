@@ -1,5 +1,5 @@
 // Core pieces on their own: Status/Result, the params registry, unique-id encoding, TRELLIS_ALGO
-// parsing and the TCP transport without any collective on top.
+// parsing and the TCP and shared-memory transports without any collective on top.
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -7,6 +7,7 @@
 
 #include "core/bootstrap.h"
 #include "core/params.h"
+#include "transport/shm/shm_transport.h"
 #include "transport/tcp/tcp_transport.h"
 #include "tuner/select.h"
 
@@ -152,6 +153,88 @@ TEST(TcpTransport, OrderedMessagesByteForByte) {
       for (size_t i = 0; i < sizes[k]; ++i)
         if (in[k][i] != static_cast<uint8_t>(i * 31 + sizes[k] + (1 - rank))) return "byte mismatch";
       if (in[k][sizes[k]] != 0xee) return "wrote past the message";
+    }
+    return bs.barrier().message();
+  };
+  std::thread a([&] { errs[0] = body(0); });
+  errs[1] = body(1);
+  a.join();
+  EXPECT_EQ(errs[0], "");
+  EXPECT_EQ(errs[1], "");
+}
+
+// The shared-memory transport alone, two ranks as threads: every framing of a message (inline in
+// the slot's first cache line up to 40 bytes, one slot, several slots, single copy) with sizes on
+// each boundary, a ring smaller than the messages in flight (3 slots, rounded up to 4), receive
+// buffers larger than the message, and a message larger than its receive reported as such.
+TEST(ShmTransport, EveryFramingByteForByte) {
+  auto root = startBootstrapRoot(0, 30);
+  ASSERT_TRUE(root.isOk()) << root.status().message();
+  std::string errs[2];
+  auto body = [&](int rank) -> std::string {
+    Bootstrap bs;
+    std::atomic<bool> abort{false};
+    Status s = bs.init(root.value(), rank, 2, 20, &abort);
+    if (!s.isOk()) return s.message();
+    transport::ShmOptions opt;
+    opt.slotBytes = 4096;
+    opt.slots = 3;
+    opt.cmaMinBytes = 256 * 1024;
+    auto t = transport::ShmTransport::create(bs, {1 - rank}, opt);
+    if (!t) return t.status().message();
+    const size_t slotPayload = 4096 - 56;
+    const size_t sizes[] = {0, 1, 8, 9, 39, 40, 41, 63, 64, 65, slotPayload - 1, slotPayload, slotPayload + 1,
+                            5 * slotPayload + 7, 256 * 1024 - 1, 256 * 1024, (1 << 20) + 3, 40, 0, 17};
+    std::vector<std::vector<uint8_t>> out, in;
+    for (size_t sz : sizes) {
+      std::vector<uint8_t> o(sz);
+      for (size_t i = 0; i < sz; ++i) o[i] = static_cast<uint8_t>(i * 31 + sz + rank);
+      out.push_back(o);
+      in.emplace_back(sz + 3, 0xee);
+    }
+    std::vector<transport::Request> sreq(std::size(sizes)), rreq(std::size(sizes));
+    for (size_t k = 0; k < std::size(sizes); ++k) {
+      Status q = t.value()->postRecv(1 - rank, in[k].data(), in[k].size(), &rreq[k]);
+      if (!q.isOk()) return q.message();
+      Status p = t.value()->postSend(1 - rank, out[k].data(), out[k].size(), &sreq[k]);
+      if (!p.isOk()) return p.message();
+    }
+    auto deadline = net::deadlineIn(20);
+    for (;;) {
+      bool all = true;
+      for (size_t k = 0; k < std::size(sizes); ++k) all = all && sreq[k].isDone() && rreq[k].isDone();
+      if (all) break;
+      if (net::Clock::now() > deadline) return "timed out";
+      bool did = false;
+      Status p = t.value()->progress(10, &did);
+      if (!p.isOk()) return p.message();
+    }
+    for (size_t k = 0; k < std::size(sizes); ++k) {
+      if (rreq[k].received != sizes[k]) return "size mismatch at message " + std::to_string(k);
+      for (size_t i = 0; i < sizes[k]; ++i)
+        if (in[k][i] != static_cast<uint8_t>(i * 31 + sizes[k] + (1 - rank)))
+          return "byte mismatch in message " + std::to_string(k) + " at " + std::to_string(i);
+      for (size_t i = sizes[k]; i < sizes[k] + 3; ++i)
+        if (in[k][i] != 0xee) return "wrote past message " + std::to_string(k);
+    }
+    // A 30-byte (inline) message into a 20-byte receive: an error naming both sizes.
+    std::vector<uint8_t> big(30, 1), small(20);
+    transport::Request sr, rr;
+    std::string err;
+    if (rank == 0) {
+      Status p = t.value()->postSend(1, big.data(), big.size(), &sr);
+      if (!p.isOk()) return p.message();
+    } else {
+      Status q = t.value()->postRecv(0, small.data(), small.size(), &rr);
+      deadline = net::deadlineIn(20);
+      while (q.isOk() && !rr.isDone() && net::Clock::now() < deadline) {
+        bool did = false;
+        q = t.value()->progress(10, &did);
+      }
+      if (q.isOk()) return "an oversized message was accepted";
+      if (q.message().find("30-byte message") == std::string::npos ||
+          q.message().find("20 bytes") == std::string::npos)
+        return "unexpected error: " + q.message();
     }
     return bs.barrier().message();
   };

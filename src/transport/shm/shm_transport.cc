@@ -23,7 +23,8 @@
 namespace trellis::transport {
 
 static Param<int64_t> kSlotBytes("TRELLIS_SHM_SLOT_BYTES", 64 * 1024, "bytes per shared-memory ring slot");
-static Param<int64_t> kSlots("TRELLIS_SHM_SLOTS", 16, "slots per shared-memory ring (one ring per local pair)");
+static Param<int64_t> kSlots("TRELLIS_SHM_SLOTS", 16,
+                             "slots per shared-memory ring (one ring per local pair), rounded up to a power of two");
 static Param<int64_t> kCmaMin("TRELLIS_SHM_CMA_MIN_BYTES", 64 * 1024,
                               "messages from this size go in one copy (process_vm_readv) instead of the ring");
 static Param<bool> kCmaEnabled("TRELLIS_SHM_CMA", true, "use single-copy cross-memory attach for large messages");
@@ -40,7 +41,7 @@ ShmOptions shmOptionsFromParams() {
 namespace {
 
 constexpr uint32_t kSegMagic = 0x7e115e90;
-enum SlotKind : uint32_t { kData = 1, kCma = 2 };
+enum SlotKind : uint32_t { kData = 1, kCma = 2, kInline = 3 };
 
 struct SegHeader {
   uint32_t magic;
@@ -75,6 +76,13 @@ struct SlotHeader {
   uint32_t pad;
 };
 static_assert(sizeof(SlotHeader) == 56);
+// A whole message of up to kInlineMax bytes travels in the slot's first cache line, right after
+// {stamp, kind, len, seq} (kind kInline: the fields from offset on are not written), so the
+// consumer's poll of the stamp brings the payload with it: one line from the producer's core per
+// small message instead of two from 9 bytes on.
+constexpr size_t kInlineAt = offsetof(SlotHeader, offset);
+constexpr size_t kInlineMax = 64 - kInlineAt;
+static_assert(kInlineAt == 24 && kInlineMax == 40);
 
 // Segments are mapped once per process: ranks that are threads of one process share the mapping
 // of a segment, so they reach its ring atomics at one address. (Two mappings would work for the
@@ -178,6 +186,9 @@ struct ShmTransport::Impl {
   std::chrono::steady_clock::time_point lastLiveness{};
   uint32_t idlePolls = 0;  // idle progress calls since the clock was last read
   uint64_t probeValue = 0;
+  // This process's id, read once: getpid() is a system call (glibc no longer caches it), and it
+  // was one per message on the small-message path.
+  int32_t myPid = static_cast<int32_t>(getpid());
 
   ~Impl() {
     for (char* m : mapped)
@@ -190,6 +201,7 @@ struct ShmTransport::Impl {
     return error;
   }
   size_t payloadMax() const { return opt.slotBytes - sizeof(SlotHeader); }
+  uint64_t slotMask() const { return static_cast<uint64_t>(opt.slots) - 1; }  // slots: a power of two
 
   // Wakes the segment's owner if it sleeps, after we published progress in `published` (our
   // ring's head when we pushed, its tail when we drained; the plain release stores before this
@@ -222,11 +234,24 @@ struct ShmTransport::Impl {
         if (pr.outHead - pr.outTail >= static_cast<uint64_t>(opt.slots)) break;
       }
       PendingSend& s = pr.sends.front();
-      char* slot = pr.outSlots + (pr.outHead % opt.slots) * opt.slotBytes;
+      char* slot = pr.outSlots + (pr.outHead & slotMask()) * opt.slotBytes;
       SlotHeader* h = reinterpret_cast<SlotHeader*>(slot);
       h->seq = s.seq;
+      if (!s.cma && s.total <= kInlineMax) {
+        h->kind = kInline;
+        h->len = static_cast<uint32_t>(s.total);
+        if (s.total) std::memcpy(slot + kInlineAt, s.data, s.total);
+        s.sent = s.total;
+        s.req->done = s.total;
+        s.req->state = ReqState::kDone;
+        pr.sends.pop_front();
+        h->stamp.store(pr.outHead + 1, std::memory_order_release);
+        pr.out->head.store(++pr.outHead, std::memory_order_release);
+        pushed = true;
+        continue;
+      }
       h->total = s.total;
-      h->pid = static_cast<int32_t>(getpid());
+      h->pid = myPid;
       if (s.cma) {
         h->kind = kCma;
         h->len = 0;
@@ -264,8 +289,8 @@ struct ShmTransport::Impl {
     }
   }
 
-  static Status readFrom(int pid, uint64_t addr, char* dst, size_t bytes) {
-    if (pid == getpid()) {  // a thread of this process
+  static Status readFrom(int myPid, int pid, uint64_t addr, char* dst, size_t bytes) {
+    if (pid == myPid) {  // a thread of this process
       std::memcpy(dst, reinterpret_cast<const void*>(addr), bytes);
       return Status::ok();
     }
@@ -286,8 +311,8 @@ struct ShmTransport::Impl {
     }
     return Status::ok();
   }
-  static Status writeTo(int pid, uint64_t addr, const char* src, size_t bytes) {
-    if (pid == getpid()) {
+  static Status writeTo(int myPid, int pid, uint64_t addr, const char* src, size_t bytes) {
+    if (pid == myPid) {
       std::memcpy(reinterpret_cast<void*>(addr), src, bytes);
       return Status::ok();
     }
@@ -308,7 +333,7 @@ struct ShmTransport::Impl {
     }
     return Status::ok();
   }
-  Status pull(const SlotHeader* h, char* dst) { return readFrom(h->pid, h->addr, dst, h->total); }
+  Status pull(const SlotHeader* h, char* dst) { return readFrom(myPid, h->pid, h->addr, dst, h->total); }
 
   // Consumes the peer's ring into posted receives, in order.
   Status drain(int p, bool* did) {
@@ -316,21 +341,29 @@ struct ShmTransport::Impl {
     uint64_t tail = pr.in->tail.load(std::memory_order_relaxed);
     bool freed = false;
     for (;;) {
-      const char* slot = pr.inSlots + (tail % opt.slots) * opt.slotBytes;
+      const char* slot = pr.inSlots + (tail & slotMask()) * opt.slotBytes;
       const SlotHeader* h = reinterpret_cast<const SlotHeader*>(slot);
       if (h->stamp.load(std::memory_order_acquire) != tail + 1) break;  // not published yet
       if (h->seq < pr.recvBase) return fail(internalError("rank %d: shm ring from rank %d out of order", rank, p));
       uint64_t idx = h->seq - pr.recvBase;
       if (idx >= pr.recvs.size()) break;  // its receive is not posted yet
       RecvSlot& r = pr.recvs[idx];
+      const uint32_t kind = h->kind;
+      const uint64_t total = kind == kInline ? h->len : h->total;
       if (r.total == UINT64_MAX) {
-        if (h->total > r.cap)
+        if (total > r.cap)
           return fail(invalidUsage("rank %d: rank %d sent a %lu-byte message but the matching receive is %zu bytes",
-                                   rank, p, static_cast<unsigned long>(h->total), r.cap));
-        r.total = h->total;
+                                   rank, p, static_cast<unsigned long>(total), r.cap));
+        r.total = total;
         r.req->received = r.total;
       }
-      if (h->kind == kCma) {
+      if (kind == kInline) {
+        if (total > kInlineMax || r.got != 0)
+          return fail(remoteError("rank %d: malformed shm slot from rank %d: a %lu-byte inline message", rank, p,
+                                  static_cast<unsigned long>(total)));
+        if (total) std::memcpy(r.buf, slot + kInlineAt, total);
+        r.got = total;
+      } else if (kind == kCma) {
         TRELLIS_TRY_CTX(pull(h, r.buf), formatString("rank %d: single-copy receive from rank %d", rank, p));
         r.got = r.total;
         pr.in->cmaDone.fetch_add(1, std::memory_order_release);
@@ -398,7 +431,7 @@ struct ShmTransport::Impl {
     lastLiveness = now;
     for (size_t p = 0; p < peers.size(); ++p) {
       Peer& pr = peers[p];
-      if (!pr.local || pr.pid == getpid()) continue;
+      if (!pr.local || pr.pid == myPid) continue;
       bool waiting = !pr.recvs.empty() || !pr.sends.empty() || !pr.cmaWaiting.empty();
       if (waiting && processDead(pr.pid))
         return fail(remoteError("rank %d: rank %zu (pid %d, shm) died while we were waiting for it", rank, p, pr.pid));
@@ -415,6 +448,10 @@ Result<std::unique_ptr<ShmTransport>> ShmTransport::create(Bootstrap& bs, const 
   auto m = std::make_unique<Impl>();
   m->rank = bs.rank();
   m->opt = opt;
+  m->opt.slots = std::clamp(opt.slots, 2, 1024);
+  while (m->opt.slots & (m->opt.slots - 1)) ++m->opt.slots;  // a power of two: slot index = position & mask
+  // Whole cache lines with room for a header and some payload (the inline format fills line one).
+  m->opt.slotBytes = (std::max<size_t>(opt.slotBytes, 256) + 63) & ~size_t{63};
   m->peers.resize(bs.nranks());
   // Rings are indexed by rank among the local group (including ourselves, unused), so the producer
   // computes its ring's index in the consumer's segment without more exchange.
@@ -422,7 +459,7 @@ Result<std::unique_ptr<ShmTransport>> ShmTransport::create(Bootstrap& bs, const 
   group.push_back(bs.rank());
   std::sort(group.begin(), group.end());
   auto ringIndex = [&](int r) { return static_cast<size_t>(std::lower_bound(group.begin(), group.end(), r) - group.begin()); };
-  m->ringBytes = sizeof(RingHeader) + static_cast<size_t>(opt.slots) * opt.slotBytes;
+  m->ringBytes = sizeof(RingHeader) + static_cast<size_t>(m->opt.slots) * m->opt.slotBytes;
   m->segBytes = 4096 + group.size() * m->ringBytes;
   struct Name {
     char name[48];
@@ -512,7 +549,7 @@ Result<std::unique_ptr<ShmTransport>> ShmTransport::create(Bootstrap& bs, const 
   for (int q : peerList) m->cma = m->cma && names[q].cmaOk;
   m->cma = m->cma && cmaOk;
   TRELLIS_INFO(kShm, "rank %d: shm transport up with %zu local peers, %d x %zu-byte slots per ring, single copy %s",
-               bs.rank(), peerList.size(), opt.slots, opt.slotBytes, m->cma ? "on" : "off");
+               bs.rank(), peerList.size(), m->opt.slots, m->opt.slotBytes, m->cma ? "on" : "off");
   return std::unique_ptr<ShmTransport>(new ShmTransport(std::move(m)));
 }
 
@@ -585,14 +622,14 @@ bool ShmTransport::canRead(int peer) const { return reaches(peer) && impl_->cma;
 
 Status ShmTransport::read(int peer, uint64_t remote, void* local, size_t bytes) {
   if (!canRead(peer)) return internalError("rank %d: no single-copy access to rank %d", impl_->rank, peer);
-  Status s = Impl::readFrom(impl_->peers[peer].pid, remote, static_cast<char*>(local), bytes);
+  Status s = Impl::readFrom(impl_->myPid, impl_->peers[peer].pid, remote, static_cast<char*>(local), bytes);
   if (!s.isOk()) return impl_->fail(s.withContext(formatString("rank %d: direct read from rank %d", impl_->rank, peer)));
   return s;
 }
 
 Status ShmTransport::write(int peer, uint64_t remote, const void* local, size_t bytes) {
   if (!canRead(peer)) return internalError("rank %d: no single-copy access to rank %d", impl_->rank, peer);
-  Status s = Impl::writeTo(impl_->peers[peer].pid, remote, static_cast<const char*>(local), bytes);
+  Status s = Impl::writeTo(impl_->myPid, impl_->peers[peer].pid, remote, static_cast<const char*>(local), bytes);
   if (!s.isOk()) return impl_->fail(s.withContext(formatString("rank %d: direct write to rank %d", impl_->rank, peer)));
   return s;
 }
