@@ -52,6 +52,10 @@ const std::vector<Algorithm>& allAlgorithms() {
       {Coll::kReduce, "binomial", "binomial tree reduction, chunked and pipelined", reduceBinomial},
       {Coll::kAllGather, "ring", "ring, n-1 steps straight into the output", allgatherRing},
       {Coll::kReduceScatter, "ring", "ring, n-1 steps with pipelined reductions", reducescatterRing},
+      {Coll::kAllGather, "bruck", "Bruck: ceil(log2 n) steps of doubling size into scratch, then one local "
+                                  "reordering copy; small messages on more than 2 ranks", allgatherBruck},
+      {Coll::kReduceScatter, "rd", "recursive-doubling AllReduce of the whole input, each rank keeps its "
+                                   "block: log2(n) steps; small messages on more than 2 ranks", reducescatterRd},
       {Coll::kAlltoAll, "pairwise", "pairwise exchange with a window of concurrent peers",
        alltoallPairwise},
       {Coll::kAlltoAllv, "pairwise", "pairwise exchange with per-peer counts", alltoallvPairwise},

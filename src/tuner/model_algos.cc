@@ -363,6 +363,19 @@ bool allgatherRing(Ctx& c, double* t, std::string*) {
   return true;
 }
 
+// algos/allgather/bruck.cc: own block into scratch, ceil(log2 n) exchanges of min(d, n-d) blocks
+// with the ranks at distance d, then the n blocks copied to their places.
+bool allgatherBruck(Ctx& c, double* t, std::string*) {
+  const double blk = c.S / c.n;
+  double sum = copyAll(c, blk);
+  for (int d = 1; d < c.n; d <<= 1) {
+    for (int r = 0; r < c.n; ++r) c.e.flow(r, (r - d + c.n) % c.n, std::min(d, c.n - d) * blk, 1);
+    sum += take(c);
+  }
+  *t = sum + copyAll(c, c.S);
+  return true;
+}
+
 bool allgatherDirect(Ctx& c, double* t, std::string*) {
   const double blk = c.S / c.n;
   double sum = c.k.inPlace ? 0 : copyAll(c, blk);
@@ -377,6 +390,13 @@ bool allgatherDirect(Ctx& c, double* t, std::string*) {
 
 bool reducescatterRing(Ctx& c, double* t, std::string*) {
   *t = ringReducescatter(c, all(c));
+  return true;
+}
+
+// algos/reducescatter/rd.cc: the recursive-doubling AllReduce of the whole input (S), then the
+// rank's own block copied out.
+bool reducescatterRd(Ctx& c, double* t, std::string*) {
+  *t = copyAll(c, c.S) + rdAllreduce(c, all(c)) + copyAll(c, c.S / c.n);
   return true;
 }
 
@@ -449,10 +469,12 @@ const AlgoModel kModels[] = {
     {Coll::kReduce, "direct", reduceDirect, {true, false, 1, true, false}},
     {Coll::kReduce, "hier", reduceHier, {true, true, 1, false, true}},
     {Coll::kAllGather, "ring", allgatherRing, {true, false, 1, false, false}},
+    {Coll::kAllGather, "bruck", allgatherBruck, {true, false, 1, false, false}},
     {Coll::kAllGather, "direct", allgatherDirect, {true, false, 1, true, false}},
     {Coll::kAllGather, "hier", allgatherHier, {true, false, 1, false, true}},
     {Coll::kAllGather, "topo_ring", allgatherTopoRing, {true, false, 1, false, true}},
     {Coll::kReduceScatter, "ring", reducescatterRing, {true, true, 1, false, false}},
+    {Coll::kReduceScatter, "rd", reducescatterRd, {true, false, 1, false, false}},
     {Coll::kReduceScatter, "direct", reducescatterDirect, {true, false, 1, true, false}},
     {Coll::kReduceScatter, "hier", reducescatterHier, {true, true, 1, false, true}},
     {Coll::kReduceScatter, "topo_ring", reducescatterTopoRing, {true, true, 1, false, true}},

@@ -109,7 +109,8 @@ TEST_P(ForcedAlgoTest, MatchesReference) {
   for (size_t count : {size_t{0}, size_t{1}, size_t{7}, size_t{1023}, size_t{100003}})
     for (trellisDataType_t dt : {trellisInt32, trellisFloat32, trellisFloat16, trellisUint8})
       for (trellisRedOp_t op : {trellisSum, trellisMax, trellisAvg})
-        for (CollKind k : {CollKind::kAllReduce, CollKind::kBroadcast, CollKind::kReduce})
+        for (CollKind k : {CollKind::kAllReduce, CollKind::kBroadcast, CollKind::kReduce, CollKind::kAllGather,
+                           CollKind::kReduceScatter})
           for (bool ip : {false, true}) cases.push_back({k, dt, op, count, ip, static_cast<int>(count % f.nranks)});
   std::string err = runRanks(f.nranks, RankMode::kThreads,
                              [&](trellisComm_t c, int r, int n) { return runAll(c, r, n, cases); });
@@ -125,7 +126,11 @@ INSTANTIATE_TEST_SUITE_P(
                       Forced{"allreduce:rabenseifner", 2}, Forced{"allreduce:rabenseifner", 5},
                       Forced{"allreduce:rabenseifner", 7}, Forced{"allreduce:rabenseifner,broadcast:binomial", 8},
                       Forced{"allreduce:direct,broadcast:direct", 3}, Forced{"allreduce:direct,broadcast:direct", 8},
-                      Forced{"reduce:direct", 2}, Forced{"reduce:direct", 5}),
+                      Forced{"reduce:direct", 2}, Forced{"reduce:direct", 5},
+                      Forced{"allgather:bruck,reducescatter:rd", 2}, Forced{"allgather:bruck,reducescatter:rd", 3},
+                      Forced{"allgather:bruck,reducescatter:rd", 4}, Forced{"allgather:bruck,reducescatter:rd", 5},
+                      Forced{"allgather:bruck,reducescatter:rd", 7}, Forced{"allgather:ring,reducescatter:ring", 5},
+                      Forced{"allgather:direct,reducescatter:direct", 6}),
     [](const ::testing::TestParamInfo<Forced>& info) { return "case" + std::to_string(info.index); });
 
 }  // namespace
