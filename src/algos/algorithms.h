@@ -7,6 +7,7 @@ namespace trellis::algos {
 
 Status allreduceRing(Exec& exec, const CollArgs& args);
 Status allreduceRecursiveDoubling(Exec& exec, const CollArgs& args);
+Status allreduceOneShot(Exec& exec, const CollArgs& args);
 Status allreduceRabenseifner(Exec& exec, const CollArgs& args);
 Status broadcastBinomial(Exec& exec, const CollArgs& args);
 Status broadcastScatterAllgather(Exec& exec, const CollArgs& args);

@@ -41,6 +41,9 @@ const std::vector<Algorithm>& allAlgorithms() {
        allreduceRing},
       {Coll::kAllReduce, "rd", "recursive doubling: log2(n) full-size exchanges; best latency for "
                                "small messages", allreduceRecursiveDoubling},
+      {Coll::kAllReduce, "oneshot", "every rank sends its input to every other at once and reduces all n "
+                                    "in rank order: one step; small messages when steps are costly",
+       allreduceOneShot},
       {Coll::kAllReduce, "rabenseifner", "recursive halving reduce-scatter + doubling all-gather; "
                                          "2 log2(n) steps, ring's bandwidth; medium messages",
        allreduceRabenseifner},

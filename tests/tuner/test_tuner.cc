@@ -77,7 +77,7 @@ struct Bad {
 TEST(TuneString, InvalidStringsPointAtTheToken) {
   const Bad bad[] = {
       {"allreduse:@ring", 0, "unknown collective"},
-      {"allreduce:0-64k:@rhdx", 16, "allreduce has no algorithm 'rhdx' (valid: ring, rd, rabenseifner"},
+      {"allreduce:0-64k:@rhdx", 16, "allreduce has no algorithm 'rhdx' (valid: ring, rd, oneshot, rabenseifner"},
       {"allreduce:64k-0:@ring", 10, "the range is empty"},
       {"allreduce:0-64q:@ring", 12, "upper end of a size range"},
       {"allreduce:1x-4k:@ring", 10, "a size range is <from>-<to>"},
