@@ -59,6 +59,11 @@ const std::vector<Algorithm>& allAlgorithms() {
                                   "reordering copy; small messages on more than 2 ranks", allgatherBruck},
       {Coll::kReduceScatter, "rd", "recursive-doubling AllReduce of the whole input, each rank keeps its "
                                    "block: log2(n) steps; small messages on more than 2 ranks", reducescatterRd},
+      {Coll::kAllGather, "oneshot", "every rank sends its block to every other at once: one step; small "
+                                    "messages on one host", allgatherOneShot},
+      {Coll::kReduceScatter, "oneshot", "every rank sends block q to rank q at once and reduces the n "
+                                        "contributions in rank order: one step; small messages on one host",
+       reducescatterOneShot},
       {Coll::kAlltoAll, "pairwise", "pairwise exchange with a window of concurrent peers",
        alltoallPairwise},
       {Coll::kAlltoAllv, "pairwise", "pairwise exchange with per-peer counts", alltoallvPairwise},

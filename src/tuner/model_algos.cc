@@ -286,6 +286,12 @@ bool allreduceRd(Ctx& c, double* t, std::string*) {
   return true;
 }
 
+bool oneHostShm(const Ctx& c, std::string* why) {
+  if (c.s.nodes() == 1 && c.s.intraKind == IntraKind::kShm && c.s.cpuDriven) return true;
+  *why = "modelled for the ranks of one host over shared memory only";
+  return false;
+}
+
 // algos/allreduce/oneshot.cc: n-1 sends of S and n-1 receives at once, own input copied into
 // scratch, then n-1 reductions of S. Priced for ranks of one host over shared memory only, where
 // a message is a few stores into a ring slot: over TCP each of the n-1 messages is a system-call
@@ -293,10 +299,7 @@ bool allreduceRd(Ctx& c, double* t, std::string*) {
 // path's latency, once) does not capture. Measured at 4 ranks on 2 cores, 8 B: over shared memory
 // 2.5-2.9 us against recursive doubling's 3.1-4.7; over loopback TCP 28-39 us against 21-32.
 bool allreduceOneShot(Ctx& c, double* t, std::string* why) {
-  if (c.s.nodes() > 1 || c.s.intraKind != IntraKind::kShm || !c.s.cpuDriven) {
-    *why = "modelled for the ranks of one host over shared memory only";
-    return false;
-  }
+  if (!oneHostShm(c, why)) return false;
   for (int r = 0; r < c.n; ++r) {
     for (int q = 0; q < c.n; ++q)
       if (q != r) c.e.flow(r, q, c.S, 1);
@@ -398,6 +401,20 @@ bool allgatherBruck(Ctx& c, double* t, std::string*) {
   return true;
 }
 
+// algos/allgather/oneshot.cc: n-1 sends and receives of S/n at once, own-block copy. One host
+// over shared memory only, as oneshot AllReduce.
+bool allgatherOneShot(Ctx& c, double* t, std::string* why) {
+  if (!oneHostShm(c, why)) return false;
+  const double blk = c.S / c.n;
+  for (int r = 0; r < c.n; ++r) {
+    for (int q = 0; q < c.n; ++q)
+      if (q != r) c.e.flow(r, q, blk, 1);
+    if (!c.k.inPlace) c.e.copy(r, blk);
+  }
+  *t = take(c);
+  return true;
+}
+
 bool allgatherDirect(Ctx& c, double* t, std::string*) {
   const double blk = c.S / c.n;
   double sum = c.k.inPlace ? 0 : copyAll(c, blk);
@@ -419,6 +436,22 @@ bool reducescatterRing(Ctx& c, double* t, std::string*) {
 // rank's own block copied out.
 bool reducescatterRd(Ctx& c, double* t, std::string*) {
   *t = copyAll(c, c.S) + rdAllreduce(c, all(c)) + copyAll(c, c.S / c.n);
+  return true;
+}
+
+// algos/reducescatter/oneshot.cc: n-1 sends and receives of S/n at once, own-block copy, then
+// n-1 reductions of S/n. One host over shared memory only, as oneshot AllReduce.
+bool reducescatterOneShot(Ctx& c, double* t, std::string* why) {
+  if (!oneHostShm(c, why)) return false;
+  const double blk = c.S / c.n;
+  for (int r = 0; r < c.n; ++r) {
+    for (int q = 0; q < c.n; ++q)
+      if (q != r) c.e.flow(r, q, blk, 1);
+    c.e.copy(r, blk);
+  }
+  double sum = take(c);
+  for (int r = 0; r < c.n; ++r) c.e.reduce(r, (c.n - 1) * blk);
+  *t = sum + take(c);
   return true;
 }
 
@@ -493,11 +526,13 @@ const AlgoModel kModels[] = {
     {Coll::kReduce, "hier", reduceHier, {true, true, 1, false, true}},
     {Coll::kAllGather, "ring", allgatherRing, {true, false, 1, false, false}},
     {Coll::kAllGather, "bruck", allgatherBruck, {true, false, 1, false, false}},
+    {Coll::kAllGather, "oneshot", allgatherOneShot, {true, false, 1, false, false}},
     {Coll::kAllGather, "direct", allgatherDirect, {true, false, 1, true, false}},
     {Coll::kAllGather, "hier", allgatherHier, {true, false, 1, false, true}},
     {Coll::kAllGather, "topo_ring", allgatherTopoRing, {true, false, 1, false, true}},
     {Coll::kReduceScatter, "ring", reducescatterRing, {true, true, 1, false, false}},
     {Coll::kReduceScatter, "rd", reducescatterRd, {true, false, 1, false, false}},
+    {Coll::kReduceScatter, "oneshot", reducescatterOneShot, {true, false, 1, false, false}},
     {Coll::kReduceScatter, "direct", reducescatterDirect, {true, false, 1, true, false}},
     {Coll::kReduceScatter, "hier", reducescatterHier, {true, true, 1, false, true}},
     {Coll::kReduceScatter, "topo_ring", reducescatterTopoRing, {true, true, 1, false, true}},

@@ -248,7 +248,9 @@ Decision Tuner::decideAt(algos::Coll coll, double modelBytes, bool inPlace, uint
   for (const Candidate& c : cands) {
     if (first == nullptr) first = &c;
     if (!c.prediction.supported) continue;
-    if (win == nullptr || effective(c) < effective(*win)) {
+    // Ties (equal step structures, e.g. oneshot and ring on 2 ranks) go to the algorithm
+    // registered first, not to rounding.
+    if (win == nullptr || effective(c) < effective(*win) * (1 - 1e-9)) {
       second = win;
       win = &c;
     } else if (second == nullptr || effective(c) < effective(*second)) {

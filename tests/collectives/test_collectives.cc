@@ -131,7 +131,10 @@ INSTANTIATE_TEST_SUITE_P(
                       Forced{"allgather:bruck,reducescatter:rd", 4}, Forced{"allgather:bruck,reducescatter:rd", 5},
                       Forced{"allgather:bruck,reducescatter:rd", 7}, Forced{"allgather:ring,reducescatter:ring", 5},
                       Forced{"allgather:direct,reducescatter:direct", 6}, Forced{"allreduce:oneshot", 2},
-                      Forced{"allreduce:oneshot", 3}, Forced{"allreduce:oneshot", 4}, Forced{"allreduce:oneshot", 8}),
+                      Forced{"allreduce:oneshot", 3}, Forced{"allreduce:oneshot", 4}, Forced{"allreduce:oneshot", 8},
+                      Forced{"allgather:oneshot,reducescatter:oneshot", 2},
+                      Forced{"allgather:oneshot,reducescatter:oneshot", 3},
+                      Forced{"allgather:oneshot,reducescatter:oneshot", 5}),
     [](const ::testing::TestParamInfo<Forced>& info) { return "case" + std::to_string(info.index); });
 
 }  // namespace
