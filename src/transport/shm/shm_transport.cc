@@ -228,10 +228,15 @@ struct ShmTransport::Impl {
     Peer& pr = peers[p];
     bool pushed = false;
     while (!pr.sends.empty()) {
-      // Re-read the consumer's tail only when our cached one says the ring is full.
+      // Re-read the consumer's tail only when our cached one says the ring is full, and then go on
+      // only once half of it is free: a producer that refilled each slot as soon as it was freed
+      // would run in lock step with the consumer, one cache-line round trip per message (back-to-
+      // back small broadcasts). No deadlock: the consumer takes every message it has a receive
+      // for, and it cannot be waiting for one not yet in the ring without having a receive posted
+      // for each message in it (matching is in order), so it empties the ring.
       if (pr.outHead - pr.outTail >= static_cast<uint64_t>(opt.slots)) {
         pr.outTail = pr.out->tail.load(std::memory_order_acquire);
-        if (pr.outHead - pr.outTail >= static_cast<uint64_t>(opt.slots)) break;
+        if (pr.outHead - pr.outTail > static_cast<uint64_t>(opt.slots / 2)) break;
       }
       PendingSend& s = pr.sends.front();
       char* slot = pr.outSlots + (pr.outHead & slotMask()) * opt.slotBytes;
@@ -399,7 +404,7 @@ struct ShmTransport::Impl {
       uint64_t inHead = pr.in->head.load(std::memory_order_seq_cst);
       uint64_t outTail = pr.out->tail.load(std::memory_order_seq_cst);
       if (!pr.recvs.empty() && pr.in->tail.load(std::memory_order_relaxed) < inHead) return true;
-      if (!pr.sends.empty() && pr.outHead - outTail < static_cast<uint64_t>(opt.slots)) return true;
+      if (!pr.sends.empty() && pr.outHead - outTail <= static_cast<uint64_t>(opt.slots / 2)) return true;
       if (!pr.cmaWaiting.empty() && pr.cmaWaiting.front().first <= pr.out->cmaDone.load(std::memory_order_acquire))
         return true;
     }
