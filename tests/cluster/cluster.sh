@@ -25,6 +25,7 @@
 #   bench: AllReduce and AlltoAll busbw tables (medians over REPS interleaved repetitions)
 # Environment: NODES (4) RAILS (2) RPN ranks per node (2) RAIL_RATE (400mbit) SPINE_RATE (200mbit)
 #   MINB (16K) MAXB (64M) ITERS (5) REPS (3) OUT (directory for the JSON rows and the table)
+#   CALIBRATED (0; 1 adds "aware_cal": aware with TRELLIS_TUNER_CALIBRATE=1) ONLY (regex on coll.config)
 set -euo pipefail
 BUILD=$(cd "${1:?usage: $0 BUILD [check|bench]}" && pwd)
 MODE=${2:-bench}
@@ -284,6 +285,7 @@ fi
 # (MINB..1M) take SMALL_ITERS timed iterations, large ones (4M..MAXB) ITERS. ONLY (a regex on
 # "collective.configuration") limits the runs.
 SMALL_ITERS=${SMALL_ITERS:-20}
+CALIBRATED=${CALIBRATED:-0}  # 1: also "aware_cal", the aware configuration with TRELLIS_TUNER_CALIBRATE=1
 ONLY=${ONLY:-.}
 bytes() { numfmt --from=iec "$1"; }
 bench_run() {  # coll config env
@@ -304,10 +306,12 @@ for rep in $(seq 1 "$REPS"); do
   bench_run allreduce blind "$BLIND"
   bench_run allreduce blind1 "$BLIND1"
   bench_run allreduce aware "$AWARE TRELLIS_DEBUG=debug TRELLIS_DEBUG_SUBSYS=tuner"
+  [ "$CALIBRATED" = 1 ] && bench_run allreduce aware_cal "$AWARE TRELLIS_TUNER_CALIBRATE=1 TRELLIS_DEBUG=info TRELLIS_DEBUG_SUBSYS=tuner"
   for a in ring rd rabenseifner topo_ring hier; do bench_run allreduce "$a" "$AWARE TRELLIS_ALGO=allreduce:$a"; done
   bench_run alltoall blind "$BLIND"
   bench_run alltoall blind1 "$BLIND1"
   bench_run alltoall aware "$AWARE TRELLIS_DEBUG=debug TRELLIS_DEBUG_SUBSYS=tuner"
+  [ "$CALIBRATED" = 1 ] && bench_run alltoall aware_cal "$AWARE TRELLIS_TUNER_CALIBRATE=1 TRELLIS_DEBUG=info TRELLIS_DEBUG_SUBSYS=tuner"
   for a in pairwise rail; do bench_run alltoall "$a" "$AWARE TRELLIS_ALGO=alltoall:$a"; done
 done
 python3 "$HERE/summarize.py" "$OUT" "$NODES" "$RAILS" "$RPN" "$RAIL_RATE" "$SPINE_RATE" | tee "$OUT/table.md"

@@ -7,7 +7,10 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <sched.h>
+
 #include <algorithm>
+#include <map>
 #include <regex>
 #include <set>
 
@@ -54,6 +57,39 @@ TEST(TrellisRun, SetsTheEnvironmentOfEveryRank) {
   }
   EXPECT_EQ(ranks, (std::set<std::string>{"0", "1", "2"}));
   EXPECT_EQ(ids.size(), 1u) << "every rank gets the same id";
+}
+
+// --bind-to: "core" gives rank r the r-th CPU of the launcher's mask (round robin past the last),
+// "none" leaves the mask alone, "auto" binds only when every rank gets a CPU of its own.
+TEST(TrellisRun, BindsRanksToCores) {
+  cpu_set_t mask;
+  ASSERT_EQ(sched_getaffinity(0, sizeof mask, &mask), 0);
+  std::vector<int> cpus;
+  for (int c = 0; c < CPU_SETSIZE; ++c)
+    if (CPU_ISSET(c, &mask)) cpus.push_back(c);
+  const int ncpu = static_cast<int>(cpus.size());
+  auto allowed = [&](int n, const std::string& bind) {
+    auto r = runProc(launch(n, {"--no-tag", "--bind-to", bind},
+                            "echo $TRELLIS_RANK $(grep Cpus_allowed_list /proc/self/status | cut -f2)"),
+                     30);
+    EXPECT_EQ(exitCode(r), 0) << r.err;
+    std::map<int, std::string> out;
+    for (const auto& l : lines(r.out)) out[std::stoi(l.substr(0, l.find(' ')))] = l.substr(l.find(' ') + 1);
+    return out;
+  };
+  const int n = ncpu + 1;
+  auto core = allowed(n, "core");
+  ASSERT_EQ(core.size(), static_cast<size_t>(n));
+  for (int r = 0; r < n; ++r) EXPECT_EQ(core[r], std::to_string(cpus[r % ncpu])) << "rank " << r;
+  auto none = allowed(2, "none");
+  auto fresh = runProc({"/bin/sh", "-c", "grep Cpus_allowed_list /proc/self/status | cut -f2"}, 10);
+  for (int r = 0; r < 2; ++r) EXPECT_EQ(none[r] + "\n", fresh.out) << "rank " << r;
+  auto autoFit = allowed(ncpu, "auto");
+  for (int r = 0; r < ncpu; ++r) EXPECT_EQ(autoFit[r], std::to_string(cpus[r])) << "rank " << r;
+  auto autoOver = allowed(n, "auto");
+  for (int r = 0; r < n; ++r) EXPECT_EQ(autoOver[r] + "\n", fresh.out) << "rank " << r;
+  auto bad = runProc(launch(1, {"--bind-to", "socket"}, "true"), 10);
+  EXPECT_NE(exitCode(bad), 0);
 }
 
 TEST(TrellisRun, TagsLinesAndKeepsStdoutAndStderrApart) {

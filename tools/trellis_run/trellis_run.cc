@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -111,11 +112,11 @@ int main(int argc, char** argv) {
   while (split < argc) {
     std::string a = argv[split];
     if (a == "--") break;
-    if (a == "-n" || a == "--np" || a == "--timeout") {
+    if (a == "-n" || a == "--np" || a == "--timeout" || a == "--bind-to") {
       split += 2;
       continue;
     }
-    if (a.rfind("--np=", 0) == 0 || a.rfind("--timeout=", 0) == 0 || a == "--no-tag" ||
+    if (a.rfind("--np=", 0) == 0 || a.rfind("--timeout=", 0) == 0 || a.rfind("--bind-to=", 0) == 0 || a == "--no-tag" ||
         a == "--tag-output" || a == "-h" || a == "--help" ||
         (a.size() > 2 && a.rfind("-n", 0) == 0)) {
       ++split;
@@ -129,7 +130,7 @@ int main(int argc, char** argv) {
     cmd.push_back(argv[i]);
   CLI::App app{
       "trellis-run: launch N ranks of a Trellis program on this machine\n"
-      "usage: trellis-run -n N [--timeout S] [--tag-output|--no-tag] [--] "
+      "usage: trellis-run -n N [--timeout S] [--tag-output|--no-tag] [--bind-to auto|core|none] [--] "
       "program [args...]\n"
       "Each rank gets TRELLIS_RANK, TRELLIS_WORLD_SIZE, TRELLIS_LOCAL_RANK, "
       "TRELLIS_LOCAL_SIZE,\n"
@@ -142,11 +143,17 @@ int main(int argc, char** argv) {
   int n = 1;
   double timeoutS = 0;
   bool noTag = false, tagOutput = false;
+  std::string bindTo = "auto";
   app.add_option("-n,--np", n, "number of ranks")->required()->check(CLI::Range(1, 4096));
   app.add_option("--timeout", timeoutS,
                  "kill every rank and exit 124 after this many seconds (0: never)");
   app.add_flag("--tag-output", tagOutput, "prefix every output line with [rank] (the default)");
   app.add_flag("--no-tag", noTag, "do not prefix output lines with [rank]");
+  app.add_option("--bind-to", bindTo,
+                 "core: rank r runs only on the r-th CPU this launcher may use (round robin when ranks "
+                 "outnumber them); none: wherever the kernel puts it; auto (the default): core when "
+                 "every rank gets a CPU of its own, else none")
+      ->check(CLI::IsMember({"auto", "core", "none"}));
   try {
     app.parse(split, argv);
   } catch (const CLI::ParseError& e) {
@@ -174,6 +181,17 @@ int main(int argc, char** argv) {
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
   signal(SIGPIPE, SIG_IGN);
+
+  // CPUs to bind to: those of this launcher's affinity mask, in order. Two spinning ranks left to
+  // the kernel can land on one CPU and take turns (back-to-back 8-byte broadcasts at 2 ranks on 2
+  // CPUs: 4.5-5 us a call in about one run in six instead of 0.25).
+  std::vector<int> cpus;
+  cpu_set_t mask;
+  CPU_ZERO(&mask);
+  if (sched_getaffinity(0, sizeof mask, &mask) == 0)
+    for (int c = 0; c < CPU_SETSIZE; ++c)
+      if (CPU_ISSET(c, &mask)) cpus.push_back(c);
+  const bool bind = !cpus.empty() && (bindTo == "core" || (bindTo == "auto" && n <= static_cast<int>(cpus.size())));
 
   std::vector<pid_t> pids(n, -1), rankPids(n, -1);
   std::vector<Stream> streams;
@@ -207,6 +225,12 @@ int main(int argc, char** argv) {
     }
     if (pid == 0) {
       setpgid(0, 0);
+      if (bind) {
+        cpu_set_t one;
+        CPU_ZERO(&one);
+        CPU_SET(cpus[r % cpus.size()], &one);
+        sched_setaffinity(0, sizeof one, &one);  // a failure leaves the rank unbound
+      }
       // Ranks lead their own process groups (so a Ctrl-C reaches only the launcher, which
       // forwards it): a rank reading a terminal would be stopped, so only rank 0 keeps a stdin
       // that is a pipe or a file, as mpirun does; the others read /dev/null.

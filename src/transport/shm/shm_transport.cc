@@ -344,11 +344,15 @@ struct ShmTransport::Impl {
   Status drain(int p, bool* did) {
     Peer& pr = peers[p];
     uint64_t tail = pr.in->tail.load(std::memory_order_relaxed);
-    bool freed = false;
+    const uint64_t startTail = tail;
+    bool cmaCompleted = false, empty = false;
     for (;;) {
       const char* slot = pr.inSlots + (tail & slotMask()) * opt.slotBytes;
       const SlotHeader* h = reinterpret_cast<const SlotHeader*>(slot);
-      if (h->stamp.load(std::memory_order_acquire) != tail + 1) break;  // not published yet
+      if (h->stamp.load(std::memory_order_acquire) != tail + 1) {  // not published yet
+        empty = true;
+        break;
+      }
       if (h->seq < pr.recvBase) return fail(internalError("rank %d: shm ring from rank %d out of order", rank, p));
       uint64_t idx = h->seq - pr.recvBase;
       if (idx >= pr.recvs.size()) break;  // its receive is not posted yet
@@ -372,6 +376,7 @@ struct ShmTransport::Impl {
         TRELLIS_TRY_CTX(pull(h, r.buf), formatString("rank %d: single-copy receive from rank %d", rank, p));
         r.got = r.total;
         pr.in->cmaDone.fetch_add(1, std::memory_order_release);
+        cmaCompleted = true;
       } else {
         // offset > total first: offset + len could wrap around.
         if (h->len > payloadMax() || h->offset > r.total || h->len > r.total - h->offset)
@@ -384,15 +389,19 @@ struct ShmTransport::Impl {
       r.req->done = r.got;
       if (r.got == r.total) r.req->state = ReqState::kDone;
       pr.in->tail.store(++tail, std::memory_order_release);
-      freed = true;
       *did = true;
       while (!pr.recvs.empty() && pr.recvs.front().req->state == ReqState::kDone) {
         pr.recvs.pop_front();
         ++pr.recvBase;
       }
     }
-    if (freed) ring(pr.peerSeg, pr.in->tail);  // room in its ring, or a single-copy completion (cmaDone is
-                                                 // bumped before tail: a sleeper that sees tail sees it)
+    // Tell the producer (ring its doorbell if it sleeps) when it can make progress: a single-copy
+    // send of its completed, or its ring is empty or has had another half of it freed (a producer
+    // that found the ring full waits for half of it, pushSends). Not for every freed slot: a
+    // producer asleep on a full ring would be woken, with a system call here, once per message.
+    // (cmaDone is bumped before tail: a sleeper that sees tail sees it.)
+    const uint64_t half = std::max<uint64_t>(1, static_cast<uint64_t>(opt.slots) / 2);
+    if (tail != startTail && (cmaCompleted || empty || tail / half != startTail / half)) ring(pr.peerSeg, pr.in->tail);
     return Status::ok();
   }
 
