@@ -10,6 +10,7 @@ Status allreduceRecursiveDoubling(Exec& exec, const CollArgs& args);
 Status allreduceOneShot(Exec& exec, const CollArgs& args);
 Status allreduceRabenseifner(Exec& exec, const CollArgs& args);
 Status broadcastBinomial(Exec& exec, const CollArgs& args);
+Status broadcastOneShot(Exec& exec, const CollArgs& args);
 Status broadcastScatterAllgather(Exec& exec, const CollArgs& args);
 Status reduceBinomial(Exec& exec, const CollArgs& args);
 Status reduceDirect(Exec& exec, const CollArgs& args);

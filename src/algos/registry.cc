@@ -52,6 +52,8 @@ const std::vector<Algorithm>& allAlgorithms() {
       {Coll::kBroadcast, "scatter_allgather", "binomial scatter then ring all-gather (van de Geijn); "
                                               "~2x the bandwidth of a tree for large messages",
        broadcastScatterAllgather},
+      {Coll::kBroadcast, "oneshot", "the root sends to every rank at once, nobody forwards: one hop; "
+                                    "small messages on one host", broadcastOneShot},
       {Coll::kReduce, "binomial", "binomial tree reduction, chunked and pipelined", reduceBinomial},
       {Coll::kAllGather, "ring", "ring, n-1 steps straight into the output", allgatherRing},
       {Coll::kReduceScatter, "ring", "ring, n-1 steps with pipelined reductions", reducescatterRing},

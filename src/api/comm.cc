@@ -84,10 +84,14 @@ static uint64_t hostIdentity() {
   return h;
 }
 
-static int usableCpus() {
+// The CPUs this process may run on (its affinity mask; every online CPU when that cannot be read).
+static cpu_set_t usableCpuSet() {
   cpu_set_t set;
-  if (sched_getaffinity(0, sizeof set, &set) == 0) return CPU_COUNT(&set);
-  return static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN));
+  if (sched_getaffinity(0, sizeof set, &set) == 0) return set;
+  CPU_ZERO(&set);
+  const long n = sysconf(_SC_NPROCESSORS_ONLN);
+  for (long c = 0; c < n && c < CPU_SETSIZE; ++c) CPU_SET(c, &set);
+  return set;
 }
 
 Result<CommOptions> commOptions(const trellisConfig_t* config) {
@@ -380,13 +384,24 @@ Result<trellisComm*> trellisComm::create(const UniqueIdData& id, int nranks, int
     for (const std::string& w : c->cluster_->warnings) TRELLIS_WARN(kTopo, "cluster view: %s", w.c_str());
   if (rank == 0 && logEnabled(LogLevel::kDebug, Subsys::kTopo))
     TRELLIS_DEBUG(kTopo, "cluster view:\n%s", c->cluster_->describe().c_str());
-  const bool oversubscribed = c->localSize_ > usableCpus();
+  // The cores a host's ranks share: the union of their affinity masks. Ranks pinned one per core
+  // (mpirun --bind-to core, srun --cpu-bind=cores, trellis-run) each see one CPU, yet each has a
+  // core of its own; ranks pinned to the same CPU, or more ranks than the CPUs they may use
+  // together, are oversubscribed: their waits yield and sleep instead of spinning.
+  std::vector<cpu_set_t> masks(nranks);
+  masks[rank] = usableCpuSet();
+  TRELLIS_TRY_CTX(c->bootstrap_.allGather(masks.data(), sizeof(cpu_set_t)), "exchanging CPU affinity masks");
+  std::vector<int32_t> cores(nranks);
+  for (const topo::ClusterNode& node : c->cluster_->nodes) {
+    cpu_set_t all;
+    CPU_ZERO(&all);
+    for (int r : node.ranks) CPU_OR(&all, &all, &masks[r]);
+    for (int r : node.ranks) cores[r] = CPU_COUNT(&all);
+  }
+  const bool oversubscribed = c->localSize_ > cores[rank];
   if (oversubscribed)
     TRELLIS_INFO(kInit, "rank %d: %d ranks on this host share %d cores: waiting ranks sleep instead of spinning",
-                 rank, c->localSize_, usableCpus());
-  std::vector<int32_t> cores(nranks);
-  cores[rank] = usableCpus();
-  TRELLIS_TRY_CTX(c->bootstrap_.allGather(cores.data(), sizeof(int32_t)), "exchanging core counts");
+                 rank, c->localSize_, cores[rank]);
   bool intraTcp = false;
   c->peerTransport_.assign(nranks, nullptr);
   const std::string mode = nranks > 1 ? kTransport.get() : "auto";

@@ -349,6 +349,16 @@ bool broadcastScatterAllgather(Ctx& c, double* t, std::string*) {
   return true;
 }
 
+// algos/broadcast/oneshot.cc: root copy, the root sends S to each of the n-1 others at once. One
+// host over shared memory only, as oneshot AllReduce.
+bool broadcastOneShot(Ctx& c, double* t, std::string* why) {
+  if (!oneHostShm(c, why)) return false;
+  if (!c.k.inPlace) c.e.copy(0, c.S);
+  for (int q = 1; q < c.n; ++q) c.e.flow(0, q, c.S, 1);
+  *t = take(c);
+  return true;
+}
+
 bool broadcastDirect(Ctx& c, double* t, std::string*) {
   double sum = allPairs(c, 16);
   if (!c.k.inPlace) c.e.copy(0, c.S);
@@ -519,6 +529,7 @@ const AlgoModel kModels[] = {
     {Coll::kAllReduce, "topo_ring", allreduceTopoRing, {true, true, 1, false, true}},
     {Coll::kBroadcast, "binomial", broadcastBinomial, {true, true, 1, false, false}},
     {Coll::kBroadcast, "scatter_allgather", broadcastScatterAllgather, {true, false, 1, false, false}},
+    {Coll::kBroadcast, "oneshot", broadcastOneShot, {true, false, 1, false, false}},
     {Coll::kBroadcast, "direct", broadcastDirect, {true, false, 1, true, false}},
     {Coll::kBroadcast, "hier", broadcastHier, {true, true, 1, false, true}},
     {Coll::kReduce, "binomial", reduceBinomial, {true, true, 1, false, false}},

@@ -134,7 +134,8 @@ INSTANTIATE_TEST_SUITE_P(
                       Forced{"allreduce:oneshot", 3}, Forced{"allreduce:oneshot", 4}, Forced{"allreduce:oneshot", 8},
                       Forced{"allgather:oneshot,reducescatter:oneshot", 2},
                       Forced{"allgather:oneshot,reducescatter:oneshot", 3},
-                      Forced{"allgather:oneshot,reducescatter:oneshot", 5}),
+                      Forced{"allgather:oneshot,reducescatter:oneshot", 5},
+                      Forced{"broadcast:oneshot", 2}, Forced{"broadcast:oneshot", 5}),
     [](const ::testing::TestParamInfo<Forced>& info) { return "case" + std::to_string(info.index); });
 
 }  // namespace

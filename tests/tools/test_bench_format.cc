@@ -4,6 +4,7 @@
 // footers, and a JSON file holding every row. The check must catch wrong values
 // (--debug-corrupt) and peers must report datatypes they lack as skipped.
 #include <gtest/gtest.h>
+#include <sched.h>
 #include <stdlib.h>
 
 #include <fstream>
@@ -151,6 +152,38 @@ TEST(BenchRun, TrellisEveryCollectiveMatchesTheFormat) {
         << l;
   }
   checkJson(json, rows.size(), "trellis");
+}
+
+// Whether a communicator's ranks wait by spinning or by yielding and sleeping depends on how many
+// cores its host's ranks share: the union of their affinity masks, not each rank's own (ranks
+// pinned one per core each see one CPU). The decision is logged at info.
+TEST(BenchRun, RanksPinnedToTheirOwnCoresSpin) {
+  cpu_set_t mask;
+  ASSERT_EQ(sched_getaffinity(0, sizeof mask, &mask), 0);
+  int first = -1;
+  for (int c = 0; c < CPU_SETSIZE && first < 0; ++c)
+    if (CPU_ISSET(c, &mask)) first = c;
+  if (CPU_COUNT(&mask) < 2) GTEST_SKIP() << "needs 2 CPUs, this process may use " << CPU_COUNT(&mask);
+  auto shares = [&](std::vector<std::string> pre, int n, const std::string& bind) {
+    std::vector<std::string> argv = {"env", "TRELLIS_DEBUG=info", "TRELLIS_DEBUG_SUBSYS=init"};
+    argv.insert(argv.end(), pre.begin(), pre.end());
+    for (const std::string& a : {kRun, std::string("-n"), std::to_string(n), std::string("--bind-to"), bind,
+                                 std::string("--timeout"), std::string("60"), kBench, std::string("-b"),
+                                 std::string("8"), std::string("-e"), std::string("8"), std::string("-n"),
+                                 std::string("2"), std::string("-c"), std::string("1")})
+      argv.push_back(a);
+    auto r = runProc(argv, 90);
+    EXPECT_EQ(exitCode(r), 0) << r.out << r.err;
+    std::smatch m;
+    const std::string all = r.out + r.err;
+    return std::regex_search(all, m, std::regex("rank 0: ([0-9]+) ranks on this host share ([0-9]+) cores"))
+               ? m[1].str() + " on " + m[2].str()
+               : std::string("spin");
+  };
+  EXPECT_EQ(shares({}, 2, "core"), "spin");  // one CPU each
+  EXPECT_EQ(shares({"taskset", "-c", std::to_string(first)}, 2, "none"), "2 on 1");  // both on one CPU
+  const int over = CPU_COUNT(&mask) + 1;
+  EXPECT_EQ(shares({}, over, "core"), std::to_string(over) + " on " + std::to_string(CPU_COUNT(&mask)));
 }
 
 TEST(BenchRun, CheckCatchesWrongValues) {
