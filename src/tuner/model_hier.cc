@@ -262,12 +262,10 @@ bool alltoallRail(Ctx& c, double* t, std::string*) {
       for (int q : h.slots[v])
         if (q != me) c.e.flow(me, q, blk * (1 + load[q]), 1 + load[q]);
   sum += take(c);
-  // Across nodes, rail to rail: each proxy sends every destination it serves its node's blocks, in
-  // one message when they fit algos/alltoall/rail.cc's 64 KiB packing limit, else one per block.
+  // Across nodes, rail to rail: each proxy sends every destination it serves its node's blocks.
   for (int v = 0; v < h.nnodes; ++v)
     for (int d = 0; d < c.n; ++d)
-      if (h.nodeOf[d] != v)
-        c.e.flow(h.proxy(v, d), d, blk * h.local(v), blk * h.local(v) <= 64 * 1024 ? 1 : h.local(v));
+      if (h.nodeOf[d] != v) c.e.flow(h.proxy(v, d), d, blk * h.local(v), h.local(v));
   *t = sum + take(c);
   return true;
 }

@@ -8,19 +8,12 @@
 // one rail (no traffic through the spine between rails) and each NIC carries its own rail's share;
 // intra-node (L-1)/L of the remote data crosses shared memory once. Wins on rail-optimized fabrics
 // where rails meet only above the leaves; with one rank per node it is pairwise exchange.
-// Small blocks (a node's L blocks for one destination within kPackMax bytes) cross the network as
-// one message per (proxy, destination), staged contiguously and scattered on arrival, instead of L
-// messages: over TCP each message costs system calls and, with ranks sharing cores, a wake-up.
 #include "algos/algorithms.h"
 #include "algos/common.h"
 #include "algos/hier.h"
 #include "algos/kernels/reduce.h"
 
 namespace trellis::algos {
-
-namespace {
-constexpr size_t kPackMax = 64 * 1024;
-}
 
 Status alltoallRail(Exec& exec, const CollArgs& args) {
   const Hierarchy h = makeHierarchy(exec);
@@ -42,27 +35,11 @@ Status alltoallRail(Exec& exec, const CollArgs& args) {
     return isSend ? exec.isend(peer, p, block, &reqs.back())
                   : exec.irecv(peer, const_cast<void*>(p), block, &reqs.back());
   };
-  // Whether node v's proxies pack their L blocks per destination into one message (both ends
-  // decide alike from v's rank count).
-  auto packed = [&](int v) { return static_cast<size_t>(h.local(v)) * block <= kPackMax; };
   // Receives from other nodes' proxies first, so their data lands in place as it comes.
-  // From each proxy: its own block first, then its node's others in slot order; packed: all of
-  // them in one message into `unpack`, scattered at the end.
-  size_t unpackBytes = 0;
-  for (int other : h.nodeOrder)
-    if (other != node && packed(other)) unpackBytes += static_cast<size_t>(h.local(other)) * block;
-  char* unpack = unpackBytes ? static_cast<char*>(exec.scratch(kScratchHier, unpackBytes)) : nullptr;
-  size_t unpackAt = 0;
+  // From each proxy: its own block first, then its node's others in slot order.
   for (int other : h.nodeOrder) {
     if (other == node) continue;
     int p = h.proxy(other, me);
-    if (packed(other)) {
-      reqs.emplace_back();
-      const size_t bytes = static_cast<size_t>(h.local(other)) * block;
-      TRELLIS_TRY(exec.irecv(p, unpack + unpackAt, bytes, &reqs.back()));
-      unpackAt += bytes;
-      continue;
-    }
     TRELLIS_TRY(post(false, p, recv + p * block));
     for (int s : h.slots[other])
       if (s != p) TRELLIS_TRY(post(false, p, recv + s * block));
@@ -86,33 +63,13 @@ Status alltoallRail(Exec& exec, const CollArgs& args) {
         TRELLIS_TRY(post(true, q, send + d * block));
   }
   // Across the network, rail to rail, for each destination served: this rank's own block at once,
-  // then (once they have arrived) the other local ranks' in slot order. Packed: the L blocks,
-  // ours copied into its slot of the stage, in one message once the others have arrived.
-  const bool pack = packed(node);
-  if (!pack)
-    for (int d : served) TRELLIS_TRY(post(true, d, send + d * block));
+  // then (once they have arrived) the other local ranks' in slot order.
+  for (int d : served) TRELLIS_TRY(post(true, d, send + d * block));
   TRELLIS_TRY(waitDeque(exec, local));
-  for (size_t i = 0; i < served.size(); ++i) {
-    if (pack) {
-      char* run = stage + i * L * block;
-      copyIfDistinct(run + h.mySlot() * block, send + served[i] * block, block);
-      reqs.emplace_back();
-      TRELLIS_TRY(exec.isend(served[i], run, L * block, &reqs.back()));
-      continue;
-    }
+  for (size_t i = 0; i < served.size(); ++i)
     for (int j = 0; j < L; ++j)
       if (here[j] != me) TRELLIS_TRY(post(true, served[i], stage + (i * L + j) * block));
-  }
-  TRELLIS_TRY(waitDeque(exec, reqs));
-  unpackAt = 0;
-  for (int other : h.nodeOrder) {
-    if (other == node || !packed(other)) continue;
-    for (int s : h.slots[other]) {
-      copyIfDistinct(recv + s * block, unpack + unpackAt, block);
-      unpackAt += block;
-    }
-  }
-  return Status::ok();
+  return waitDeque(exec, reqs);
 }
 
 }  // namespace trellis::algos
