@@ -107,6 +107,45 @@ TEST(Tuner, AlgoOverrideParsing) {
   // Automatic choices by the cost model: tests/tuner.
 }
 
+// Rank `rank` of two sends messages of `sizes` bytes to the other and receives as many (receive
+// buffers 3 bytes larger), all posted at once, then checks every byte and that nothing was written
+// past a message. "" when all is well, else what went wrong.
+std::string exchangeOrdered(transport::Transport& t, int rank, const std::vector<size_t>& sizes) {
+  std::vector<std::vector<uint8_t>> out, in;
+  for (size_t sz : sizes) {
+    std::vector<uint8_t> o(sz);
+    for (size_t i = 0; i < sz; ++i) o[i] = static_cast<uint8_t>(i * 31 + sz + rank);
+    out.push_back(o);
+    in.emplace_back(sz + 3, 0xee);
+  }
+  std::vector<transport::Request> sreq(sizes.size()), rreq(sizes.size());
+  for (size_t k = 0; k < sizes.size(); ++k) {
+    Status q = t.postRecv(1 - rank, in[k].data(), in[k].size(), &rreq[k]);
+    if (!q.isOk()) return q.message();
+    Status p = t.postSend(1 - rank, out[k].data(), out[k].size(), &sreq[k]);
+    if (!p.isOk()) return p.message();
+  }
+  auto deadline = net::deadlineIn(20);
+  for (;;) {
+    bool all = true;
+    for (size_t k = 0; k < sizes.size(); ++k) all = all && sreq[k].isDone() && rreq[k].isDone();
+    if (all) break;
+    if (net::Clock::now() > deadline) return "timed out";
+    bool did = false;
+    Status p = t.progress(10, &did);
+    if (!p.isOk()) return p.message();
+  }
+  for (size_t k = 0; k < sizes.size(); ++k) {
+    if (rreq[k].received != sizes[k]) return "size mismatch at message " + std::to_string(k);
+    for (size_t i = 0; i < sizes[k]; ++i)
+      if (in[k][i] != static_cast<uint8_t>(i * 31 + sizes[k] + (1 - rank)))
+        return "byte mismatch in message " + std::to_string(k) + " at " + std::to_string(i);
+    for (size_t i = sizes[k]; i < sizes[k] + 3; ++i)
+      if (in[k][i] != 0xee) return "wrote past message " + std::to_string(k);
+  }
+  return "";
+}
+
 // The TCP transport alone: two bootstraps in two threads, messages matched in order, sizes from
 // 0 to 8 MiB striped over sockets, checked byte for byte.
 TEST(TcpTransport, OrderedMessagesByteForByte) {
@@ -123,37 +162,8 @@ TEST(TcpTransport, OrderedMessagesByteForByte) {
     opt.chunkBytes = 64 * 1024;
     auto t = transport::TcpTransport::create(bs, {1 - rank}, opt, &abort);
     if (!t) return t.status().message();
-    const size_t sizes[] = {0, 1, 31, 4096, 65536, 65537, 1 << 20, (8 << 20) + 5};
-    std::vector<std::vector<uint8_t>> out, in;
-    for (size_t sz : sizes) {
-      std::vector<uint8_t> o(sz);
-      for (size_t i = 0; i < sz; ++i) o[i] = static_cast<uint8_t>(i * 31 + sz + rank);
-      out.push_back(o);
-      in.emplace_back(sz + 3, 0xee);
-    }
-    std::vector<transport::Request> sreq(std::size(sizes)), rreq(std::size(sizes));
-    for (size_t k = 0; k < std::size(sizes); ++k) {
-      Status q = t.value()->postRecv(1 - rank, in[k].data(), in[k].size(), &rreq[k]);
-      if (!q.isOk()) return q.message();
-      Status p = t.value()->postSend(1 - rank, out[k].data(), out[k].size(), &sreq[k]);
-      if (!p.isOk()) return p.message();
-    }
-    auto deadline = net::deadlineIn(20);
-    for (;;) {
-      bool all = true;
-      for (size_t k = 0; k < std::size(sizes); ++k) all = all && sreq[k].isDone() && rreq[k].isDone();
-      if (all) break;
-      if (net::Clock::now() > deadline) return "timed out";
-      bool did = false;
-      Status p = t.value()->progress(10, &did);
-      if (!p.isOk()) return p.message();
-    }
-    for (size_t k = 0; k < std::size(sizes); ++k) {
-      if (rreq[k].received != sizes[k]) return "size mismatch at " + std::to_string(k);
-      for (size_t i = 0; i < sizes[k]; ++i)
-        if (in[k][i] != static_cast<uint8_t>(i * 31 + sizes[k] + (1 - rank))) return "byte mismatch";
-      if (in[k][sizes[k]] != 0xee) return "wrote past the message";
-    }
+    const std::string e = exchangeOrdered(*t.value(), rank, {0, 1, 31, 4096, 65536, 65537, 1 << 20, (8 << 20) + 5});
+    if (!e.empty()) return e;
     return bs.barrier().message();
   };
   std::thread a([&] { errs[0] = body(0); });
@@ -183,50 +193,20 @@ TEST(ShmTransport, EveryFramingByteForByte) {
     auto t = transport::ShmTransport::create(bs, {1 - rank}, opt);
     if (!t) return t.status().message();
     const size_t slotPayload = 4096 - 56;
-    const size_t sizes[] = {0, 1, 8, 9, 39, 40, 41, 63, 64, 65, slotPayload - 1, slotPayload, slotPayload + 1,
-                            5 * slotPayload + 7, 256 * 1024 - 1, 256 * 1024, (1 << 20) + 3, 40, 0, 17};
-    std::vector<std::vector<uint8_t>> out, in;
-    for (size_t sz : sizes) {
-      std::vector<uint8_t> o(sz);
-      for (size_t i = 0; i < sz; ++i) o[i] = static_cast<uint8_t>(i * 31 + sz + rank);
-      out.push_back(o);
-      in.emplace_back(sz + 3, 0xee);
-    }
-    std::vector<transport::Request> sreq(std::size(sizes)), rreq(std::size(sizes));
-    for (size_t k = 0; k < std::size(sizes); ++k) {
-      Status q = t.value()->postRecv(1 - rank, in[k].data(), in[k].size(), &rreq[k]);
-      if (!q.isOk()) return q.message();
-      Status p = t.value()->postSend(1 - rank, out[k].data(), out[k].size(), &sreq[k]);
-      if (!p.isOk()) return p.message();
-    }
-    auto deadline = net::deadlineIn(20);
-    for (;;) {
-      bool all = true;
-      for (size_t k = 0; k < std::size(sizes); ++k) all = all && sreq[k].isDone() && rreq[k].isDone();
-      if (all) break;
-      if (net::Clock::now() > deadline) return "timed out";
-      bool did = false;
-      Status p = t.value()->progress(10, &did);
-      if (!p.isOk()) return p.message();
-    }
-    for (size_t k = 0; k < std::size(sizes); ++k) {
-      if (rreq[k].received != sizes[k]) return "size mismatch at message " + std::to_string(k);
-      for (size_t i = 0; i < sizes[k]; ++i)
-        if (in[k][i] != static_cast<uint8_t>(i * 31 + sizes[k] + (1 - rank)))
-          return "byte mismatch in message " + std::to_string(k) + " at " + std::to_string(i);
-      for (size_t i = sizes[k]; i < sizes[k] + 3; ++i)
-        if (in[k][i] != 0xee) return "wrote past message " + std::to_string(k);
-    }
+    const std::string e = exchangeOrdered(
+        *t.value(), rank,
+        {0, 1, 8, 9, 39, 40, 41, 63, 64, 65, slotPayload - 1, slotPayload, slotPayload + 1, 5 * slotPayload + 7,
+         256 * 1024 - 1, 256 * 1024, (1 << 20) + 3, 40, 0, 17});
+    if (!e.empty()) return e;
     // A 30-byte (inline) message into a 20-byte receive: an error naming both sizes.
     std::vector<uint8_t> big(30, 1), small(20);
     transport::Request sr, rr;
-    std::string err;
     if (rank == 0) {
       Status p = t.value()->postSend(1, big.data(), big.size(), &sr);
       if (!p.isOk()) return p.message();
     } else {
       Status q = t.value()->postRecv(0, small.data(), small.size(), &rr);
-      deadline = net::deadlineIn(20);
+      auto deadline = net::deadlineIn(20);
       while (q.isOk() && !rr.isDone() && net::Clock::now() < deadline) {
         bool did = false;
         q = t.value()->progress(10, &did);
