@@ -39,6 +39,36 @@ Status sendRecv(Exec& exec, int to, const void* sendPtr, size_t sendBytes, int f
 /// Copies when the pointers differ (memcpy of `bytes`).
 void copyIfDistinct(void* dst, const void* src, size_t bytes);
 
+/// One step with every other rank at once (the "oneshot" algorithms): post() posts a receive of
+/// `bytes` from every other rank p into recvAt(p) and a send of `bytes` to p from sendAt(p),
+/// receives first, each in a rotated order; wait() waits for all of them. In between, the caller
+/// does its local work (its own block), which then overlaps with the transfers.
+class AllPeers {
+ public:
+  template <typename RecvAt, typename SendAt>
+  Status post(Exec& exec, size_t bytes, RecvAt recvAt, SendAt sendAt) {
+    const int n = exec.nranks(), r = exec.rank();
+    reqs_.assign(2 * static_cast<size_t>(n - 1), Request{});
+    ptrs_.clear();
+    for (int s = 1; s < n; ++s) {
+      const int p = (r + s) % n;
+      TRELLIS_TRY(exec.irecv(p, recvAt(p), bytes, &reqs_[ptrs_.size()]));
+      ptrs_.push_back(&reqs_[ptrs_.size()]);
+    }
+    for (int s = 1; s < n; ++s) {
+      const int p = (r - s + n) % n;
+      TRELLIS_TRY(exec.isend(p, sendAt(p), bytes, &reqs_[ptrs_.size()]));
+      ptrs_.push_back(&reqs_[ptrs_.size()]);
+    }
+    return Status::ok();
+  }
+  Status wait(Exec& exec) { return exec.waitAll(ptrs_.data(), ptrs_.size()); }
+
+ private:
+  std::vector<Request> reqs_;
+  std::vector<Request*> ptrs_;
+};
+
 }  // namespace trellis::algos
 
 namespace trellis::algos {

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <functional>
 #include <thread>
 
 #include "core/bootstrap.h"
@@ -146,17 +147,31 @@ std::string exchangeOrdered(transport::Transport& t, int rank, const std::vector
   return "";
 }
 
-// The TCP transport alone: two bootstraps in two threads, messages matched in order, sizes from
-// 0 to 8 MiB striped over sockets, checked byte for byte.
-TEST(TcpTransport, OrderedMessagesByteForByte) {
+// Two ranks as threads, each with its own bootstrap: body(bootstrap, rank, abort flag) returns ""
+// or what went wrong; both must succeed, then they meet at a barrier.
+void runTwoRanks(const std::function<std::string(Bootstrap&, int, std::atomic<bool>&)>& body) {
   auto root = startBootstrapRoot(0, 30);
   ASSERT_TRUE(root.isOk()) << root.status().message();
   std::string errs[2];
-  auto body = [&](int rank) -> std::string {
+  auto run = [&](int rank) -> std::string {
     Bootstrap bs;
     std::atomic<bool> abort{false};
     Status s = bs.init(root.value(), rank, 2, 20, &abort);
     if (!s.isOk()) return s.message();
+    std::string e = body(bs, rank, abort);
+    return e.empty() ? bs.barrier().message() : e;
+  };
+  std::thread a([&] { errs[0] = run(0); });
+  errs[1] = run(1);
+  a.join();
+  EXPECT_EQ(errs[0], "");
+  EXPECT_EQ(errs[1], "");
+}
+
+// The TCP transport alone: two bootstraps in two threads, messages matched in order, sizes from
+// 0 to 8 MiB striped over sockets, checked byte for byte.
+TEST(TcpTransport, OrderedMessagesByteForByte) {
+  runTwoRanks([](Bootstrap& bs, int rank, std::atomic<bool>& abort) -> std::string {
     transport::TcpOptions opt;
     opt.socketsPerPeer = 3;
     opt.chunkBytes = 64 * 1024;
@@ -164,13 +179,8 @@ TEST(TcpTransport, OrderedMessagesByteForByte) {
     if (!t) return t.status().message();
     const std::string e = exchangeOrdered(*t.value(), rank, {0, 1, 31, 4096, 65536, 65537, 1 << 20, (8 << 20) + 5});
     if (!e.empty()) return e;
-    return bs.barrier().message();
-  };
-  std::thread a([&] { errs[0] = body(0); });
-  errs[1] = body(1);
-  a.join();
-  EXPECT_EQ(errs[0], "");
-  EXPECT_EQ(errs[1], "");
+    return "";
+  });
 }
 
 // The shared-memory transport alone, two ranks as threads: every framing of a message (inline in
@@ -178,14 +188,7 @@ TEST(TcpTransport, OrderedMessagesByteForByte) {
 // each boundary, a ring smaller than the messages in flight (3 slots, rounded up to 4), receive
 // buffers larger than the message, and a message larger than its receive reported as such.
 TEST(ShmTransport, EveryFramingByteForByte) {
-  auto root = startBootstrapRoot(0, 30);
-  ASSERT_TRUE(root.isOk()) << root.status().message();
-  std::string errs[2];
-  auto body = [&](int rank) -> std::string {
-    Bootstrap bs;
-    std::atomic<bool> abort{false};
-    Status s = bs.init(root.value(), rank, 2, 20, &abort);
-    if (!s.isOk()) return s.message();
+  runTwoRanks([](Bootstrap& bs, int rank, std::atomic<bool>&) -> std::string {
     transport::ShmOptions opt;
     opt.slotBytes = 4096;
     opt.slots = 3;
@@ -216,13 +219,8 @@ TEST(ShmTransport, EveryFramingByteForByte) {
           q.message().find("20 bytes") == std::string::npos)
         return "unexpected error: " + q.message();
     }
-    return bs.barrier().message();
-  };
-  std::thread a([&] { errs[0] = body(0); });
-  errs[1] = body(1);
-  a.join();
-  EXPECT_EQ(errs[0], "");
-  EXPECT_EQ(errs[1], "");
+    return "";
+  });
 }
 
 }  // namespace

@@ -3,7 +3,6 @@
 // messages of S/n each way, against the ring's n-1 dependent steps and rd's log2(n) exchanges of
 // the whole input.
 #include <cstring>
-#include <vector>
 
 #include "algos/algorithms.h"
 #include "algos/common.h"
@@ -21,22 +20,12 @@ Status reducescatterOneShot(Exec& exec, const CollArgs& args) {
   }
   // Slot q holds rank q's contribution to our block; ours is copied in (recv may be our block).
   char* in = static_cast<char*>(exec.scratch(kScratchAlgo, static_cast<size_t>(n) * block));
-  std::vector<Request> reqs(2 * static_cast<size_t>(n - 1));
-  std::vector<Request*> ptrs;
-  ptrs.reserve(reqs.size());
-  size_t k = 0;
-  for (int s = 1; s < n; ++s) {
-    const int p = (r + s) % n;
-    TRELLIS_TRY(exec.irecv(p, in + static_cast<size_t>(p) * block, block, &reqs[k]));
-    ptrs.push_back(&reqs[k++]);
-  }
-  for (int s = 1; s < n; ++s) {
-    const int p = (r - s + n) % n;
-    TRELLIS_TRY(exec.isend(p, send + static_cast<size_t>(p) * block, block, &reqs[k]));
-    ptrs.push_back(&reqs[k++]);
-  }
+  AllPeers peers;
+  TRELLIS_TRY(peers.post(
+      exec, block, [&](int p) { return in + static_cast<size_t>(p) * block; },
+      [&](int p) { return send + static_cast<size_t>(p) * block; }));
   if (block > 0) std::memcpy(in + static_cast<size_t>(r) * block, send + static_cast<size_t>(r) * block, block);
-  TRELLIS_TRY(exec.waitAll(ptrs.data(), ptrs.size()));
+  TRELLIS_TRY(peers.wait(exec));
   reduce2(args.recv, in, in + block, args.count, args.dtype, args.op);
   for (int q = 2; q < n; ++q) reduce2(args.recv, args.recv, in + static_cast<size_t>(q) * block, args.count, args.dtype, args.op);
   return Status::ok();
