@@ -249,6 +249,15 @@ TEST_P(StrangerTest, JobFinishesCorrectlyAndDropsAreLogged) {
   if (std::get<1>(GetParam()) == RankMode::kProcesses)
     GTEST_SKIP() << "ThreadSanitizer cannot follow threads started after a multithreaded fork";
 #endif
+#if defined(__SANITIZE_ADDRESS__)
+  // The same fork, under AddressSanitizer: its allocator's locks are not reset in the child, so a
+  // rank forked while the stranger's thread is inside malloc blocks forever in its first
+  // allocation (seen in 1 of 3-8 runs: rank 0 in the allocator's mutex, the others waiting for it
+  // at the rendezvous; gdb backtraces). glibc's malloc has fork handlers; ASan's does not. The
+  // thread variants run, and the process variants in the normal build.
+  if (std::get<1>(GetParam()) == RankMode::kProcesses)
+    GTEST_SKIP() << "AddressSanitizer's allocator is not fork-safe while another thread allocates";
+#endif
   char dir[] = "/tmp/trellis-stranger-XXXXXX";
   ASSERT_NE(mkdtemp(dir), nullptr);
   ASSERT_TRUE(findParam("TRELLIS_DEBUG_FILE")->setOverride(std::string(dir) + "/log-%p.txt").isOk());

@@ -228,15 +228,13 @@ struct ShmTransport::Impl {
     Peer& pr = peers[p];
     bool pushed = false;
     while (!pr.sends.empty()) {
-      // Re-read the consumer's tail only when our cached one says the ring is full, and then go on
-      // only once half of it is free: a producer that refilled each slot as soon as it was freed
-      // would run in lock step with the consumer, one cache-line round trip per message (back-to-
-      // back small broadcasts). No deadlock: the consumer takes every message it has a receive
-      // for, and it cannot be waiting for one not yet in the ring without having a receive posted
-      // for each message in it (matching is in order), so it empties the ring.
+      // Re-read the consumer's tail only when our cached one says the ring is full. A send goes
+      // into the ring as soon as one slot is free: waiting for more (tried: half the ring, to
+      // batch the cache-line transfers) can deadlock, since a consumer that has taken what it
+      // needs may be waiting on a third rank that waits for this very send to complete.
       if (pr.outHead - pr.outTail >= static_cast<uint64_t>(opt.slots)) {
         pr.outTail = pr.out->tail.load(std::memory_order_acquire);
-        if (pr.outHead - pr.outTail > static_cast<uint64_t>(opt.slots / 2)) break;
+        if (pr.outHead - pr.outTail >= static_cast<uint64_t>(opt.slots)) break;
       }
       PendingSend& s = pr.sends.front();
       char* slot = pr.outSlots + (pr.outHead & slotMask()) * opt.slotBytes;
@@ -345,14 +343,10 @@ struct ShmTransport::Impl {
     Peer& pr = peers[p];
     uint64_t tail = pr.in->tail.load(std::memory_order_relaxed);
     const uint64_t startTail = tail;
-    bool cmaCompleted = false, empty = false;
     for (;;) {
       const char* slot = pr.inSlots + (tail & slotMask()) * opt.slotBytes;
       const SlotHeader* h = reinterpret_cast<const SlotHeader*>(slot);
-      if (h->stamp.load(std::memory_order_acquire) != tail + 1) {  // not published yet
-        empty = true;
-        break;
-      }
+      if (h->stamp.load(std::memory_order_acquire) != tail + 1) break;  // not published yet
       if (h->seq < pr.recvBase) return fail(internalError("rank %d: shm ring from rank %d out of order", rank, p));
       uint64_t idx = h->seq - pr.recvBase;
       if (idx >= pr.recvs.size()) break;  // its receive is not posted yet
@@ -376,7 +370,6 @@ struct ShmTransport::Impl {
         TRELLIS_TRY_CTX(pull(h, r.buf), formatString("rank %d: single-copy receive from rank %d", rank, p));
         r.got = r.total;
         pr.in->cmaDone.fetch_add(1, std::memory_order_release);
-        cmaCompleted = true;
       } else {
         // offset > total first: offset + len could wrap around.
         if (h->len > payloadMax() || h->offset > r.total || h->len > r.total - h->offset)
@@ -395,13 +388,10 @@ struct ShmTransport::Impl {
         ++pr.recvBase;
       }
     }
-    // Tell the producer (ring its doorbell if it sleeps) when it can make progress: a single-copy
-    // send of its completed, or its ring is empty or has had another half of it freed (a producer
-    // that found the ring full waits for half of it, pushSends). Not for every freed slot: a
-    // producer asleep on a full ring would be woken, with a system call here, once per message.
-    // (cmaDone is bumped before tail: a sleeper that sees tail sees it.)
-    const uint64_t half = std::max<uint64_t>(1, static_cast<uint64_t>(opt.slots) / 2);
-    if (tail != startTail && (cmaCompleted || empty || tail / half != startTail / half)) ring(pr.peerSeg, pr.in->tail);
+    // Every freed slot can let a producer that sleeps on a full ring go on (it pushes as soon as one
+    // slot is free), and a single-copy completion frees its sender: ring (a system call only when
+    // the producer sleeps; cmaDone is bumped before tail: a sleeper that sees tail sees it).
+    if (tail != startTail) ring(pr.peerSeg, pr.in->tail);
     return Status::ok();
   }
 
@@ -413,7 +403,7 @@ struct ShmTransport::Impl {
       uint64_t inHead = pr.in->head.load(std::memory_order_seq_cst);
       uint64_t outTail = pr.out->tail.load(std::memory_order_seq_cst);
       if (!pr.recvs.empty() && pr.in->tail.load(std::memory_order_relaxed) < inHead) return true;
-      if (!pr.sends.empty() && pr.outHead - outTail <= static_cast<uint64_t>(opt.slots / 2)) return true;
+      if (!pr.sends.empty() && pr.outHead - outTail < static_cast<uint64_t>(opt.slots)) return true;
       if (!pr.cmaWaiting.empty() && pr.cmaWaiting.front().first <= pr.out->cmaDone.load(std::memory_order_acquire))
         return true;
     }
