@@ -4,6 +4,7 @@
 // pairs local rank i with rail 1-i (slots differ from local ranks). Forced through TRELLIS_ALGO and
 // chosen automatically; ranks as threads (and as processes for one layout).
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -40,8 +41,10 @@ std::string writeTopology(bool crossed) {
     {"id": 4, "kind": "gpu", "parent": 3, "busid": "0000:21:00.0", "dev": 1, "sm": 90},
     {"id": 5, "kind": "nic", "parent": 3, "busid": "0000:22:00.0", "ports": [{"name": "emu_r0", "netdev": "emu_r0"}]},
     {"id": 6, "kind": "nic", "parent": 1, "busid": "0000:12:00.0", "ports": [{"name": "emu_r1", "netdev": "emu_r1"}]}]})";
-  std::string path =
-      ::testing::TempDir() + (crossed ? "trellis_topo_crossed.json" : "trellis_topo_rails.json");
+  // Per process: ctest runs other cases of this file at the same time, and a shared path was
+  // truncated by one while another's ranks read it ("empty file").
+  std::string path = ::testing::TempDir() + (crossed ? "trellis_topo_crossed." : "trellis_topo_rails.") +
+                     std::to_string(getpid()) + ".json";
   std::ofstream(path) << (crossed ? cross : straight);
   return path;
 }
@@ -129,6 +132,7 @@ TEST_P(TopoAlgoTest, MatchesReference) {
       p.layout->hostOf, p.mode,
       [&](trellisComm_t c, int r, int nr) { return runAll(c, r, nr, cases); }, files);
   EXPECT_TRUE(findParam("TRELLIS_ALGO")->setOverride("").isOk());
+  if (!files.empty()) std::remove(files[0].c_str());
   EXPECT_EQ(err, "") << p.layout->name << " " << p.spec << ": " << cases.size() << " cases";
 }
 
