@@ -311,10 +311,10 @@ Decision Tuner::select(const algos::CollArgs& args) {
   std::lock_guard<std::mutex> l(mu_);
   auto it = cache_.find(key);
   const bool fresh = it == cache_.end();
-  if (fresh) it = cache_.emplace(key, decideAt(args.coll, modelBytesOf(bytes), inPlace, mask)).first;
+  const double modelBytes = modelBytesOf(bytes);
+  if (fresh) it = cache_.emplace(key, decideAt(args.coll, modelBytes, inPlace, mask)).first;
   if (fast != nullptr) fast->store(&it->second, std::memory_order_release);  // the map's nodes stay put
   if (fresh) {
-    const double modelBytes = modelBytesOf(bytes);
     if (logEnabled(LogLevel::kInfo, Subsys::kTuner)) {
       const Decision& x = it->second;
       TRELLIS_INFO(kTuner, "%s %s%s on %d ranks (bucket ~%s): %s%s%s (%s, predicted %s)%s%s%s", algos::collName(args.coll),
